@@ -1,0 +1,212 @@
+"""The Supervised Contrastive loss (Khosla et al., 2020), with SimCLR's NT-Xent as the no-label case.
+
+Notation used in comments: B samples, V views each, N = B*V views in all, D feature size,
+Na anchors (N when contrast_mode="all", B when "one"). Views are laid out view-major, so
+row n of the flattened features is view n // B of sample n % B; anchors are the first Na rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+VARIANTS = ("out", "in")
+CONTRAST_MODES = ("all", "one")
+
+
+def supcon_loss(
+    features: Tensor,
+    labels: Tensor | None = None,
+    mask: Tensor | None = None,
+    *,
+    temperature: float = 0.1,
+    variant: str = "out",
+    contrast_mode: str = "all",
+    positives_cap: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Supervised contrastive loss, averaged over anchors that have at least one positive.
+
+    Args:
+        features: ``[B, V, D]`` (B samples, V views) or ``[N, D]`` (one view each). L2-normalised
+            here, so the scale of each row does not matter.
+        labels: ``[B]`` integer class of each sample. Views of samples with equal labels are
+            positives of one another.
+        mask: ``[B, B]`` 0/1 (or bool) matrix; ``mask[i, j]`` says the views of sample j are
+            positives for the views of sample i. Give ``labels`` or ``mask``, never both. With
+            neither, each sample's other views are its only positives (SimCLR's NT-Xent).
+        temperature: tau in ``exp(z_i . z_j / tau)``; no other rescaling is applied.
+        variant: ``"out"`` (L_out, the paper's: mean over positives outside the log) or ``"in"``.
+        contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
+        positives_cap: keep at most this many positives per anchor, drawn at random (the paper's
+            supplementary Table 5); dropped positives leave the denominator as well.
+        generator: random source for ``positives_cap``.
+
+    Returns:
+        A scalar float32 (float64 for float64 input) tensor. Anchors with no positive are left out
+        of the mean; if none has one the result is 0.0 and its gradient is zero.
+
+    Raises:
+        ValueError: on wrong shapes, dtypes, non-finite features or unknown options; the message
+            names the argument and what was seen.
+    """
+    z, pos = _prepare(features, labels, mask, temperature, variant, contrast_mode, positives_cap)
+    num_anchors = pos.shape[0]
+    keep_in_denominator = None
+    if positives_cap is not None:
+        pos, dropped = _cap_positives(pos, positives_cap, generator)
+        keep_in_denominator = ~dropped
+
+    has_positive = pos.any(dim=1)
+    if not bool(has_positive.any()):
+        # Zero that stays attached to the graph, so backward() works and gives zero gradients.
+        return features.sum() * 0.0
+    anchor_rows = has_positive.nonzero().squeeze(1)
+    pos = pos[anchor_rows]  # [Na', N]
+    if keep_in_denominator is not None:
+        keep_in_denominator = keep_in_denominator[anchor_rows]
+
+    compute_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
+    logits = (z[:num_anchors][anchor_rows] @ z.T).to(compute_dtype) / temperature  # [Na', N]
+    per_anchor = _loss_from_logits(logits, pos, anchor_rows, keep_in_denominator, variant)
+    return per_anchor.mean()
+
+
+def _loss_from_logits(
+    logits: Tensor, pos: Tensor, self_cols: Tensor, keep: Tensor | None, variant: str
+) -> Tensor:
+    """Per-anchor loss from anchor-vs-all logits; every row has at least one positive."""
+    excluded = torch.zeros_like(pos)
+    excluded[torch.arange(len(self_cols), device=pos.device), self_cols] = True
+    if keep is not None:
+        excluded |= ~keep
+    # log of the softmax denominator over A(i): every other (non-dropped) view.
+    log_denominator = torch.logsumexp(logits.masked_fill(excluded, -math.inf), dim=1)
+    num_pos = pos.sum(dim=1).to(logits.dtype)
+    if variant == "out":
+        mean_pos_logit = torch.where(pos, logits, torch.zeros_like(logits)).sum(dim=1) / num_pos
+        return log_denominator - mean_pos_logit
+    log_mean_pos = torch.logsumexp(logits.masked_fill(~pos, -math.inf), dim=1) - num_pos.log()
+    return log_denominator - log_mean_pos
+
+
+def _cap_positives(pos: Tensor, cap: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Keep at most ``cap`` random positives per row; return (kept, dropped) boolean masks."""
+    if cap >= pos.shape[1]:
+        return pos, torch.zeros_like(pos)
+    scores = torch.rand(pos.shape, generator=generator, device="cpu").to(pos.device)
+    scores = scores.masked_fill(~pos, -1.0)
+    chosen = torch.zeros_like(pos)
+    chosen.scatter_(1, scores.topk(cap, dim=1).indices, True)
+    kept = pos & chosen
+    return kept, pos & ~kept
+
+
+def _prepare(features, labels, mask, temperature, variant, contrast_mode, positives_cap):
+    """Validate arguments; return normalised views ``z`` [N, D] and the positives mask [Na, N]."""
+    if not isinstance(features, Tensor):
+        raise ValueError(f"features must be a torch.Tensor, got {type(features).__name__}")
+    if features.dim() not in (2, 3):
+        raise ValueError(
+            f"features must be [B, V, D] or [N, D], got shape {tuple(features.shape)}"
+        )
+    if not features.is_floating_point():
+        raise ValueError(f"features must be floating point, got dtype {features.dtype}")
+    if features.numel() == 0:
+        raise ValueError(f"features must not be empty, got shape {tuple(features.shape)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError(
+            f"features contain NaN or inf (shape {tuple(features.shape)}); check the encoder "
+            "output or lower the learning rate"
+        )
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if contrast_mode not in CONTRAST_MODES:
+        raise ValueError(f"contrast_mode must be one of {CONTRAST_MODES}, got {contrast_mode!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    if positives_cap is not None and (
+        isinstance(positives_cap, bool) or not isinstance(positives_cap, int) or positives_cap < 1
+    ):
+        raise ValueError(f"positives_cap must be None or an int >= 1, got {positives_cap!r}")
+
+    if features.dim() == 2:
+        features = features.unsqueeze(1)  # [N, D] -> [N, 1, D]
+    batch, views, _ = features.shape
+    same = _positive_pairs(labels, mask, batch, features.device)  # [B, B] bool
+
+    # view-major flattening: row v*B + b holds view v of sample b
+    z = F.normalize(features.transpose(0, 1).reshape(batch * views, -1), dim=1)
+    num_anchors = batch if contrast_mode == "one" else batch * views
+    sample_of = torch.arange(batch * views, device=features.device) % batch
+    pos = same[sample_of[:num_anchors]][:, sample_of]  # [Na, N]
+    pos[torch.arange(num_anchors), torch.arange(num_anchors)] = False  # never its own positive
+    return z, pos
+
+
+def _positive_pairs(labels, mask, batch: int, device) -> Tensor:
+    if labels is not None and mask is not None:
+        raise ValueError("pass labels or mask, not both")
+    if labels is not None:
+        if not isinstance(labels, Tensor):
+            raise ValueError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        if labels.dim() != 1 or labels.shape[0] != batch:
+            raise ValueError(
+                f"labels must have shape [{batch}] to match features, got {tuple(labels.shape)}"
+            )
+        if labels.is_floating_point() or labels.is_complex():
+            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        labels = labels.to(device)
+        return labels[:, None] == labels[None, :]
+    if mask is not None:
+        if not isinstance(mask, Tensor):
+            raise ValueError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+        if mask.shape != (batch, batch):
+            raise ValueError(
+                f"mask must have shape [{batch}, {batch}] to match features, got {tuple(mask.shape)}"
+            )
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask must hold only 0/1 (or bool) values")
+        return mask.to(device=device, dtype=torch.bool)
+    return torch.eye(batch, dtype=torch.bool, device=device)
+
+
+class SupConLoss(torch.nn.Module):
+    """``nn.Module`` wrapper of :func:`supcon_loss`; options are fixed at construction."""
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        variant: str = "out",
+        contrast_mode: str = "all",
+        positives_cap: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.variant = variant
+        self.contrast_mode = contrast_mode
+        self.positives_cap = positives_cap
+
+    def forward(
+        self, features: Tensor, labels: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        return supcon_loss(
+            features,
+            labels,
+            mask,
+            temperature=self.temperature,
+            variant=self.variant,
+            contrast_mode=self.contrast_mode,
+            positives_cap=self.positives_cap,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature}, variant={self.variant!r}, "
+            f"contrast_mode={self.contrast_mode!r}, positives_cap={self.positives_cap}"
+        )
