@@ -1,0 +1,307 @@
+"""Typed run configuration: dataclasses with validation, YAML presets and dotted ``key=value`` overrides.
+
+A run is described by one :class:`Config`. It is built once (preset -> file -> overrides ->
+method defaults), validated, saved next to the outputs, and never mutated during the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "configs"
+METHODS = ("supcon", "simclr", "ce")
+OPTIMIZERS = ("sgd", "lars", "rmsprop", "adamw")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or file is wrong; the message says which and what is valid."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"
+    """Registered data set name, or a folder of images in ImageFolder layout."""
+    data_dir: str | None = None
+    """Where the data set's files are (else $SUPCON_DATA, the Debian path, then download)."""
+    val_fraction: float = 0.1
+    """Share of the training split held out (stratified, seeded) for model selection."""
+    augmentation: str | None = None
+    """Augmentation policy; None = the method's default (simaugment; crop-flip for ce)."""
+    n_views: int | None = None
+    """Views per image; None = the method's default (2 contrastive, 1 for ce)."""
+    per_class: int | None = None
+    """If set, class-balanced batches holding this many samples of each class."""
+    num_workers: int = 2
+    """DataLoader worker processes (0 = load in the main process)."""
+    strict: bool = False
+    """Fail on unreadable image files instead of skipping them with a warning."""
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "small-resnet"
+    """Encoder name from the registry (`supcon.models.list_encoders()`)."""
+    head: str = "mlp"
+    """Projection head for contrastive methods: mlp (the paper's) or linear."""
+    feat_dim: int = 128
+    """Output size of the projection head."""
+
+
+@dataclass
+class LossConfig:
+    temperature: float | None = None
+    """tau; None = the method's default (0.1 SupCon, 0.5 SimCLR)."""
+    variant: str = "out"
+    """SupCon variant: out (L_out, the paper's) or in (L_in)."""
+    positives_cap: int | None = None
+    """Keep at most this many random positives per anchor (paper, supplementary Table 5)."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing (ce only)."""
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    """Optimizer: sgd (with momentum), lars, rmsprop or adamw."""
+    lr: float | None = None
+    """Peak learning rate; None = the method's default (0.05 contrastive, 0.1 ce)."""
+    scale_lr: bool = False
+    """Multiply lr by batch_size / 256 (the paper's linear scaling rule)."""
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    """Linear warm-up length, then cosine decay to zero (both by global step)."""
+    grad_clip: float | None = None
+    """Clip the global gradient norm to this value."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 256
+    seed: int = 0
+    device: str = "auto"
+    """auto (cuda when available), cpu, or cuda[:i]."""
+    precision: str = "fp32"
+    """fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA)."""
+    channels_last: bool = False
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    checkpoint_every_steps: int = 0
+    """Also checkpoint every K steps (0 = only at the end of each epoch)."""
+    online_probe: bool = True
+    """Train a linear probe on detached features during pre-training (display only)."""
+
+
+@dataclass
+class LinearConfig:
+    """Stage 2: linear classifier on the frozen encoder (contrastive methods)."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.1
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Config:
+    method: str = "supcon"
+    """supcon, simclr or ce."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    linear: LinearConfig = field(default_factory=LinearConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "supcon": {"loss.temperature": 0.1, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
+    "simclr": {"loss.temperature": 0.5, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
+    "ce": {"loss.temperature": 0.1, "optim.lr": 0.1, "data.augmentation": "crop-flip", "data.n_views": 1},
+}
+
+
+def build_config(
+    preset: str | None = None, overrides: dict[str, Any] | None = None, dotted: list[str] | None = None
+) -> Config:
+    """Make a validated Config: defaults <- preset/file <- ``overrides`` <- ``dotted`` ``key=value``.
+
+    ``preset`` is a file path or the name of a file in ``supcon/configs`` (without ``.yaml``).
+    Fields left as None are then filled from the method's defaults (``METHOD_DEFAULTS``).
+    """
+    cfg = Config()
+    if preset is not None:
+        _apply_nested(cfg, _read_yaml(preset), where=str(preset))
+    for key, value in (overrides or {}).items():
+        set_value(cfg, key, value)
+    for item in dotted or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. optim.lr=0.1)")
+        set_value(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return resolve(cfg)
+
+
+def resolve(cfg: Config) -> Config:
+    """Fill method defaults into fields left as None, then validate; returns a new Config."""
+    cfg = from_dict(cfg.to_dict())
+    if cfg.method not in METHODS:
+        raise ConfigError(_choice_message("method", cfg.method, METHODS))
+    for key, value in METHOD_DEFAULTS[cfg.method].items():
+        if get_value(cfg, key) is None:
+            set_value(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Range and choice checks that types alone do not catch."""
+    checks = [
+        (cfg.optim.name in OPTIMIZERS, _choice_message("optim.name", cfg.optim.name, OPTIMIZERS)),
+        (cfg.train.precision in PRECISIONS, _choice_message("train.precision", cfg.train.precision, PRECISIONS)),
+        (cfg.loss.variant in ("out", "in"), _choice_message("loss.variant", cfg.loss.variant, ("out", "in"))),
+        (cfg.model.head in ("mlp", "linear"), _choice_message("model.head", cfg.model.head, ("mlp", "linear"))),
+        (cfg.train.epochs >= 1, f"train.epochs must be >= 1, got {cfg.train.epochs}"),
+        (cfg.train.batch_size >= 2, f"train.batch_size must be >= 2, got {cfg.train.batch_size}"),
+        (cfg.linear.epochs >= 1, f"linear.epochs must be >= 1, got {cfg.linear.epochs}"),
+        (cfg.linear.batch_size >= 1, f"linear.batch_size must be >= 1, got {cfg.linear.batch_size}"),
+        (cfg.optim.lr is not None and cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),
+        (cfg.linear.lr > 0, f"linear.lr must be > 0, got {cfg.linear.lr}"),
+        (cfg.loss.temperature is not None and cfg.loss.temperature > 0,
+         f"loss.temperature must be > 0, got {cfg.loss.temperature}"),
+        (0.0 <= cfg.data.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}"),
+        (cfg.data.n_views is not None and cfg.data.n_views >= 1, f"data.n_views must be >= 1, got {cfg.data.n_views}"),
+        (cfg.data.num_workers >= 0, f"data.num_workers must be >= 0, got {cfg.data.num_workers}"),
+        (cfg.optim.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {cfg.optim.warmup_epochs}"),
+        (cfg.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay}"),
+        (cfg.train.checkpoint_every_steps >= 0,
+         f"train.checkpoint_every_steps must be >= 0, got {cfg.train.checkpoint_every_steps}"),
+        (cfg.model.feat_dim >= 1, f"model.feat_dim must be >= 1, got {cfg.model.feat_dim}"),
+        (cfg.loss.positives_cap is None or cfg.loss.positives_cap >= 1,
+         f"loss.positives_cap must be >= 1 or null, got {cfg.loss.positives_cap}"),
+        (cfg.data.per_class is None or 1 <= cfg.data.per_class <= cfg.train.batch_size,
+         f"data.per_class must be in [1, train.batch_size], got {cfg.data.per_class}"),
+        (cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {cfg.optim.grad_clip}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def get_value(cfg: Config, key: str) -> Any:
+    node, name = _walk(cfg, key)
+    return getattr(node, name)
+
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    """Set a dotted key (e.g. ``optim.lr``) after checking the value against the field's type."""
+    node, name = _walk(cfg, key)
+    hint = typing.get_type_hints(type(node))[name]
+    setattr(node, name, _coerce(key, value, hint))
+
+
+def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    cfg = Config()
+    _apply_nested(cfg, data, where)
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path) -> Config:
+    return resolve(from_dict(_read_yaml(str(path)), where=str(path)))
+
+
+def _read_yaml(preset: str) -> dict[str, Any]:
+    path = Path(preset)
+    if not path.is_file():
+        named = PRESET_DIR / f"{preset}.yaml"
+        if not named.is_file():
+            raise ConfigError(
+                f"config {preset!r} is neither a file nor a preset; presets: {', '.join(list_presets())}"
+            )
+        path = named
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _apply_nested(cfg: Config, data: dict[str, Any], where: str, prefix: str = "") -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        node, name = _walk(cfg, dotted)
+        if dataclasses.is_dataclass(getattr(node, name)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {dotted} must be a mapping, got {value!r}")
+            _apply_nested(cfg, value, where, prefix=f"{dotted}.")
+        else:
+            set_value(cfg, dotted, value)
+
+
+def _walk(cfg: Config, key: str) -> tuple[Any, str]:
+    parts = key.split(".")
+    node: Any = cfg
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(node)]
+        if part not in names:
+            here = ".".join(parts[:depth])
+            valid = [f"{here}.{n}" if here else n for n in names]
+            raise ConfigError(_choice_message("config key", key, valid, shown=".".join(parts[: depth + 1])))
+        if depth < len(parts) - 1:
+            node = getattr(node, part)
+            if not dataclasses.is_dataclass(node):
+                raise ConfigError(f"config key {key!r}: {'.'.join(parts[: depth + 1])} has no sub-keys")
+    return node, parts[-1]
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a field type (allowing int for float and None for Optional)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    options = typing.get_args(hint) if union else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{key} may not be null")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise ConfigError(f"{key} must be {names}, got {value!r}")
+
+
+def _choice_message(what: str, value: Any, valid, shown: str | None = None) -> str:
+    shown = shown or str(value)
+    close = difflib.get_close_matches(shown, list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {value!r}{hint}; valid: {', '.join(map(str, valid))}"

@@ -1,0 +1,99 @@
+"""Stage 2: a linear classifier on frozen encoder representations, chosen on the validation split.
+
+Representations are computed once (no augmentation) and the classifier is trained on them with
+the shared training loop; this makes the stage seconds on a CPU and independent of the encoder's
+train/eval state, which is never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..config import LinearConfig
+from .loop import LoopSpec, Position, train_loop
+from .optim import set_lr
+
+
+@dataclass
+class LinearResult:
+    classifier: nn.Module
+    best_epoch: int
+    val_top1: float
+    history: list[dict[str, float]]
+
+
+def topk_accuracy(logits: Tensor, labels: Tensor, k: int = 1) -> float:
+    """Share (in %) of rows whose label is among the ``k`` highest scores (k capped at #classes)."""
+    k = min(k, logits.shape[1])
+    hits = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
+    return 100.0 * hits.float().mean().item()
+
+
+def fit_linear(
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    num_classes: int,
+    cfg: LinearConfig,
+    seed: int = 0,
+    on_epoch=None,
+) -> LinearResult:
+    """Train ``nn.Linear`` on ``train`` features with SGD + cosine; keep the epoch best on ``val``.
+
+    ``train``/``val`` are ``(features [n, F], labels [n])``. Features are standardised with the
+    training mean/std (folded into the returned classifier), which makes one learning rate fit
+    encoders of any scale.
+    """
+    feats, labels = train
+    mean, std = feats.mean(0), feats.std(0).clamp_min(1e-6)
+    classifier = nn.Linear(feats.shape[1], num_classes)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        classifier.reset_parameters()
+    optimizer = torch.optim.SGD(classifier.parameters(), lr=cfg.lr, momentum=0.9,
+                                weight_decay=cfg.weight_decay)
+    x = (feats - mean) / std
+    xv = (val[0] - mean) / std
+    n = x.shape[0]
+    steps = max(1, -(-n // cfg.batch_size))
+
+    def epoch_batches(epoch: int, start: int):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        for i in range(start, steps):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            yield x[idx], labels[idx]
+
+    def step_fn(batch):
+        inputs, targets = batch
+        return {"loss": nn.functional.cross_entropy(classifier(inputs), targets)}
+
+    best = {"top1": -1.0, "epoch": 0, "state": None}
+    history: list[dict[str, float]] = []
+
+    def after_epoch(position: Position, summary: dict[str, float]) -> None:
+        with torch.no_grad():
+            top1 = topk_accuracy(classifier(xv), val[1]) if len(xv) else 0.0
+        history.append({"epoch": position.epoch, "loss": summary["loss"], "val_top1": top1})
+        if top1 > best["top1"]:
+            best.update(top1=top1, epoch=position.epoch, state=copy.deepcopy(classifier.state_dict()))
+        if on_epoch is not None:
+            on_epoch(position, {**summary, "val_top1": top1})
+
+    spec = LoopSpec(epochs=cfg.epochs, steps_per_epoch=steps, peak_lr=cfg.lr)
+    set_lr(optimizer, cfg.lr)
+    train_loop(classifier, step_fn, epoch_batches, optimizer, spec, Position(), on_epoch=after_epoch,
+               stage="linear")
+    classifier.load_state_dict(best["state"])
+    return LinearResult(_fold_standardisation(classifier, mean, std), best["epoch"], best["top1"], history)
+
+
+def _fold_standardisation(classifier: nn.Linear, mean: Tensor, std: Tensor) -> nn.Linear:
+    """Return a Linear on raw features equal to ``classifier((x - mean) / std)``."""
+    folded = nn.Linear(classifier.in_features, classifier.out_features)
+    with torch.no_grad():
+        folded.weight.copy_(classifier.weight / std)
+        folded.bias.copy_(classifier.bias - (classifier.weight / std) @ mean)
+    return folded

@@ -1,0 +1,47 @@
+"""Encoder export for downstream use: weights as safetensors plus a small JSON of how to rebuild it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+ENCODER_WEIGHTS = "encoder.safetensors"
+ENCODER_META = "encoder.json"
+
+
+def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``encoder.safetensors`` and ``encoder.json`` (``meta`` must name ``encoder`` and
+    ``in_channels``; anything else, e.g. normalisation statistics, rides along)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp = folder / f".{ENCODER_WEIGHTS}.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / ENCODER_WEIGHTS)
+    (folder / ENCODER_META).write_text(json.dumps(meta, indent=2))
+    return folder / ENCODER_WEIGHTS
+
+
+def load_encoder(path: str | Path) -> nn.Module:
+    """Rebuild an exported encoder in eval mode.
+
+    ``path`` is a run folder, or an ``encoder.safetensors`` file with ``encoder.json`` beside it.
+    The encoder maps ``[B, C, H, W]`` images (normalised as in ``encoder.json``) to
+    ``[B, num_features]`` representations; its metadata is on ``encoder.supcon_meta``.
+    """
+    from .models import create_encoder
+
+    path = Path(path)
+    weights = path / ENCODER_WEIGHTS if path.is_dir() else path
+    meta_path = weights.with_name(ENCODER_META)
+    if not weights.is_file() or not meta_path.is_file():
+        raise FileNotFoundError(f"no {ENCODER_WEIGHTS} with {ENCODER_META} beside it at {path}")
+    meta = json.loads(meta_path.read_text())
+    encoder = create_encoder(meta["encoder"], in_channels=meta["in_channels"], **meta.get("encoder_kwargs", {}))
+    encoder.load_state_dict(load_file(str(weights)))
+    encoder.supcon_meta = meta
+    return encoder.eval()

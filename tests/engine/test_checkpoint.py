@@ -1,0 +1,56 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from supcon.engine import checkpoint as ck
+
+
+def test_round_trip_keeps_tensors_rng_and_plain_values(tmp_path):
+    torch.manual_seed(3)
+    state = {"model": {"w": torch.randn(3, 2)}, "position": {"epoch": 2, "batch": 5, "step": 17},
+             "rng": ck.rng_state(), "config": {"method": "supcon", "optim": {"lr": 0.1}}}
+    expected_next = torch.rand(4)
+    ck.save_checkpoint(state, tmp_path / "c.pt")
+    loaded = ck.load_checkpoint(tmp_path / "c.pt")
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"])
+    assert loaded["position"] == state["position"] and loaded["config"] == state["config"]
+    ck.set_rng_state(loaded["rng"])
+    assert torch.equal(torch.rand(4), expected_next)
+
+
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    ck.save_checkpoint({"v": torch.tensor(1)}, path)
+
+    def exploding_save(obj, f):
+        f.write(b"partial garbage")
+        raise KeyboardInterrupt  # a kill in the middle of the write
+
+    monkeypatch.setattr(ck.torch, "save", exploding_save)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint({"v": torch.tensor(2)}, path)
+    monkeypatch.undo()
+    assert ck.load_checkpoint(path)["v"].item() == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
+
+
+def test_torn_and_malicious_files_are_refused(tmp_path):
+    torn = tmp_path / "torn.pt"
+    ck.save_checkpoint({"v": torch.arange(1000)}, torn)
+    data = torn.read_bytes()
+    torn.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ck.CheckpointError, match="unreadable"):
+        ck.load_checkpoint(torn)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"x": Evil()}))
+    with pytest.raises(ck.CheckpointError, match="unreadable"):
+        ck.load_checkpoint(evil)
+    with pytest.raises(ck.CheckpointError, match="no checkpoint"):
+        ck.load_checkpoint(tmp_path / "missing.pt")

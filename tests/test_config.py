@@ -1,0 +1,72 @@
+import pytest
+import yaml
+
+from supcon.config import Config, ConfigError, build_config, list_presets, load_config, save_config
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_shipped_preset_validates(preset):
+    cfg = build_config(preset)
+    assert cfg.method in ("supcon", "simclr", "ce")
+    assert cfg.optim.lr > 0 and cfg.loss.temperature > 0 and cfg.data.n_views >= 1
+
+
+def test_paper_cifar_recipe_values():
+    cfg = build_config("cifar10-supcon")
+    assert (cfg.model.encoder, cfg.train.batch_size, cfg.optim.lr, cfg.loss.temperature, cfg.train.epochs) == (
+        "resnet50", 1024, 0.5, 0.1, 1000)
+
+
+def test_method_defaults_fill_only_unset_fields():
+    assert build_config(None, overrides={"method": "simclr"}).loss.temperature == 0.5
+    assert build_config(None, overrides={"method": "ce"}).data.n_views == 1
+    cfg = build_config(None, overrides={"method": "simclr"}, dotted=["loss.temperature=0.2"])
+    assert cfg.loss.temperature == 0.2
+
+
+def test_dotted_overrides_are_typed():
+    cfg = build_config(None, dotted=["optim.lr=0.3", "train.epochs=7", "data.per_class=4", "train.compile=true"])
+    assert (cfg.optim.lr, cfg.train.epochs, cfg.data.per_class, cfg.train.compile) == (0.3, 7, 4, True)
+    assert isinstance(build_config(None, dotted=["optim.lr=1"]).optim.lr, float)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lrr=0.1", r"unknown config key 'optim.lrr' \(did you mean 'optim.lr'\?\)"),
+    ("nope=1", "unknown config key 'nope'"),
+    ("optim.lr=fast", "optim.lr must be float or null, got 'fast'"),
+    ("train.epochs=1.5", "train.epochs must be int, got 1.5"),
+    ("train.epochs=0", "train.epochs must be >= 1"),
+    ("optim.name=adam", "unknown optim.name 'adam'"),
+    ("method=supcn", "did you mean 'supcon'"),
+    ("train.seed", "is not key=value"),
+    ("loss.temperature=-1", "loss.temperature must be > 0"),
+    ("train.batch_size=null", "train.batch_size may not be null"),
+])
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(None, dotted=[override])
+
+
+def test_yaml_file_round_trip(tmp_path):
+    cfg = build_config(None, dotted=["method=ce", "optim.lr=0.2", "data.name=digits"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert build_config(str(tmp_path / "c.yaml")) == cfg
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="neither a file nor a preset"):
+        build_config("no-such-preset")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        build_config(str(bad))
+    bad.write_text(yaml.safe_dump({"optim": 3}))
+    with pytest.raises(ConfigError, match="optim must be a mapping"):
+        build_config(str(bad))
+
+
+def test_config_is_not_mutated_by_building():
+    base = Config()
+    build_config(None, dotted=["optim.lr=0.9"])
+    assert base.optim.lr is None and Config().optim.lr is None
