@@ -1,0 +1,39 @@
+"""Data: registered data sets and image folders, augmentation policies, multi-view batches,
+a class-balanced sampler and the DataLoader that ties them together (docs/internals.md)."""
+
+from .base import (
+    DataError,
+    DatasetInfo,
+    ImageDataset,
+    Splits,
+    TensorImageDataset,
+    derive_seed,
+    stratified_split,
+)
+from .folder import FileImageDataset
+from .loader import EpochDataLoader, build_loader
+from .registry import list_datasets, load_dataset
+from .sampler import EpochBatchSampler
+from .transforms import POLICIES, Policy, build_transform
+from .views import AugmentedDataset, MultiView
+
+__all__ = [
+    "POLICIES",
+    "AugmentedDataset",
+    "DataError",
+    "DatasetInfo",
+    "EpochBatchSampler",
+    "EpochDataLoader",
+    "FileImageDataset",
+    "ImageDataset",
+    "MultiView",
+    "Policy",
+    "Splits",
+    "TensorImageDataset",
+    "build_loader",
+    "build_transform",
+    "derive_seed",
+    "list_datasets",
+    "load_dataset",
+    "stratified_split",
+]

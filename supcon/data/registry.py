@@ -1,0 +1,133 @@
+"""`load_dataset`: a registered name or an image folder -> train / val / test splits + info.
+
+Where registered sets are looked for, in order: ``data_dir``, ``$SUPCON_DATA``, Debian's
+``/usr/share/datasets/<name>`` (Fashion-MNIST), then torchvision's download into the first of
+``data_dir``, ``$SUPCON_DATA``, ``~/.cache/supcon/data`` (only with ``download=True``).
+A registered name wins over a folder of the same name; write ``./digits`` for the folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from . import torchvision_sets as tvs
+from .base import DataError, DatasetInfo, SourceData, Splits, channel_stats, stratified_split
+from .folder import load_folder
+
+logger = logging.getLogger(__name__)
+
+REGISTRY: dict[str, Callable[..., SourceData]] = {
+    "fashion-mnist": tvs.load_fashion_mnist,
+    "mnist": tvs.load_mnist,
+    "cifar10": tvs.load_cifar10,
+    "cifar100": tvs.load_cifar100,
+    "svhn": tvs.load_svhn,
+    "stl10": tvs.load_stl10,
+    "digits": tvs.load_digits,
+}
+TEST_SEED = 0  # a carved test split is a property of the data, not of the run's seed
+DEFAULT_CACHE = Path("~/.cache/supcon/data")
+
+
+def list_datasets() -> list[str]:
+    """The registered data set names."""
+    return sorted(REGISTRY)
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_ ]", "", name.lower())
+
+
+def _registered(name: str) -> str | None:
+    """The registered name that ``name`` spells (case, ``-`` and ``_`` ignored), if any."""
+    return next((n for n in REGISTRY if _key(n) == _key(name)), None)
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.startswith((".", "~"))
+
+
+def _unknown(name: str) -> DataError:
+    close = difflib.get_close_matches(_key(name), [_key(n) for n in REGISTRY], n=1, cutoff=0.5)
+    hint = f"did you mean '{_registered(close[0])}'? " if close else ""
+    return DataError(
+        f"unknown data set '{name}' and no folder of that name; {hint}"
+        f"registered: {', '.join(list_datasets())}; or give a folder path"
+    )
+
+
+def _read_source(
+    name_or_path: str | Path,
+    data_dir: str | Path | None,
+    strict: bool,
+    download: bool,
+    image_size: int | None,
+) -> tuple[str, SourceData]:
+    text = str(name_or_path)
+    name = None if isinstance(name_or_path, Path) else _registered(text)
+    if name is None:
+        path = Path(text).expanduser()
+        if path.exists() or _looks_like_path(text) or isinstance(name_or_path, Path):
+            return path.name or text, load_folder(path, strict=strict, image_size=image_size)
+        raise _unknown(text)
+    roots = [Path(data_dir).expanduser()] if data_dir is not None else []
+    env = tvs.env_root()
+    roots += [env] if env is not None else []
+    target = (roots[0] if roots else DEFAULT_CACHE.expanduser()) if download else None
+    logger.info("loading %s (search: %s; download to: %s)", name, roots, target)
+    return name, REGISTRY[name](roots, target)
+
+
+def load_dataset(
+    name_or_path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    strict: bool = False,
+    download: bool = True,
+    test_fraction: float = 0.2,
+    image_size: int | None = None,
+) -> Splits:
+    """Load a registered data set or an ImageFolder-layout folder as `Splits`.
+
+    Args:
+        name_or_path: a name from `list_datasets` or a folder (``class/*.png``, optionally under
+            ``train/`` and ``test/``).
+        data_dir: first folder to search for registered sets (see the module docstring).
+        val_fraction: share of the training split held out (stratified, seeded) as validation,
+            so model selection never looks at the test split. 0 gives an empty validation set.
+        seed: seeds the validation split (and nothing else).
+        strict: raise on an unreadable image file instead of skipping it with a warning.
+        download: let torchvision download a registered set that is found nowhere.
+        test_fraction: share carved (stratified, fixed seed) as the test split when the source
+            has none (``digits``, folders without ``test/``).
+        image_size: side the transforms output; default: the set's own (folders: median shorter
+            side, at most 224).
+
+    Raises:
+        DataError: unknown name (with the closest registered one), missing path, bad files.
+    """
+    name, src = _read_source(name_or_path, data_dir, strict, download, image_size)
+    train, test = src.train, src.test
+    if test is None:
+        keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)
+        train, test = train.subset(keep), train.subset(held)
+    keep, held = stratified_split(train.labels, val_fraction, seed)
+    train, val = train.subset(keep), train.subset(held)
+    mean, std = channel_stats(train)
+    info = DatasetInfo(
+        name=name,
+        channels=src.channels,
+        image_size=int(image_size or src.image_size),
+        num_classes=len(src.class_names),
+        class_names=tuple(src.class_names),
+        mean=mean,
+        std=std,
+    )
+    return Splits(train=train, val=val, test=test, info=info)

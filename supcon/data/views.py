@@ -1,0 +1,134 @@
+"""Multi-view transforms and the dataset wrapper that makes augmentation reproducible.
+
+`AugmentedDataset` draws every sample's randomness from a generator seeded with
+``derive_seed(seed, epoch, index)`` and nothing else, so a run resumed mid-epoch, or run with any
+number of DataLoader workers, sees exactly the same augmented images. Items may be fetched by
+index (using the epoch set with `set_epoch`) or by an ``(epoch, index)`` pair, which is what
+`build_loader` sends so that persistent worker processes never act on a stale epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .base import ImageDataset, derive_seed
+from .transforms import Policy
+
+
+class MultiView:
+    """``n_views`` independent draws of ``transform``: ``[C, H, W] -> [V, C, S, S]``.
+
+    Views differ because each takes its own random parameters; a deterministic policy
+    (``none``, or any ``train=False`` transform) gives V identical views.
+    """
+
+    def __init__(self, transform: Callable[[Tensor], Tensor], n_views: int = 2) -> None:
+        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
+            raise ValueError(f"n_views: expected an int >= 1, got {n_views!r}")
+        self.transform, self.n_views = transform, n_views
+
+    def __repr__(self) -> str:
+        return f"MultiView({self.transform!r}, n_views={self.n_views})"
+
+    def __call__(self, image: Tensor) -> Tensor:
+        if isinstance(self.transform, Policy):
+            u = torch.rand(self.n_views, self.transform.n_uniforms, dtype=torch.float64)
+            return self.transform.apply(image[None].expand(self.n_views, *image.shape), u)
+        return torch.stack([self.transform(image) for _ in range(self.n_views)])
+
+
+def _batched_form(transform) -> tuple[Policy, int, bool] | None:
+    """``(policy, views, multi)`` when ``transform`` can run on a whole batch."""
+    if isinstance(transform, Policy):
+        return transform, 1, False
+    if isinstance(transform, MultiView) and isinstance(transform.transform, Policy):
+        return transform.transform, transform.n_views, True
+    return None
+
+
+class AugmentedDataset(Dataset):
+    """``(transform(image), label)`` with randomness a function of ``(seed, epoch, index)`` only.
+
+    Args:
+        base: an `ImageDataset` (uint8 ``[C, H, W]`` images, ``.labels``).
+        transform: a `Policy`, a `MultiView` (batched: one vectorised call per batch), or any
+            callable that draws from the global torch RNG (seeded per item, then restored).
+        seed: the run's seed.
+    """
+
+    def __init__(
+        self, base: ImageDataset, transform: Callable[[Tensor], Tensor], seed: int = 0
+    ) -> None:
+        self.base, self.transform, self.seed = base, transform, int(seed)
+        self.epoch = 0
+
+    @property
+    def labels(self) -> Tensor:
+        return self.base.labels
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations of plain-index fetches follow ``epoch`` from now on."""
+        self.epoch = int(epoch)
+
+    def sample_seed(self, epoch: int, index: int) -> int:
+        return derive_seed(self.seed, epoch, index)
+
+    def _split_keys(self, keys: Sequence) -> tuple[list[int], list[int]]:
+        epochs, indices = [], []
+        for key in keys:
+            epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+            epochs.append(int(epoch))
+            indices.append(int(index))
+        return epochs, indices
+
+    def __getitem__(self, key) -> tuple[Tensor, int]:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence) -> list[tuple[Tensor, int]]:
+        """Fetch and augment several items in one go (the DataLoader calls this per batch)."""
+        epochs, indices = self._split_keys(keys)
+        images, labels = self.base.get_batch(indices)
+        form = _batched_form(self.transform)
+        if form is None:
+            out = [self._one(im, e, i) for im, e, i in zip(images, epochs, indices, strict=True)]
+        else:
+            out = self._batch(images, epochs, indices, *form)
+        return list(zip(out, labels.tolist(), strict=True))
+
+    def _batch(
+        self, images, epochs, indices, policy: Policy, views: int, multi: bool
+    ) -> list[Tensor]:
+        u = torch.cat(
+            [
+                torch.rand(
+                    views,
+                    policy.n_uniforms,
+                    dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(self.sample_seed(e, i)),
+                )
+                for e, i in zip(epochs, indices, strict=True)
+            ]
+        )
+        if isinstance(images, Tensor):
+            rep = images.repeat_interleave(views, dim=0) if views > 1 else images
+        else:
+            rep = [im for im in images for _ in range(views)]
+        out = policy.apply(rep, u)
+        out = out.reshape(len(indices), views, *out.shape[1:]) if multi else out
+        return list(out.unbind(0))
+
+    def _one(self, image: Tensor, epoch: int, index: int) -> Tensor:
+        gen = torch.default_generator
+        state = gen.get_state()
+        try:
+            gen.manual_seed(self.sample_seed(epoch, index))
+            return self.transform(image)
+        finally:  # leave the caller's (model's) random stream as it was
+            gen.set_state(state)

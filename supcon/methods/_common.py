@@ -1,0 +1,89 @@
+"""Pieces the methods share: the two model wrappers and batch-shape helpers.
+
+Each wrapper's ``forward`` does the whole computation, so that a wrapped model (DDP,
+``torch.compile``) sees every call go through its own ``forward``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor, nn
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + projection head: ``[N, C, H, W] -> (r [N, F], z [N, D])``, z unit-norm."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        r = self.encoder(images)
+        return r, self.head(r)
+
+
+class ClassifierModel(nn.Module):
+    """Encoder + linear classifier: ``[N, C, H, W] -> (r [N, F], logits [N, K])``."""
+
+    def __init__(self, encoder: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = classifier
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        r = self.encoder(images)
+        return r, self.classifier(r)
+
+
+def num_features(encoder: nn.Module) -> int:
+    """The encoder's representation size (``.num_features``), checked."""
+    dim = getattr(encoder, "num_features", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(
+            f"encoder must have an int attribute num_features >= 1, got {dim!r} "
+            f"on {type(encoder).__name__}"
+        )
+    return dim
+
+
+def check_views(images: Tensor, method: str) -> tuple[int, int]:
+    """Return (B, V) of a multi-view batch ``[B, V, C, H, W]``; raise ValueError otherwise."""
+    if not isinstance(images, Tensor) or images.dim() != 5:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"{method}: images must be [B, V, C, H, W] (multi-view), got {shape}")
+    return images.shape[0], images.shape[1]
+
+
+def full_precision(device: torch.device):
+    """Context that turns autocast off, so the loss runs in float32 under mixed precision."""
+    try:
+        return torch.autocast(device.type, enabled=False)
+    except RuntimeError:  # a device type autocast does not know: nothing to turn off
+        return contextlib.nullcontext()
+
+
+def check_contrastive_options(
+    temperature: float, head: str, feat_dim: int, variant: str = "out", contrast_mode: str = "all"
+) -> None:
+    """Fail at construction (not at the first step) on options the loss or head would refuse."""
+    from ..losses import CONTRAST_MODES, VARIANTS
+    from ..models.heads import HEAD_KINDS
+
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not (0 < temperature < float("inf"))
+    ):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    for arg, value, choices in (
+        ("head", head, HEAD_KINDS),
+        ("variant", variant, VARIANTS),
+        ("contrast_mode", contrast_mode, CONTRAST_MODES),
+    ):
+        if value not in choices:
+            raise ValueError(f"{arg} must be one of {choices}, got {value!r}")
+    if isinstance(feat_dim, bool) or not isinstance(feat_dim, int) or feat_dim < 1:
+        raise ValueError(f"feat_dim must be an int >= 1, got {feat_dim!r}")

@@ -1,0 +1,65 @@
+"""Cross-entropy baseline: the same encoder trained end to end with a linear classifier."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..models.heads import LinearClassifier
+from ._common import ClassifierModel, num_features
+
+
+class CrossEntropy:
+    """Turn a labelled single-view batch into the cross-entropy loss.
+
+    Args:
+        label_smoothing: in [0, 1); passed to ``F.cross_entropy``.
+    """
+
+    name = "ce"
+    multi_view = False
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, (int, float))
+            or not (0.0 <= label_smoothing < 1.0)
+        ):
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def build_model(self, encoder: nn.Module, num_classes: int) -> ClassifierModel:
+        """Encoder + ``LinearClassifier(num_features, num_classes)``."""
+        return ClassifierModel(encoder, LinearClassifier(num_features(encoder), num_classes))
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """images ``[B, C, H, W]`` or ``[B, 1, C, H, W]``, labels ``[B]`` ->
+        ``{"loss", "features" [B, F], "logits" [B, K]}`` (features and logits detached)."""
+        images = _single_view(images)
+        r, logits = model(images)
+        _check_labels(labels, logits)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        return {"loss": loss, "features": r.detach(), "logits": logits.detach()}
+
+
+def _single_view(images: Tensor) -> Tensor:
+    if isinstance(images, Tensor) and images.dim() == 5 and images.shape[1] == 1:
+        return images[:, 0]
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"ce: images must be [B, C, H, W] or [B, 1, C, H, W], got {shape}")
+    return images
+
+
+def _check_labels(labels: Tensor, logits: Tensor) -> None:
+    batch, classes = logits.shape
+    if not isinstance(labels, Tensor) or labels.shape != (batch,):
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"ce: labels must have shape [{batch}], got {shape}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"ce: labels must be integers, got dtype {labels.dtype}")
+    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < classes):
+        raise ValueError(
+            f"ce: labels must be in [0, {classes}), got range "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )

@@ -1,0 +1,66 @@
+"""Projection heads (encoder representation r -> normalised z) and the stage-2 linear classifier."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+HEAD_KINDS = ("mlp", "linear")
+
+
+class ProjectionHead(nn.Module):
+    """``[N, in_dim] -> [N, out_dim]`` with unit-L2-norm rows.
+
+    ``kind="mlp"``: Linear(in_dim, hidden_dim) -> [BatchNorm1d] -> ReLU -> Linear(hidden_dim,
+    out_dim), with ``hidden_dim = in_dim`` by default (the paper's head). ``kind="linear"``: one
+    Linear(in_dim, out_dim). The output is normalised because the loss compares directions only
+    (dot products of unit vectors) and downstream code (gradient caching) expects unit rows.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        kind: str = "mlp",
+        out_dim: int = 128,
+        hidden_dim: int | None = None,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if kind not in HEAD_KINDS:
+            raise ValueError(f"kind must be one of {HEAD_KINDS}, got {kind!r}")
+        hidden_dim = in_dim if hidden_dim is None else hidden_dim
+        for arg, value in (("in_dim", in_dim), ("out_dim", out_dim), ("hidden_dim", hidden_dim)):
+            _check_dim(arg, value)
+        self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
+        if kind == "linear":
+            self.net = nn.Linear(in_dim, out_dim)
+            return
+        norm = [nn.BatchNorm1d(hidden_dim)] if batch_norm else []
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim),
+            *norm,
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim),
+        )
+
+    def forward(self, r: Tensor) -> Tensor:
+        return F.normalize(self.net(r), dim=1)
+
+
+class LinearClassifier(nn.Module):
+    """Stage-2 classifier: one Linear layer, ``[N, in_dim] -> [N, num_classes]`` logits."""
+
+    def __init__(self, in_dim: int, num_classes: int) -> None:
+        super().__init__()
+        _check_dim("in_dim", in_dim)
+        _check_dim("num_classes", num_classes)
+        self.in_dim, self.num_classes = in_dim, num_classes
+        self.fc = nn.Linear(in_dim, num_classes)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return self.fc(r)
+
+
+def _check_dim(arg: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{arg} must be an int >= 1, got {value!r}")

@@ -1,0 +1,63 @@
+"""Encoder registry: ``create_encoder(name)`` builds any registered encoder by name.
+
+An encoder maps images ``[B, C, H, W]`` to pooled representations ``[B, num_features]`` and
+exposes ``.num_features``. ``create_encoder`` also records how it was built in
+``.encoder_config`` (a JSON-able dict), so that exported weights can be rebuilt later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+EncoderFactory = Callable[..., nn.Module]
+_REGISTRY: dict[str, EncoderFactory] = {}
+
+
+def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
+    """Decorator: register ``factory(in_channels=..., **kwargs) -> nn.Module`` under ``name``."""
+
+    def decorate(factory: EncoderFactory) -> EncoderFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"encoder name {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def list_encoders() -> list[str]:
+    """Names of all registered encoders, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
+    """Build the encoder registered as ``name`` for images with ``in_channels`` channels.
+
+    Raises:
+        ValueError: unknown name (the closest names are suggested), a bad ``in_channels``, or
+            an option the encoder does not take (its valid options are listed).
+    """
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())})")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
+    _check_options(name, factory, kwargs)
+    encoder = factory(in_channels=in_channels, **kwargs)
+    encoder.encoder_config = {"name": name, "in_channels": in_channels, **kwargs}
+    return encoder
+
+
+def _check_options(name: str, factory: EncoderFactory, kwargs: dict) -> None:
+    valid = [p for p in inspect.signature(factory).parameters if p != "in_channels"]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"encoder {name!r} got unknown option(s) {unknown}; valid options: {valid}"
+        )

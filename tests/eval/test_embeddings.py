@@ -1,0 +1,66 @@
+"""2-D embeddings keep cluster structure; the plot is written; bad input is rejected."""
+
+import numpy as np
+import pytest
+import torch
+
+from supcon.eval.embeddings import embed_2d, plot_embedding, umap_available
+
+
+def clusters(n_per=20, dim=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(3, dim, generator=g) * 5
+    x = torch.cat([c + torch.randn(n_per, dim, generator=g) * 0.3 for c in centres])
+    return x, torch.arange(3).repeat_interleave(n_per)
+
+
+def one_nn_accuracy(points, labels):
+    d = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    return float((labels[d.argmin(1)] == labels).mean())
+
+
+def test_tsne_keeps_clusters_and_is_seeded():
+    x, y = clusters()
+    a = embed_2d(x, "tsne", seed=0, max_iter=300)
+    assert a.shape == (60, 2) and np.isfinite(a).all()
+    assert one_nn_accuracy(a, y.numpy()) == 1.0
+    np.testing.assert_allclose(embed_2d(x, "tsne", seed=0, max_iter=300), a)
+
+
+def test_pca_path_and_numpy_input():
+    x, y = clusters(n_per=30, dim=80)  # F > pca_dim and n > pca_dim: PCA first
+    pts = embed_2d(x.numpy(), "tsne", seed=1, pca_dim=50, max_iter=300)
+    assert pts.shape == (90, 2)
+    assert one_nn_accuracy(pts, y.numpy()) == 1.0
+
+
+def test_method_selection():
+    x, _ = clusters(n_per=5)
+    # small n: perplexity is lowered automatically
+    assert embed_2d(x, "auto", max_iter=250).shape == (15, 2)
+    if not umap_available():
+        with pytest.raises(ValueError, match="umap-learn"):
+            embed_2d(x, "umap")
+    with pytest.raises(ValueError, match="method"):
+        embed_2d(x, "pca")
+    with pytest.raises(ValueError, match="n >= 4"):
+        embed_2d(x[:3], "tsne")
+    with pytest.raises(ValueError, match="NaN"):
+        embed_2d(x * float("nan"), "tsne")
+
+
+def test_plot_embedding_writes_png(tmp_path):
+    x, y = clusters(n_per=5)
+    pts = np.random.default_rng(0).normal(size=(15, 2))
+    path = plot_embedding(pts, y, ["t-shirt", "trouser", "pullover"], tmp_path / "emb.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    # many classes, no names: still plots (no legend)
+    labels = np.arange(30) % 25
+    assert plot_embedding(np.zeros((30, 2)), labels, None, tmp_path / "many.png").exists()
+    with pytest.raises(ValueError, match=r"points must be \[n, 2\]"):
+        plot_embedding(np.zeros((15, 3)), y, None, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="labels must be"):
+        plot_embedding(pts, y[:4], None, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="class_names"):
+        plot_embedding(pts, y, ["only one"], tmp_path / "bad.png")
