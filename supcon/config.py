@@ -40,8 +40,9 @@ class DataConfig:
     """Views per image; None = the method's default (2 contrastive, 1 for ce)."""
     per_class: int | None = None
     """If set, class-balanced batches holding this many samples of each class."""
-    num_workers: int = 2
-    """DataLoader worker processes (0 = load in the main process)."""
+    num_workers: int = 1
+    """DataLoader worker processes (0 = load in the main process; 1 keeps up with the small
+    model on 2 CPU cores, GPUs want more)."""
     strict: bool = False
     """Fail on unreadable image files instead of skipping them with a warning."""
 
@@ -50,6 +51,8 @@ class DataConfig:
 class ModelConfig:
     encoder: str = "small-resnet"
     """Encoder name from the registry (`supcon.models.list_encoders()`)."""
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+    """Keyword options of the encoder, e.g. {widths: [16, 32], blocks: [1, 1], strides: [1, 2]}."""
     head: str = "mlp"
     """Projection head for contrastive methods: mlp (the paper's) or linear."""
     feat_dim: int = 128
@@ -66,6 +69,11 @@ class LossConfig:
     """Keep at most this many random positives per anchor (paper, supplementary Table 5)."""
     label_smoothing: float = 0.0
     """Cross-entropy label smoothing (ce only)."""
+    memory: int = 0
+    """Momentum-queue variant (supcon only): queue this many keys of a momentum encoder and
+    contrast every batch against them too (the paper's 8192); 0 = off."""
+    momentum: float = 0.999
+    """EMA factor of the momentum encoder (with loss.memory > 0), in [0, 1)."""
 
 
 @dataclass
@@ -100,6 +108,13 @@ class TrainConfig:
     """Also checkpoint every K steps (0 = only at the end of each epoch)."""
     online_probe: bool = True
     """Train a linear probe on detached features during pre-training (display only)."""
+    micro_batch_size: int | None = None
+    """Gradient caching (supcon/simclr): embed and back-propagate the batch this many images at a
+    time, with the activation memory of a micro-batch and the gradients of the whole batch
+    (BatchNorm then normalises per micro-batch). None = one pass over the batch."""
+    sync_bn: bool = False
+    """Under torchrun (CUDA only), convert BatchNorm layers to SyncBatchNorm so their statistics
+    cover the global batch."""
 
 
 @dataclass
@@ -195,6 +210,14 @@ def validate(cfg: Config) -> None:
         (cfg.data.per_class is None or 1 <= cfg.data.per_class <= cfg.train.batch_size,
          f"data.per_class must be in [1, train.batch_size], got {cfg.data.per_class}"),
         (cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {cfg.optim.grad_clip}"),
+        (cfg.train.micro_batch_size is None or 1 <= cfg.train.micro_batch_size <= cfg.train.batch_size,
+         f"train.micro_batch_size must be in [1, train.batch_size] or null, got {cfg.train.micro_batch_size}"),
+        (cfg.train.micro_batch_size is None or cfg.method != "ce",
+         "train.micro_batch_size (gradient caching) is for supcon/simclr; for ce lower train.batch_size"),
+        (cfg.loss.memory >= 0, f"loss.memory must be >= 0 (0 = off), got {cfg.loss.memory}"),
+        (cfg.loss.memory == 0 or cfg.method == "supcon",
+         f"loss.memory (momentum queue) is for method supcon, got method {cfg.method}"),
+        (0.0 <= cfg.loss.momentum < 1.0, f"loss.momentum must be in [0, 1), got {cfg.loss.momentum}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -288,6 +311,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return None
         raise ConfigError(f"{key} may not be null")
     for option in options:
+        if typing.get_origin(option) is dict and isinstance(value, dict):
+            return dict(value)
         if option is bool and isinstance(value, bool):
             return value
         if option is int and isinstance(value, int) and not isinstance(value, bool):
@@ -296,7 +321,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return float(value)
         if option is str and isinstance(value, str):
             return value
-    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    names = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o), "__name__", None)
+                        or o.__name__ for o in options)
     raise ConfigError(f"{key} must be {names}, got {value!r}")
 
 

@@ -19,6 +19,10 @@ from torch import nn
 
 from .optim import lr_at, set_lr
 
+# A step_fn that back-propagates its own loss (gradient caching) returns this key set to True;
+# the loop then only clips and steps.
+BACKWARD_DONE = "backward_done"
+
 
 @dataclass
 class Position:
@@ -73,12 +77,17 @@ def train_loop(
     on_epoch: Callable[[Position, dict[str, float]], None] | None = None,
     progress: Callable[..., Any] | None = None,
     stage: str = "train",
+    after_step: Callable[[], None] | None = None,
 ) -> Position:
     """Train from ``position`` to the end of ``spec.epochs``; returns the final position.
 
     ``epoch_batches(epoch, start_batch)`` yields the batches of ``epoch`` from ``start_batch`` on.
     ``on_step`` runs after every optimizer step and ``on_epoch`` after every epoch, with the
     position already advanced (so a checkpoint taken there resumes after that step).
+    ``after_step`` runs right after every optimizer step, before ``on_step`` (e.g. the EMA update
+    of a momentum encoder, so that a checkpoint taken in ``on_step`` holds it).
+    Gradients are zeroed before ``step_fn``; if its result holds ``BACKWARD_DONE: True`` the
+    loss was already back-propagated and the loop does not do it again.
     ``progress`` is an optional tqdm-like factory ``progress(iterable, total=, initial=, desc=)``.
     """
     total_steps = spec.epochs * spec.steps_per_epoch
@@ -93,17 +102,21 @@ def train_loop(
         for batch in batches:
             lr = lr_at(position.step, total_steps, spec.warmup_steps, spec.peak_lr)
             set_lr(optimizer, lr)
+            optimizer.zero_grad(set_to_none=True)
             with autocast(spec.precision, spec.device):
                 out = step_fn(batch)
+            backward_done = bool(out.pop(BACKWARD_DONE, False))
             loss = out["loss"]
             if not math.isfinite(loss.item()):
                 raise NonFiniteLossError(position.step, loss.item())
-            _backward_and_step(loss, model, optimizer, scaler, spec.grad_clip)
+            _backward_and_step(loss, model, optimizer, scaler, spec.grad_clip, backward=not backward_done)
+            if after_step is not None:
+                after_step()
             position.batch += 1
             position.step += 1
             seen += _batch_size(batch)
             count += 1
-            metrics = {k: float(v) for k, v in out.items() if _is_scalar(v)}
+            metrics = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in out.items() if _is_scalar(v)}
             metrics.update(lr=lr, images_per_s=seen / max(1e-9, time.perf_counter() - started))
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -121,17 +134,18 @@ def train_loop(
     return position
 
 
-def _backward_and_step(loss, model, optimizer, scaler, grad_clip) -> None:
-    optimizer.zero_grad(set_to_none=True)
+def _backward_and_step(loss, model, optimizer, scaler, grad_clip, backward: bool = True) -> None:
     if scaler is not None and scaler.is_enabled():
-        scaler.scale(loss).backward()
+        if backward:
+            scaler.scale(loss).backward()
         if grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
         scaler.update()
         return
-    loss.backward()
+    if backward:
+        loss.backward()
     if grad_clip:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()

@@ -29,6 +29,7 @@ from ..methods import create_method
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .gradcache import contrastive_step
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
 from .loop import LoopSpec, Position, train_loop
@@ -53,14 +54,23 @@ class Components:
     train_data: AugmentedDataset
     loader: Any
     device: torch.device
+    train_model: nn.Module | None = None
+    """What the training step calls: ``model`` in DDP under torchrun, else ``model`` itself."""
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.model
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+    if device.type == "cuda" and dist.world_size() > 1:
+        return torch.device("cuda", dist.local_rank())  # torchrun: one GPU per process
     return device
 
 
@@ -70,6 +80,8 @@ def method_options(cfg: Config) -> dict[str, Any]:
     options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
     if cfg.method == "supcon":
         options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap)
+        if cfg.loss.memory:  # the momentum-queue variant
+            options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
     return options
 
 
@@ -81,10 +93,12 @@ def build(cfg: Config) -> Components:
                           seed=cfg.train.seed, strict=cfg.data.strict)
     info = splits.info
     method = create_method(cfg.method, **method_options(cfg))
-    encoder = create_encoder(cfg.model.encoder, in_channels=info.channels)
+    encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
     model = method.build_model(encoder, info.num_classes).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_model = dist.wrap_model(model, device, sync_bn=cfg.train.sync_bn)
+    model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
     probe = None
     if cfg.method in CONTRASTIVE and cfg.train.online_probe:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
@@ -98,7 +112,7 @@ def build(cfg: Config) -> Components:
     if len(loader) == 0:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
                          f"({len(splits.train)} images); lower it")
-    return Components(splits, method, model, probe, train_data, loader, device)
+    return Components(splits, method, model, probe, train_data, loader, device, train_model)
 
 
 def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False) -> dict:
@@ -106,6 +120,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_NAME
     state = _start_state(cfg, out, ckpt_path, resume)
+    dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
     c = build(cfg)
     logger = MetricsLogger(out if dist.is_main() else None)
     if dist.is_main():
@@ -157,10 +172,18 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
     log.info("%s on %s: %d train / %d val / %d test images, %d steps/epoch, batch %d x %d view(s), lr %.4g",
              cfg.method, cfg.data.name, len(c.splits.train), len(c.splits.val), len(c.splits.test), steps,
              cfg.train.batch_size * dist.world_size(), cfg.data.n_views, lr)
+    _log_scale(cfg, lr)
+    micro = cfg.train.micro_batch_size
+    # Contrastive steps go through gradient caching and/or the cross-rank gather when either is on.
+    global_step = cfg.method in CONTRASTIVE and (micro is not None or dist.world_size() > 1)
 
     def step_fn(batch):
         images, labels = (t.to(c.device, non_blocking=True) for t in batch)
-        out = c.method(c.model, images, labels)
+        if global_step:
+            out = contrastive_step(c.method, c.train_model, images, labels, micro_batch_size=micro,
+                                   grad_scale=scaler.get_scale() if scaler.is_enabled() else 1.0)
+        else:
+            out = c.method(c.train_model, images, labels)
         if c.probe is not None:
             out["probe_acc"] = _probe_step(c.probe, probe_opt, out["features"], labels)
         return out
@@ -184,13 +207,29 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
         checkpoint(pos)
 
     return train_loop(c.model, step_fn, _epoch_batches(c), optimizer, spec, position, scaler=scaler,
-                      on_step=on_step, on_epoch=on_epoch, progress=_tqdm if progress else None, stage="pretrain")
+                      on_step=on_step, on_epoch=on_epoch, progress=_tqdm if progress else None, stage="pretrain",
+                      after_step=getattr(c.method, "after_step", None))
+
+
+def _log_scale(cfg: Config, lr: float) -> None:
+    """State how the global batch and the learning rate follow from the config and world size."""
+    world, batch = dist.world_size(), cfg.train.batch_size
+    if world > 1:
+        log.info("distributed: %d processes x %d images = global batch %d (gradients averaged, "
+                 "contrastive losses over the global batch)%s", world, batch, world * batch,
+                 ", SyncBatchNorm" if cfg.train.sync_bn else "")
+    if cfg.optim.scale_lr:
+        log.info("lr %.4g = optim.lr %.4g x global batch %d / 256", lr, cfg.optim.lr, world * batch)
+    else:
+        log.info("lr %.4g = optim.lr, not scaled with the global batch %d (optim.scale_lr=false)",
+                 lr, world * batch)
+    if cfg.train.micro_batch_size is not None and cfg.method in CONTRASTIVE:
+        log.info("gradient caching: micro-batches of %d images", cfg.train.micro_batch_size)
 
 
 def _epoch_batches(c: Components):
     def batches(epoch: int, start: int):
-        c.train_data.set_epoch(epoch)
-        c.loader.batch_sampler.set_epoch(epoch, start_batch=start)
+        c.loader.set_epoch(epoch, start_batch=start)
         return iter(c.loader)
     return batches
 
@@ -234,7 +273,7 @@ def _restore(state: dict, c: Components, optimizer, probe_opt, scaler) -> Positi
 
 def _encoder_meta(cfg: Config, c: Components) -> dict:
     info = c.splits.info
-    return {"encoder": cfg.model.encoder, "in_channels": info.channels, "num_features": c.model.encoder.num_features,
+    return {"encoder": cfg.model.encoder, "encoder_kwargs": cfg.model.encoder_options, "in_channels": info.channels, "num_features": c.model.encoder.num_features,
             "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
 
@@ -243,7 +282,7 @@ def eval_loader(split, info, cfg: Config):
     """Deterministic (no augmentation) loader over a split for feature extraction and testing."""
     data = AugmentedDataset(split, build_transform("none", info, train=False), seed=cfg.train.seed)
     return build_loader(data, batch_size=max(cfg.linear.batch_size, 256), shuffle=False, drop_last=False,
-                        seed=cfg.train.seed, num_workers=cfg.data.num_workers)
+                        seed=cfg.train.seed, num_workers=0)
 
 
 def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool) -> dict:
@@ -270,7 +309,8 @@ def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progres
     results = {"test_top1": _accuracy(classifier, banks["test"], 1),
                "test_top5": _accuracy(classifier, banks["test"], 5), **selected}
     if dist.is_main() and logger.folder is not None:
-        weights = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
+        linear = getattr(classifier, "fc", classifier)  # one format for every method: weight, bias
+        weights = {k: v.detach().cpu().contiguous() for k, v in linear.state_dict().items()}
         save_file(weights, str(logger.folder / "classifier.safetensors"))
     logger.log("final", 0, results)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}

@@ -1,0 +1,218 @@
+"""SupCon with a momentum encoder and a queue of its keys (the paper's memory-based variant).
+
+The online encoder + head are trained as in SupCon. A momentum copy of them (an exponential
+moving average of the online weights, updated after every optimizer step) embeds each batch once
+more, without gradients, into keys that go into a FIFO queue together with their labels. The
+anchors (the current views through the online model) are contrasted against the current views
+plus every queued key: same-label keys are extra positives, the others extra negatives, so a
+small batch sees many more contrasts. Keys are never anchors.
+
+All state (momentum weights, queue, its labels and write position) lives in the model's
+parameters and buffers, so checkpoints carry it and a resumed run continues it exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed as dist
+from ..losses import supcon_loss
+from ._common import ContrastiveModel, check_views, full_precision
+from .supcon import SupCon
+
+
+class KeyQueue(nn.Module):
+    """FIFO of the last ``size`` keys ``[D]`` and their labels, held in buffers.
+
+    ``push`` appends (overwriting the oldest entries once full); ``contents`` returns what is
+    held, oldest first.
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        for arg, value in (("size", size), ("dim", dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
+        self.register_buffer("keys", torch.zeros(size, dim))
+        self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))  # next slot to write
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))  # slots filled
+
+    @property
+    def size(self) -> int:
+        return self.keys.shape[0]
+
+    def __len__(self) -> int:
+        return int(self.count)
+
+    @torch.no_grad()
+    def push(self, keys: Tensor, labels: Tensor) -> None:
+        """Append ``keys`` ``[n, D]`` with ``labels`` ``[n]`` (only the last ``size`` if n > size)."""
+        if keys.dim() != 2 or keys.shape[1] != self.keys.shape[1]:
+            raise ValueError(f"keys must be [n, {self.keys.shape[1]}], got {tuple(keys.shape)}")
+        if labels.shape != keys.shape[:1] or labels.is_floating_point():
+            raise ValueError(f"labels must be [{keys.shape[0]}] integers, got {tuple(labels.shape)} "
+                             f"{labels.dtype}")
+        keys, labels = keys[-self.size :], labels[-self.size :]
+        n = keys.shape[0]
+        slots = (self.ptr + torch.arange(n, device=self.ptr.device)) % self.size
+        self.keys[slots] = keys.to(device=self.keys.device, dtype=self.keys.dtype)
+        self.labels[slots] = labels.to(self.labels.device)
+        self.ptr.copy_((self.ptr + n) % self.size)
+        self.count.copy_(torch.clamp(self.count + n, max=self.size))
+
+    def contents(self) -> tuple[Tensor, Tensor]:
+        """``(keys [n, D], labels [n])`` currently held, oldest first (copies)."""
+        n = len(self)
+        order = (self.ptr - n + torch.arange(n, device=self.ptr.device)) % self.size
+        return self.keys[order], self.labels[order]
+
+
+class MomentumModel(ContrastiveModel):
+    """Online encoder + head, their momentum copies and the key queue.
+
+    ``forward`` is the online model's: ``[N, C, H, W] -> (r [N, F], z [N, D])``; ``keys`` runs the
+    momentum copy (no gradients). The copies' BatchNorm layers use batch statistics in training
+    mode, like the online ones.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, queue_size: int, feat_dim: int) -> None:
+        super().__init__(encoder, head)
+        self.key_encoder = copy.deepcopy(encoder).requires_grad_(False)
+        self.key_head = copy.deepcopy(head).requires_grad_(False)
+        self.queue = KeyQueue(queue_size, feat_dim)
+
+    @torch.no_grad()
+    def keys(self, images: Tensor) -> Tensor:
+        """Momentum embeddings ``[N, D]`` (unit rows) of ``images`` ``[N, C, H, W]``."""
+        return self.key_head(self.key_encoder(images))
+
+    @torch.no_grad()
+    def update_keys(self, momentum: float) -> None:
+        """key <- momentum * key + (1 - momentum) * online, for every weight of encoder + head."""
+        online = [*self.encoder.parameters(), *self.head.parameters()]
+        keys = [*self.key_encoder.parameters(), *self.key_head.parameters()]
+        for key, param in zip(keys, online, strict=True):
+            key.lerp_(param.detach(), 1.0 - momentum)
+
+
+def queue_supcon_loss(
+    z: Tensor,
+    labels: Tensor,
+    keys: Tensor,
+    key_labels: Tensor,
+    *,
+    temperature: float = 0.1,
+    variant: str = "out",
+    contrast_mode: str = "all",
+    positives_cap: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """SupCon loss of the current views' anchors against the current views plus queued keys.
+
+    ``z`` ``[B, V, D]`` current views, ``labels`` ``[B]``; ``keys`` ``[K, D]`` (K may be 0) with
+    ``key_labels`` ``[K]``. Anchors are all current views (``contrast_mode="all"``) or view 0
+    (``"one"``); each anchor's positives are the other current views and the keys with its
+    label, its denominator every other view and every key. Computed as :func:`supcon_loss` on
+    the ``[B*V + K, D]`` concatenation (views view-major, then keys) with a positives mask whose
+    rows of non-anchors are empty, on the dense path (only anchor rows of the logits are built;
+    the mask itself takes ``(B*V + K)^2`` bytes). With an empty queue it equals
+    ``supcon_loss(z, labels, ...)``.
+    """
+    if not isinstance(z, Tensor) or z.dim() != 3:
+        raise ValueError(f"z must be [B, V, D], got {tuple(z.shape) if isinstance(z, Tensor) else z!r}")
+    batch, views, dim = z.shape
+    if not isinstance(labels, Tensor) or labels.shape != (batch,):
+        raise ValueError(f"labels must have shape [{batch}], got {getattr(labels, 'shape', labels)}")
+    if keys.dim() != 2 or keys.shape[1] != dim or key_labels.shape != keys.shape[:1]:
+        raise ValueError(f"keys must be [K, {dim}] with key_labels [K], got {tuple(keys.shape)} "
+                         f"and {tuple(key_labels.shape)}")
+    current = z.transpose(0, 1).reshape(batch * views, dim)  # view-major, as supcon_loss lays out
+    features = torch.cat([current, keys.to(device=z.device, dtype=z.dtype)])  # [M, D]
+    every_label = torch.cat([labels.repeat(views), key_labels.to(labels.device)]).to(z.device)
+    anchors = torch.zeros(features.shape[0], dtype=torch.bool, device=z.device)
+    anchors[: batch if contrast_mode == "one" else batch * views] = True
+    mask = anchors[:, None] & (every_label[:, None] == every_label[None, :])  # [M, M]
+    return supcon_loss(features, mask=mask, temperature=temperature, variant=variant,
+                       contrast_mode="all" if contrast_mode == "one" else contrast_mode,
+                       positives_cap=positives_cap, generator=generator, impl="dense")
+
+
+class MemorySupCon:
+    """SupCon with a momentum encoder and a queue of ``memory`` keys (``--memory N``).
+
+    Options are SupCon's plus ``memory`` (queue size, >= 1) and ``momentum`` (EMA factor in
+    [0, 1); 0.999 as in MoCo). The method serves the model its ``build_model`` returned: the
+    queue lives there. Hooks used by the engine: ``remember`` (enqueue a batch's keys, gathered
+    from every rank) and ``after_step`` (the EMA update, after each optimizer step).
+    """
+
+    name = "supcon"
+    multi_view = True
+
+    def __init__(self, temperature: float = 0.1, variant: str = "out", head: str = "mlp",
+                 feat_dim: int = 128, positives_cap: int | None = None, contrast_mode: str = "all",
+                 memory: int = 8192, momentum: float = 0.999) -> None:
+        self.base = SupCon(temperature, variant, head, feat_dim, positives_cap, contrast_mode)
+        if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
+            raise ValueError(f"memory must be an int >= 1 (the queue size), got {memory!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.memory, self.momentum = memory, float(momentum)
+        self._model: MomentumModel | None = None
+
+    def build_model(self, encoder: nn.Module, num_classes: int | None = None) -> MomentumModel:
+        """SupCon's encoder + head, their momentum copies and an empty queue."""
+        base = self.base.build_model(encoder, num_classes)
+        self._model = MomentumModel(base.encoder, base.head, self.memory, self.base.feat_dim)
+        return self._model
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """images ``[B, V, C, H, W]``, labels ``[B]`` -> ``{"loss", "features" [B, F]}``; then the
+        batch's keys are queued (after the loss: a batch is never contrasted with its own keys)."""
+        if labels is None:
+            raise ValueError("supcon: labels are required (use the simclr method without labels)")
+        batch, views = check_views(images, self.name)
+        self._bound(model)
+        r, z = model(images.flatten(0, 1))  # [B*V, F], [B*V, D], sample-major
+        loss = self.loss_from_embeddings(z.unflatten(0, (batch, views)), labels)
+        self.remember(model, images, labels)
+        return {"loss": loss, "features": r.unflatten(0, (batch, views))[:, 0].detach()}
+
+    def embed(self, model: nn.Module, images: Tensor) -> Tensor:
+        """Online normalised projections of a flat batch: ``[N, C, H, W] -> [N, D]``."""
+        return model(images)[1]
+
+    def loss_from_embeddings(self, z: Tensor, labels: Tensor) -> Tensor:
+        """:func:`queue_supcon_loss` of ``z`` ``[B, V, D]`` against the queue, in float32."""
+        keys, key_labels = self._bound().queue.contents()
+        b = self.base
+        with full_precision(z.device):
+            return queue_supcon_loss(z.float(), labels, keys, key_labels, temperature=b.temperature,
+                                     variant=b.variant, contrast_mode=b.contrast_mode,
+                                     positives_cap=b.positives_cap)
+
+    @torch.no_grad()
+    def remember(self, model: nn.Module, images: Tensor, labels: Tensor, chunk: int | None = None) -> None:
+        """Queue the momentum keys of every view of ``images`` ``[B, V, C, H, W]`` (``chunk``
+        images at a time), with their labels, gathered from all ranks in rank order."""
+        bank = self._bound(model)
+        views = images.shape[1]
+        flat = images.flatten(0, 1)
+        step = flat.shape[0] if chunk is None else chunk * views
+        keys = torch.cat([bank.keys(part) for part in flat.split(step)])  # [B*V, D], sample-major
+        bank.queue.push(dist.gather(keys.float()), dist.gather(labels.repeat_interleave(views)))
+
+    def after_step(self) -> None:
+        """The momentum encoder's EMA update; the engine calls it after every optimizer step."""
+        self._bound().update_keys(self.momentum)
+
+    def _bound(self, model: nn.Module | None = None) -> MomentumModel:
+        if self._model is None:
+            raise ValueError("MemorySupCon: call build_model first (the queue lives in that model)")
+        if model is not None and dist.unwrap(model) is not self._model:
+            raise ValueError("MemorySupCon: model is not the one build_model returned")
+        return self._model

@@ -1,0 +1,122 @@
+"""End-to-end runs of `supcon train` on scikit-learn's digits with a tiny encoder."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import supcon
+from supcon.config import build_config
+from supcon.engine import pipeline
+from supcon.engine.checkpoint import CheckpointError, load_checkpoint
+from supcon.engine.loop import NonFiniteLossError
+
+TINY = [
+    "data.name=digits", "data.num_workers=0", "train.batch_size=64", "train.epochs=2",
+    "model.encoder_options={widths: [16, 32], blocks: [1, 1], strides: [2, 2]}",
+    "linear.epochs=3", "optim.warmup_epochs=0.5",
+]
+
+
+# Flipped and shifted digits make 40 steps of cross-entropy too few to leave chance level.
+CE_EXTRA = ["data.augmentation=none", "optim.lr=0.3"]
+
+
+def tiny(method: str, *extra: str):
+    base = TINY + (CE_EXTRA if method == "ce" else [])
+    return build_config(None, overrides={"method": method}, dotted=base + list(extra))
+
+
+@pytest.mark.parametrize("method", ["supcon", "simclr", "ce"])
+def test_each_method_runs_the_whole_pipeline(method, tmp_path):
+    results = pipeline.run_training(tiny(method), tmp_path)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == results
+    assert {"method", "data", "epochs", "test_top1"} <= results.keys()
+    assert results["method"] == method and results["epochs"] == 2
+    assert results["test_top1"] > 25.0  # 10 classes: chance is 10%
+    for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "encoder.safetensors", "encoder.json"):
+        assert (tmp_path / name).is_file(), name
+    assert any((tmp_path / "tensorboard").iterdir())
+    losses = [r["loss"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+              if r["stage"] == "pretrain_epoch"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
+    pipeline.run_training(tiny("supcon"), tmp_path)
+    encoder = supcon.load_encoder(tmp_path)
+    trained = {k[len("encoder."):]: v for k, v in load_checkpoint(tmp_path / "checkpoint.pt")["model"].items()
+               if k.startswith("encoder.")}
+    exported = load_file(str(tmp_path / "encoder.safetensors"))
+    assert exported.keys() == trained.keys()
+    assert all(torch.equal(exported[k], trained[k]) for k in trained)
+    x = torch.randn(3, 1, 32, 32)
+    assert encoder(x).shape == (3, encoder.num_features)
+    assert not encoder.training
+
+
+def _interrupt_after_checkpoints(monkeypatch, count: int):
+    real_save, saved = pipeline.save_checkpoint, []
+
+    def save_then_die(state, path):
+        real_save(state, path)
+        saved.append(state["position"])
+        if len(saved) == count:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "save_checkpoint", save_then_die)
+    return saved
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])  # mid-epoch (step checkpoint) and at an epoch end
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, tmp_path, monkeypatch):
+    cfg = tiny("supcon", "train.checkpoint_every_steps=7")
+    full = pipeline.run_training(cfg, tmp_path / "full")
+    saved = _interrupt_after_checkpoints(monkeypatch, stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_training(cfg, tmp_path / "cut")
+    monkeypatch.undo()
+    assert saved[-1]["step"] < full["steps"]
+    resumed = pipeline.run_training(cfg, tmp_path / "cut", resume=True)
+    drop = ("train_time_s",)
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
+    a = load_file(str(tmp_path / "full" / "encoder.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "encoder.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_folder_misuse_is_refused(tmp_path):
+    cfg = tiny("ce", "train.epochs=1")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        pipeline.run_training(cfg, tmp_path, resume=True)
+    pipeline.run_training(cfg, tmp_path)
+    with pytest.raises(pipeline.RunFolderError, match="already holds a run"):
+        pipeline.run_training(cfg, tmp_path)
+    with pytest.raises(CheckpointError, match="configuration differs"):
+        pipeline.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny("ce", "train.checkpoint_every_steps=5")
+    real_build = pipeline.build
+
+    def build_with_poisoned_method(cfg):
+        c = real_build(cfg)
+        real_method, calls = c.method, []
+
+        def poisoned(model, images, labels):
+            out = real_method(model, images, labels)
+            calls.append(1)
+            if len(calls) == 8:
+                out["loss"] = out["loss"] * float("nan")
+            return out
+
+        c.method = poisoned
+        return c
+
+    monkeypatch.setattr(pipeline, "build", build_with_poisoned_method)
+    with pytest.raises(NonFiniteLossError, match="at step 7"):
+        pipeline.run_training(cfg, tmp_path)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 5
