@@ -28,7 +28,14 @@ from ..eval.knn import extract_features
 from ..methods import create_method
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .gradcache import contrastive_step
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
@@ -192,9 +199,16 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
         if dist.is_main():
             save_checkpoint(_state(cfg, c, optimizer, probe_opt, scaler, pos), ckpt_path)
 
+    report_every = max(1, steps // 10)
+
     def on_step(pos: Position, metrics: dict) -> None:
         if pos.step % 10 == 0:
             logger.log("pretrain", pos.step, metrics)
+        if not progress and pos.batch % report_every == 0 and pos.batch < steps:
+            # Without a progress bar (logs, CI, nohup), a line every ~10% of an epoch.
+            eta = (steps - pos.batch) * cfg.train.batch_size / max(metrics["images_per_s"], 1e-9)
+            log.info("  epoch %d step %d/%d  loss %.4f  lr %.4g  %.0f img/s  epoch ETA %.0fs", pos.epoch + 1,
+                     pos.batch, steps, metrics["loss"], metrics["lr"], metrics["images_per_s"], eta)
         every = cfg.train.checkpoint_every_steps
         if every and pos.step % every == 0 and pos.batch < steps:
             checkpoint(pos)

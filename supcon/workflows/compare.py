@@ -1,0 +1,107 @@
+"""`supcon compare`: train every (method, seed) with the same encoder, epochs and data, evaluate
+each, and write ``report.md`` / ``report.html`` / ``summary.json`` into the output folder.
+
+Every method keeps its own preset (augmentation, views, learning rate, temperature from
+``METHOD_DEFAULTS``) unless the config or overrides set one for all. The mCE reference of seed k
+is the ``ce`` run of seed k when ce is among the methods. Re-running skips finished runs (and
+evaluations made with the same settings) and resumes interrupted ones from their checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..config import METHODS, Config, build_config
+from .compare_report import build_sections, headline, summarise
+from .evaluate import EvalOptions, evaluate_if_needed
+from .report import table_markdown, write_report
+from .runs import train_or_resume
+
+log = logging.getLogger("supcon")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The runs of a comparison (also the base of a sweep): what they all share."""
+
+    out: Path
+    methods: tuple[str, ...] = ("ce", "simclr", "supcon")
+    seeds: int = 1
+    data: str | None = None
+    epochs: int | None = None
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if not self.methods or bad:
+            raise ValueError(f"--methods must name some of {', '.join(METHODS)}, got {list(self.methods)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"--methods names a method twice: {list(self.methods)}")
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {self.epochs}")
+
+    def config_for(self, method: str, seed: int, extra: dict[str, Any] | None = None) -> Config:
+        """The resolved config of one run: shared settings, then the method's own defaults."""
+        flags = {"method": method, "train.seed": seed, "data.name": self.data,
+                 "train.epochs": self.epochs, "data.data_dir": self.data_dir, **(extra or {})}
+        return build_config(self.config, overrides={k: v for k, v in flags.items() if v is not None},
+                            dotted=list(self.overrides))
+
+    def command(self, verb: str = "compare", extra: tuple[str, ...] = ()) -> str:
+        """The CLI line that makes (or resumes) this study (``extra``: more flags of ``verb``)."""
+        parts = ["supcon", verb, *extra, "--methods", ",".join(self.methods), "--out", str(self.out)]
+        parts += ["--seeds", str(self.seeds)] if verb == "compare" else []
+        for flag, value in (("--data", self.data), ("--epochs", self.epochs),
+                            ("--config", self.config), ("--data-dir", self.data_dir)):
+            if value is not None:
+                parts += [flag, str(value)]
+        return shlex.join(parts + list(self.overrides))
+
+
+def ordered(methods: tuple[str, ...]) -> list[str]:
+    """ce first: it is the others' mCE reference and must be evaluated before them."""
+    return sorted(methods, key=lambda m: m != "ce")
+
+
+def run_compare(spec: StudySpec, options: EvalOptions | None = None, *,
+                progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate every (method, seed), then write the report; return the summary."""
+    options = options or EvalOptions()
+    if options.data is not None or options.reference is not None:
+        raise ValueError("compare evaluates each run on its own data against its own ce run; "
+                         "use `supcon eval` for --data/--reference")
+    configs = {(m, s): spec.config_for(m, s) for s in range(spec.seeds) for m in spec.methods}
+    _check_shared(configs)
+    evals: dict[str, list[dict]] = {m: [] for m in ordered(spec.methods)}
+    for seed in range(spec.seeds):
+        for method in ordered(spec.methods):
+            path = spec.out / f"{method}-seed{seed}"
+            train_or_resume(configs[method, seed], path, progress)
+            ref = spec.out / f"ce-seed{seed}" if "ce" in spec.methods else None
+            evals[method].append(
+                evaluate_if_needed(path, replace(options, reference=str(ref) if ref else None)))
+    summary = summarise(evals)
+    sections = build_sections(spec, configs, evals, summary)
+    md, page = write_report(f"supcon compare: {', '.join(spec.methods)} on "
+                            f"{configs[spec.methods[0], 0].data.name}", sections, spec.out)
+    (spec.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    log.debug("report: %s and %s", md, page)
+    return {"summary": summary, "table": table_markdown(headline(summary, spec.seeds)),
+            "report": str(md), "html": str(page)}
+
+
+def _check_shared(configs: dict[tuple[str, int], Config]) -> None:
+    """The runs must differ only in method, seed and method defaults: same data, encoder, epochs."""
+    seen = {(c.data.name, c.model.encoder, json.dumps(c.model.encoder_options, sort_keys=True),
+             c.train.epochs, c.train.batch_size) for c in configs.values()}
+    if len(seen) != 1:
+        raise ValueError(f"compare: runs would differ in data/encoder/epochs/batch: {sorted(seen)}")

@@ -1,0 +1,276 @@
+"""`supcon eval`: every evaluation of a finished run, written as ``eval.json`` plus PNGs.
+
+On the run's own data the files go into the run folder; a transfer evaluation (``data`` another
+data set) goes into ``<run>/transfer-<data>/`` so it never overwrites the run's own results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..engine.linear import fit_linear, topk_accuracy
+from ..engine.pipeline import resolve_device
+from ..eval.calibration import expected_calibration_error, reliability_diagram
+from ..eval.corruptions import CORRUPTIONS, SEVERITIES
+from ..eval.embeddings import METHODS as EMBEDDINGS
+from ..eval.embeddings import embed_2d, plot_embedding, umap_available
+from ..eval.knn import knn_top1
+from . import robust
+from .gradients import gradient_summary
+from .plots import plot_corruption_curves
+from .runs import Run, RunError, open_run
+from .target import Target, check_same_data, features, load_target
+
+log = logging.getLogger("supcon")
+EVAL_NAME = "eval.json"
+PLOTS = ("reliability.png", "corruptions.png", "embedding.png", "gradients.png")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `supcon eval` computes and how (defaults are the CLI's)."""
+
+    data: str | None = None
+    """Transfer target (name or folder); None = the run's own data set."""
+    data_dir: str | None = None
+    reference: str | None = None
+    """Run folder of the mCE reference (same data set as the run); None = no mCE."""
+    corruption_samples: int = 2000
+    """Size of the seeded test subsample the corruptions are applied to."""
+    corruptions: tuple[str, ...] | None = None
+    """Corruption names; None = all 16, () = skip the robustness evaluation."""
+    severities: tuple[int, ...] = SEVERITIES
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    embedding: str = "auto"
+    """auto (UMAP when installed, else t-SNE), tsne, umap, or none."""
+    embedding_samples: int = 2000
+    tsne_iter: int = 1000
+    gradients: bool = True
+    """The gradient analysis (contrastive runs on their own data)."""
+    gradient_batch: int = 64
+    seed: int = 0
+    batch_size: int = 500
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        names = self.corruptions or ()
+        unknown = [c for c in names if c not in CORRUPTIONS]
+        checks = [
+            (not unknown, f"--corruptions: unknown {unknown}; known: {', '.join(CORRUPTIONS)}"),
+            (all(s in SEVERITIES for s in self.severities) and len(self.severities) > 0,
+             f"--severities must be values in 1..5, got {list(self.severities)}"),
+            (self.corruption_samples >= 1, f"--corruption-samples must be >= 1, got {self.corruption_samples}"),
+            (self.knn_k >= 1, f"--knn-k must be >= 1, got {self.knn_k}"),
+            (self.knn_temperature > 0, f"--knn-temperature must be > 0, got {self.knn_temperature}"),
+            (self.embedding in (*EMBEDDINGS, "none"),
+             f"--embedding must be one of {', '.join((*EMBEDDINGS, 'none'))}, got {self.embedding!r}"),
+            (self.embedding_samples >= 4, f"--embedding-samples must be >= 4, got {self.embedding_samples}"),
+            (self.gradient_batch >= 2, f"gradient_batch must be >= 2, got {self.gradient_batch}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def corruption_names(self) -> list[str]:
+        return list(CORRUPTIONS) if self.corruptions is None else list(self.corruptions)
+
+    def settings(self) -> dict[str, Any]:
+        """What an existing eval.json must match to be reused (everything but the device)."""
+        out = asdict(self)
+        out.pop("device")
+        out["corruptions"] = self.corruption_names
+        out["severities"] = list(self.severities)
+        out["reference"] = str(Path(self.reference).resolve()) if self.reference else None
+        return out
+
+
+def output_folder(run_path: Path, target: Target) -> Path:
+    return run_path if target.transfer is None else run_path / f"transfer-{target.slug}"
+
+
+def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None) -> dict[str, Any]:
+    """Evaluate the run in ``run_dir``; write ``eval.json`` and PNGs; return what was written.
+
+    Raises:
+        RunError: ``run_dir`` or the reference is not a usable finished run, or the reference was
+            trained on another data set. Checked before any work starts.
+    """
+    options = options or EvalOptions()
+    run = open_run(run_dir)
+    reference = None
+    if options.reference is not None:
+        reference = open_run(options.reference, what="--reference")
+        check_same_data(run, reference)
+    device = resolve_device(options.device)
+    target = load_target(run, options.data, options.data_dir)
+    out = output_folder(run.path, target)
+    out.mkdir(parents=True, exist_ok=True)
+    banks = features(run.encoder, target, run.cfg, device)
+    classifier, linear = _classifier(run, target, banks)
+    result: dict[str, Any] = {
+        "run": str(run.path), "output": str(out), "method": run.method,
+        "trained_on": run.cfg.data.name,
+        "data": target.info.name, "transfer": target.transfer,
+        "units": {"top1": "percent", "ece": "fraction in [0, 1]", "error": "fraction in [0, 1]",
+                  "mce": "ratio to the reference (1 = as robust as the reference)"},
+        "linear": linear, "knn": _knn(banks, target, options),
+        "calibration": _calibration(classifier, banks["test"], out, run, target),
+        "plots": ["reliability.png"], "settings": options.settings(),
+    }
+    _add_corruptions(result, run, reference, target, classifier, options, out, device)
+    _add_embedding(result, banks["test"], target, run, options, out)
+    if options.gradients and run.head is not None and target.transfer is None:
+        result["gradients"] = gradient_summary(run, target, options, out / "gradients.png", device)
+        result["plots"].append("gradients.png")
+    for stale in set(PLOTS) - set(result["plots"]):  # left by an earlier evaluation of this run
+        (out / stale).unlink(missing_ok=True)
+    result = _rounded(result)
+    (out / EVAL_NAME).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _rounded(value: Any, digits: int = 6) -> Any:
+    """Floats rounded for a readable eval.json (6 decimals: far below any reported precision),
+    except the error tables, kept exact so a cached reference gives the same mCE as a fresh one."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: v if k == "error" else _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+def _classifier(run: Run, target: Target, banks) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The saved linear classifier (own data) or a new one fitted on the target (transfer)."""
+    if target.transfer is None:
+        classifier, source = run.classifier, "saved classifier.safetensors"
+        val_top1 = _top1(classifier, banks["val"], 1)
+    else:
+        fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, run.cfg.linear,
+                            run.cfg.train.seed)
+        classifier, val_top1 = fitted.classifier.eval(), fitted.val_top1
+        source = f"fitted on {target.info.name}'s train split ({run.cfg.linear.epochs} epochs)"
+    return classifier, {"top1": _top1(classifier, banks["test"], 1),
+                        "top5": _top1(classifier, banks["test"], 5), "val_top1": val_top1,
+                        "classifier": source, "test_images": len(banks["test"][1])}
+
+
+@torch.no_grad()
+def _top1(classifier, bank, k: int) -> float:
+    feats, labels = bank
+    return topk_accuracy(classifier(feats), labels, k) if len(labels) else float("nan")
+
+
+def _knn(banks, target: Target, options: EvalOptions) -> dict[str, Any]:
+    (train, train_y), (test, test_y) = banks["train"], banks["test"]
+    k = min(options.knn_k, len(train_y))
+    top1 = knn_top1(train, train_y, test, test_y, k=k, temperature=options.knn_temperature,
+                    num_classes=target.info.num_classes)
+    return {"top1": 100.0 * top1, "k": k, "temperature": options.knn_temperature,
+            "bank": f"{len(train_y)} train representations (cosine)"}
+
+
+@torch.no_grad()
+def _calibration(classifier, test_bank, out: Path, run: Run, target: Target) -> dict[str, Any]:
+    feats, labels = test_bank
+    calib = expected_calibration_error(classifier(feats), labels, 15, from_logits=True)
+    reliability_diagram(calib, out / "reliability.png",
+                        title=f"{run.method} on {target.info.name} (test split, {len(labels)} images):\n"
+                              "reliability of the linear classifier")
+    return {"n_bins": 15, **calib.to_dict()}
+
+
+def _add_corruptions(result, run, reference, target, classifier, options, out, device) -> None:
+    if not options.corruption_names:
+        result["corruptions"] = None
+        if reference is not None:
+            result["reference"] = {"run": str(reference.path), "mce": None, "relative_mce": None,
+                                   "notes": ["no corruptions evaluated (--corruptions none)"]}
+        return
+    kwargs = dict(names=options.corruption_names, severities=options.severities,
+                  samples=options.corruption_samples, seed=options.seed,
+                  batch_size=options.batch_size, device=device)
+    table = robust.corruption_table(run.encoder, classifier, target, **kwargs)
+    summary = robust.summary(table)
+    result["corruptions"] = summary
+    plot_corruption_curves(summary, out / "corruptions.png",
+                           title=f"{run.method} on {target.info.name}: top-1 under corruption")
+    result["plots"].append("corruptions.png")
+    if reference is not None:
+        ref_table = _reference_table(run, reference, target, table, options, kwargs)
+        result["reference"] = {"run": str(reference.path), "method": reference.method,
+                               **robust.against_reference(table, ref_table)}
+
+
+def _reference_table(run, reference, target, table, options, kwargs) -> dict:
+    """The reference's errors on the same images: this run's own table when it is its own
+    reference, the reference's eval.json when made with the same settings, else computed now."""
+    if reference.path.resolve() == run.path.resolve():
+        return table
+    cached = output_folder(reference.path, target) / EVAL_NAME
+    if cached.is_file():
+        try:
+            previous = json.loads(cached.read_text())
+            if _same_corruptions(previous.get("settings", {}), options, previous.get("data"), target):
+                log.info("reference errors from %s", cached)
+                return robust.as_table(previous["corruptions"])
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable or old format: recompute below
+    log.info("computing the reference's corruption errors (%s)", reference.path)
+    ref_target = load_target(reference, options.data, options.data_dir)
+    ref_classifier = reference.classifier
+    if ref_target.transfer is not None:  # the reference gets its own head on the target too
+        banks = features(reference.encoder, ref_target, reference.cfg, kwargs["device"])
+        ref_classifier, _ = _classifier(reference, ref_target, banks)
+    return robust.corruption_table(reference.encoder, ref_classifier, ref_target, **kwargs)
+
+
+def _same_corruptions(settings: dict, options: EvalOptions, data, target: Target) -> bool:
+    keys = ("corruption_samples", "corruptions", "severities", "seed", "batch_size")
+    mine = options.settings()
+    return data == target.info.name and all(settings.get(k) == mine[k] for k in keys)
+
+
+def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOptions, out) -> None:
+    if options.embedding == "none":
+        result["embedding"] = None
+        return
+    feats, labels = test_bank
+    idx = robust.subsample(len(labels), options.embedding_samples, options.seed)
+    method = options.embedding
+    if method == "auto":
+        method = "umap" if umap_available() else "tsne"
+    log.info("embedding %d test representations with %s", len(idx), method)
+    points = embed_2d(feats[idx], method, seed=options.seed, max_iter=options.tsne_iter)
+    shown = {"tsne": "t-SNE", "umap": "UMAP"}[method]
+    plot_embedding(points, labels[idx], target.info.class_names, out / "embedding.png",
+                   title=f"{run.method} on {target.info.name}: {shown} of {len(idx)} test "
+                         "representations (encoder output),\ncoloured by true class")
+    result["embedding"] = {"method": method, "samples": len(idx)}
+    result["plots"].append("embedding.png")
+
+
+def evaluate_if_needed(run_dir: str | Path, options: EvalOptions) -> dict[str, Any]:
+    """The run's eval.json when it was made with the same settings, else a fresh evaluation."""
+    path = Path(run_dir) / EVAL_NAME
+    if path.is_file() and options.data is None:
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = {}
+        if previous.get("settings") == _rounded(options.settings()):
+            log.info("%s: evaluated with these settings, skipping", Path(run_dir).name)
+            return previous
+    return evaluate_run(run_dir, options)
+
+
+__all__ = ["EVAL_NAME", "EvalOptions", "RunError", "evaluate_if_needed", "evaluate_run", "output_folder"]

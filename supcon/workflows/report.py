@@ -1,0 +1,120 @@
+"""A small document model written twice: as Markdown (PNGs linked) and as one self-contained HTML
+page (PNGs embedded as base64), so both always say the same thing."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Figure:
+    path: Path  # a PNG; linked relative to the report in Markdown, embedded in HTML
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table | Figure | list[str]] = field(default_factory=list)
+    """Paragraphs (str, with `code` spans), tables, figures, bullet lists (list[str])."""
+
+
+def write_report(title: str, sections: list[Section], folder: str | Path,
+                 stem: str = "report") -> tuple[Path, Path]:
+    """Write ``<folder>/<stem>.md`` and ``<folder>/<stem>.html``; return both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, page = folder / f"{stem}.md", folder / f"{stem}.html"
+    md.write_text(to_markdown(title, sections, folder))
+    page.write_text(to_html(title, sections))
+    return md, page
+
+
+def to_markdown(title: str, sections: list[Section], folder: Path) -> str:
+    out = [f"# {title}", ""]
+    for section in sections:
+        out += [f"## {section.title}", ""]
+        for block in section.blocks:
+            out += [*_md_block(block, folder), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md_block(block, folder: Path) -> list[str]:
+    if isinstance(block, Table):
+        return [_md_row(block.header), "|" + "---|" * len(block.header), *map(_md_row, block.rows)]
+    if isinstance(block, Figure):
+        rel = Path(os.path.relpath(block.path, folder)).as_posix()
+        return [f"![{block.caption}]({rel})", "", f"*{block.caption}*"]
+    if isinstance(block, list):
+        return [f"- {item}" for item in block]
+    return [block]
+
+
+def table_markdown(table: Table) -> str:
+    """One table as Markdown (e.g. to print or to paste into a README)."""
+    return "\n".join(_md_block(table, Path(".")))
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def to_html(title: str, sections: list[Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        body.extend(_html_block(block) for block in section.blocks)
+    return _PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
+def _inline(text: str) -> str:
+    """Escape, then render `code` and **bold** spans."""
+    text = html.escape(text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
+def _html_block(block) -> str:
+    if isinstance(block, Table):
+        head = "".join(f"<th>{_inline(c)}</th>" for c in block.header)
+        rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                       for row in block.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    if isinstance(block, Figure):
+        data = base64.b64encode(Path(block.path).read_bytes()).decode("ascii")
+        return (f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
+    if isinstance(block, list):
+        return "<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block) + "</ul>"
+    return f"<p>{_inline(block)}</p>"
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: right; }}
+th {{ background: #f0f0f0; }}
+td:first-child, th:first-child {{ text-align: left; }}
+figure {{ margin: 1.5em 0; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption {{ font-style: italic; color: #555; }}
+code {{ background: #f4f4f4; padding: 0 0.2em; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""

@@ -1,0 +1,107 @@
+"""Corruption robustness of a run on a seeded test subsample, and mCE against a reference run.
+
+Errors are measured with :func:`supcon.eval.corruption_errors` on the same subsample, corruption
+seed and batch size for the run and its reference, so the two error tables are comparable image
+for image. A corruption whose reference error does not change with severity (or is 0) gives a 0
+denominator in relative CE (or CE); it is dropped from both means with a note.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..eval.robustness import compare_to_reference, corruption_errors
+from .target import Target, preprocess_fn, uint8_images
+
+log = logging.getLogger("supcon")
+ZERO = 1e-12  # sums of error fractions below this are "no change"
+
+
+def subsample(n_total: int, samples: int, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded subsample of ``min(samples, n_total)`` test images."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_total, generator=gen)[: min(samples, n_total)].sort().values
+
+
+def corruption_table(encoder: nn.Module, classifier: nn.Module, target: Target, *,
+                     names: Sequence[str], severities: Sequence[int], samples: int, seed: int,
+                     batch_size: int, device) -> dict:
+    """Top-1 error and ECE of ``classifier(encoder(x))`` per corruption and severity.
+
+    Returns :func:`corruption_errors`'s dict plus ``samples`` (images used), ``of`` (test size),
+    ``seed`` and ``indices`` (which test images, for reproducing the subsample).
+    """
+    test = target.splits.test
+    idx = subsample(len(test), samples, seed)
+    images = uint8_images(test, idx, target.info.image_size)
+    labels = test.labels[idx]
+    model = nn.Sequential(encoder, classifier).to(device).eval()
+    log.info("corruptions: %d types x %d severities on %d of %d test images", len(names),
+             len(severities), len(idx), len(test))
+    table = corruption_errors(model, images, labels, preprocess=preprocess_fn(target.info),
+                              corruptions=list(names), severities=list(severities),
+                              batch_size=batch_size, seed=seed, device=device)
+    return {**table, "samples": len(idx), "of": len(test), "seed": seed}
+
+
+def against_reference(table: dict, reference: dict) -> dict:
+    """mCE / relative mCE of ``table`` vs ``reference`` (both :func:`corruption_table` dicts),
+    over the corruptions whose reference denominators are non-zero.
+
+    Returns ``{"mce", "relative_mce", "ce": {c: CE_c}, "relative_ce": {c: rCE_c}, "dropped":
+    [c, ...], "notes": [...]}``; ``mce``/``relative_mce`` are None when every corruption is dropped.
+    """
+    kept, notes = [], []
+    ref_clean = reference["clean"]["error"]
+    for c, ref_errors in reference["error"].items():
+        if c not in table["error"]:
+            continue
+        if sum(ref_errors) < ZERO:
+            notes.append(f"{c}: dropped, the reference makes no error under it (CE undefined)")
+        elif abs(sum(e - ref_clean for e in ref_errors)) < ZERO:
+            notes.append(f"{c}: dropped, the reference's error does not change under it "
+                         "(relative CE undefined)")
+        else:
+            kept.append(c)
+    dropped = [c for c in table["error"] if c not in kept]
+    if not kept:
+        return {"mce": None, "relative_mce": None, "ce": {}, "relative_ce": {}, "dropped": dropped,
+                "notes": notes or ["no corruption in common with the reference"]}
+    scores = compare_to_reference(_only(table, kept), _only(reference, kept))
+    return {"mce": scores["mce"]["mean"], "relative_mce": scores["relative_mce"]["mean"],
+            "ce": scores["mce"]["per_corruption"], "relative_ce": scores["relative_mce"]["per_corruption"],
+            "dropped": dropped, "notes": notes}
+
+
+def _only(table: dict, names: list[str]) -> dict:
+    return {**table, "error": {c: table["error"][c] for c in names}}
+
+
+def summary(table: dict) -> dict:
+    """The eval.json form of a corruption table (at least one corruption): top-1 in %, ECE, and
+    the means over corruptions per severity (clean first)."""
+    sev = table["severities"]
+    top1 = {c: [100.0 * (1 - e) for e in errs] for c, errs in table["error"].items()}
+    mean_top1 = [sum(v[i] for v in top1.values()) / len(top1) for i in range(len(sev))]
+    mean_ece = [sum(v[i] for v in table["ece"].values()) / len(top1) for i in range(len(sev))]
+    clean_top1 = 100.0 * (1 - table["clean"]["error"])
+    return {
+        "samples": table["samples"], "of": table["of"], "seed": table["seed"],
+        "note": f"seeded subsample of {table['samples']} of the {table['of']} test images",
+        "severities": sev,
+        "clean": {"top1": clean_top1, "ece": table["clean"]["ece"], "error": table["clean"]["error"]},
+        "top1": top1, "ece": table["ece"], "error": table["error"],
+        "mean_top1_per_severity": [clean_top1, *mean_top1],
+        "ece_per_severity": [table["clean"]["ece"], *mean_ece],
+        "mean_corrupted_top1": sum(mean_top1) / len(mean_top1),
+    }
+
+
+def as_table(summary_: dict) -> dict:
+    """Back from :func:`summary` to the error-table form :func:`against_reference` reads."""
+    return {"severities": summary_["severities"], "clean": summary_["clean"],
+            "error": summary_["error"], "ece": summary_["ece"]}

@@ -1,0 +1,141 @@
+"""`supcon sweep`: the paper's stability study (its Figure 4). For each method, vary one factor
+around the method's preset, train + evaluate every point, and report the spread of top-1.
+
+Factors and values (each run otherwise exactly the method's preset):
+
+- ``augmentation``: simaugment, autoaugment, randaugment, stacked-randaugment, crop-flip.
+- ``optimizer``: sgd and rmsprop at the preset learning rate (RMSProp with eps = 1, as in the
+  paper's TF recipes, steps like momentum SGD), lars at 1.0 (its trust ratio, eta = 0.001, sets
+  each layer's step to lr * eta * |w|), adamw at 1e-3.
+- ``lr``: the preset learning rate times 0.25, 0.5, 1, 2, 4.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..data import POLICIES
+from .compare import StudySpec
+from .evaluate import EvalOptions, evaluate_if_needed
+from .plots import plot_sweep
+from .report import Figure, Section, Table, write_report
+from .runs import train_or_resume
+
+log = logging.getLogger("supcon")
+AUGMENTATIONS = tuple(p for p in POLICIES if p != "none")
+OPTIMIZER_LR: dict[str, float | None] = {"sgd": None, "lars": 1.0, "rmsprop": None, "adamw": 1e-3}
+LR_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+FACTORS = ("augmentation", "optimizer", "lr")
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str  # value shown in tables and run-folder names
+    overrides: dict[str, Any]
+
+
+def sweep_points(vary: str, base_lr: float, values: list[str] | None = None) -> list[Point]:
+    """The runs of one method; ``base_lr`` is the method's preset lr; ``values`` picks a subset."""
+    if vary == "augmentation":
+        points = [Point(a, {"data.augmentation": a}) for a in AUGMENTATIONS]
+    elif vary == "optimizer":
+        points = [Point(o, {"optim.name": o, "optim.lr": lr or base_lr}) for o, lr in OPTIMIZER_LR.items()]
+    elif vary == "lr":
+        points = [Point(f"x{f:g}", {"optim.lr": base_lr * f}) for f in LR_FACTORS]
+    else:
+        raise ValueError(f"--vary must be one of {', '.join(FACTORS)}, got {vary!r}")
+    if values is None:
+        return points
+    return [_lr_point(v, base_lr) if vary == "lr" else _pick(points, vary, v) for v in values]
+
+
+def _lr_point(value: str, base_lr: float) -> Point:
+    """Any positive factor of the preset lr (``0.5``, ``x2``), not only the ladder's."""
+    try:
+        factor = float(value.strip().lstrip("x"))
+    except ValueError:
+        factor = -1.0
+    if not factor > 0:
+        raise ValueError(f"--values for lr are positive factors like 0.5,2; got {value!r}")
+    return Point(f"x{factor:g}", {"optim.lr": base_lr * factor})
+
+
+def _pick(points: list[Point], vary: str, value: str) -> Point:
+    wanted = value.strip()
+    match = [p for p in points if p.label == wanted]
+    if not match:
+        raise ValueError(f"--values: unknown {vary} {value!r}; choose from "
+                         f"{', '.join(p.label for p in points)}")
+    return match[0]
+
+
+def run_sweep(spec: StudySpec, vary: str, values: list[str] | None = None, *,
+              options: EvalOptions | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate every (method, value) at seed 0; write ``sweep.md``/``.html``/``.json``
+    and ``sweep.png`` into ``spec.out``; return the per-method results and spreads."""
+    options = options or EvalOptions(corruptions=(), embedding="none", gradients=False)
+    plan = {}
+    for method in spec.methods:
+        base = spec.config_for(method, 0)
+        for point in sweep_points(vary, base.optim.lr, values):
+            plan[method, point.label] = spec.config_for(method, 0, point.overrides)
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in spec.methods}
+    for (method, label), cfg in plan.items():
+        path = spec.out / f"{method}-{vary}-{label}"
+        train_or_resume(cfg, path, progress)
+        e = evaluate_if_needed(path, options)
+        rows[method].append({"value": label, "lr": cfg.optim.lr, "optimizer": cfg.optim.name,
+                             "augmentation": cfg.data.augmentation, "top1": e["linear"]["top1"],
+                             "knn_top1": e["knn"]["top1"], "ece": e["calibration"]["ece"]})
+    spread = {m: _spread([r["top1"] for r in rs]) for m, rs in rows.items()}
+    result = {"vary": vary, "rows": rows, "spread": spread}
+    (spec.out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    flags = ("--vary", vary, *(("--values", ",".join(values)) if values else ()))
+    _write(spec, vary, rows, spread, spec.command("sweep", flags))
+    return result
+
+
+def _spread(top1: list[float]) -> dict[str, float | None]:
+    n = len(top1)
+    mean = sum(top1) / n
+    std = (sum((t - mean) ** 2 for t in top1) / (n - 1)) ** 0.5 if n > 1 else None
+    return {"n": n, "mean": mean, "std": std, "range": max(top1) - min(top1),
+            "min": min(top1), "max": max(top1)}
+
+
+def _tick(row: dict[str, Any], vary: str) -> str:
+    """x-axis label of a run; optimizers also show their learning rate."""
+    return f"{row['value']} (lr {row['lr']:g})" if vary == "optimizer" else row["value"]
+
+
+def _runs_table(vary: str, rows) -> Table:
+    """One row per run: the varied value, the settings it implies, and the results."""
+    settings = [k for k in ("optimizer", "augmentation") if k != vary]
+    header = ["method", "lr factor" if vary == "lr" else vary, *settings, "peak lr", "top-1 (%)",
+              "kNN top-1 (%)", "ECE"]
+    body = [[m, r["value"], *(r[k] for k in settings), f"{r['lr']:g}", f"{r['top1']:.2f}",
+             f"{r['knn_top1']:.2f}", f"{r['ece']:.4f}"] for m, rs in rows.items() for r in rs]
+    return Table(header, body)
+
+
+def _write(spec: StudySpec, vary: str, rows, spread, command: str) -> None:
+    figure = plot_sweep({m: [(_tick(r, vary), r["top1"]) for r in rs] for m, rs in rows.items()},
+                        spec.out / "sweep.png", vary=vary,
+                        title=f"Stability of test top-1 to the {vary} (seed 0)")
+    summary = Table(["method", "points", "mean top-1 (%)", "std (points)", "range (points)",
+                     "min", "max"],
+                    [[m, str(s["n"]), f"{s['mean']:.2f}", "—" if s["std"] is None else f"{s['std']:.2f}",
+                      f"{s['range']:.2f}", f"{s['min']:.2f}", f"{s['max']:.2f}"] for m, s in spread.items()])
+    per_value = _runs_table(vary, rows)
+    sections = [
+        Section("Spread of top-1 per method", [
+            summary, f"std: sample standard deviation (n - 1) over the {vary} values; range: "
+            "max - min, in percentage points of test top-1 (linear classifier).",
+            Figure(figure, f"Test top-1 for each {vary}, one line per method")]),
+        Section("Every run", [per_value, f"Made with `{command}`; "
+                              "run folders are `<method>-<vary>-<value>` in this folder."]),
+    ]
+    write_report(f"supcon sweep: {vary}", sections, spec.out, stem="sweep")
