@@ -35,6 +35,7 @@ def _one_thread():
 def small_tiles(monkeypatch):
     """Blocks of at most 7 views and an auto threshold of 40 views: tiny inputs cross both."""
     monkeypatch.setattr(_tiled, "CPU_BLOCK", 7)
+    monkeypatch.setattr(_tiled, "CPU_BLOCK_ONE_THREAD", 7)
     monkeypatch.setattr(_tiled, "MASK_CHUNK", 5)
     monkeypatch.setattr(losses, "TILED_MIN_VIEWS", 40)
 
@@ -191,17 +192,16 @@ def test_declined_options_fall_back_to_dense(small_tiles, kw):
 
 
 def test_small_temperature_float32_runs_in_float64_and_matches(small_tiles):
-    assert _tiled.compute_dtype(torch.float32, 0.02) == torch.float64
     assert _tiled.compute_dtype(torch.float32, 0.1) == torch.float32
+    assert _tiled.compute_dtype(torch.float32, 0.02) == torch.float32
+    assert _tiled.compute_dtype(torch.float32, 0.01) == torch.float64
     assert _tiled.compute_dtype(torch.float64, 0.001) is None
     g = torch.Generator().manual_seed(5)
-    # Every view near -e1 except one at +e1: that anchor's s_ij - 1/tau are all ~ -2/tau = -133,
-    # which underflows exp in float32 (below ~exp(-104)).
-    features = torch.randn(30, 2, 8, generator=g) * 0.1
-    features[..., 0] = -1.0
-    features[0, 0, 0] = 1.0
+    # Both views of every sample equal: s_ij = 1/tau = 100 for them, and exp(100) overflows
+    # float32 (max ~exp(88.7)); the dense path survives through its max-shifted logsumexp.
+    features = torch.randn(30, 1, 8, generator=g).expand(30, 2, 8).contiguous()
     labels = torch.randint(0, 3, (30,), generator=g)
-    kw = dict(temperature=0.015)
+    kw = dict(temperature=0.01)
     _assert_same(_value_and_grad(features, labels, None, impl="dense", **kw),
                  _value_and_grad(features, labels, None, impl="tiled", **kw), torch.float32)
 
@@ -232,6 +232,7 @@ class _LargestTensor(TorchDispatchMode):
 def test_memory_is_linear_in_views(monkeypatch, kind):
     """No op of forward or backward makes a tensor bigger than max(N * D, block^2)."""
     monkeypatch.setattr(_tiled, "CPU_BLOCK", 64)
+    monkeypatch.setattr(_tiled, "CPU_BLOCK_ONE_THREAD", 64)
     batch, views, dim = 300, 2, 16
     features = torch.randn(batch, views, dim, requires_grad=True)
     labels = torch.randint(0, 10, (batch,)) if kind == "labels" else None

@@ -79,7 +79,7 @@ def _read_source(
     env = tvs.env_root()
     roots += [env] if env is not None else []
     target = (roots[0] if roots else DEFAULT_CACHE.expanduser()) if download else None
-    logger.info("loading %s (search: %s; download to: %s)", name, roots, target)
+    logger.debug("loading %s (extra roots: %s; download to: %s if not found)", name, roots, target)
     return name, REGISTRY[name](roots, target)
 
 

@@ -15,14 +15,6 @@ from supcon.methods import ContrastiveModel, create_method
 from supcon.models import ProjectionHead, create_encoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(method, norm: str):
     torch.manual_seed(0)
     encoder = create_encoder("small-resnet", in_channels=1, widths=(4, 8), blocks=(1, 1), strides=(1, 2),

@@ -19,14 +19,6 @@ from supcon.methods import KeyQueue, MemorySupCon, create_method, queue_supcon_l
 from supcon.models import create_encoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tagged(ids: range, dim: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys whose values name them ([id, -id, 0, ...]) and labels id % 3."""
     keys = torch.zeros(len(ids), dim)

@@ -14,15 +14,6 @@ from supcon.methods import ClassifierModel, ContrastiveModel, create_method, lis
 from supcon.models import LinearClassifier, ProjectionHead, create_encoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs run faster on one thread, and much faster when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_encoder(norm: str = "none"):
     """Norm-free by default: each sample's output then does not depend on the rest of the batch."""
     opts = {"widths": (4, 8), "blocks": (1, 1), "strides": (1, 2), "norm": norm}

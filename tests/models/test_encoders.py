@@ -18,15 +18,6 @@ EXPECTED_FEATURES = {"small-resnet": 128, "resnet18": 512, "resnet34": 512} | {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs run faster on one thread, and much faster when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_lists_every_encoder():
     assert set(EXPECTED_FEATURES) <= set(list_encoders())
     assert list_encoders() == sorted(list_encoders())
