@@ -10,10 +10,10 @@ How it avoids the [Na, N] matrix:
   the column sums of J: with k blocks per side the forward costs (k+1)/2k of an N x N x D
   product, the backward (recompute + the two gradient products) three times that; the dense
   path needs three whole products.
-* The softmax denominator uses one fixed shift c = 1/tau instead of a running maximum: rows are
-  unit vectors, so s_ij - c lies in [-2/tau, 0] and ``exp`` neither overflows nor (given
-  ``2/tau <= SHIFT_RANGE[dtype]``) underflows. Small temperatures run in float64, tinier ones
-  fall back to the dense path (see :func:`compute_dtype`).
+* The softmax sums need no running maximum: rows are unit vectors, so s_ij lies in
+  [-1/tau, 1/tau], and for ``1/tau <= MAX_INV_TAU[dtype]`` plain ``exp(s_ij)`` can neither
+  underflow nor overflow, even summed over 2^31 views. Small temperatures run in float64,
+  tinier ones fall back to the dense path (see :func:`compute_dtype`).
 * Positives come from sample-level structure, never an [N, N] mask: a block's positives compare
   the group ids (labels, or sample ids without labels) of its rows and columns, or index a
   user's [B, B] mask by sample id. In the forward, L_out's mean positive logit needs no block
@@ -28,13 +28,16 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-# Largest 2/tau for which exp(s - 1/tau) stays a normal number in each dtype (min normal:
-# float32 ~exp(-87.3), float64 ~exp(-708)), with a margin.
-SHIFT_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
-# Largest block side. On one CPU thread sides 512 to 2048 run within ~5% of each other; big
-# blocks mean fewer parallel regions (each a thread barrier, costly when the cores are shared),
-# small ones let the triangle skip more of the matrix: see default_block. GPUs want big tiles so
-# that kernel launches do not dominate (not measured here: no GPU).
+# Largest 1/tau for which exp(s), |s| <= 1/tau, stays a normal number in each dtype, also when
+# 2^31 of them are summed: float32 normals span exp(-87.3) to exp(88.7), float64 exp(-708) to
+# exp(709.8); ln(2^31) = 21.5.
+MAX_INV_TAU = {torch.float32: 64.0, torch.float64: 650.0}
+# Largest block side. On one CPU thread 512 (1 MB, stays in L2) was 10% faster than 1024 or
+# 2048 at N = 16384; with more threads big blocks mean fewer parallel regions, each a thread
+# barrier that costs milliseconds when the cores are shared. Small blocks also let the triangle
+# skip more of the matrix: see default_block. GPUs want big tiles so that kernel launches do
+# not dominate (not measured here: no GPU).
+CPU_BLOCK_ONE_THREAD = 512
 CPU_BLOCK = 2048
 GPU_BLOCK = 8192
 MASK_CHUNK = 4096  # rows of a user's [B, B] mask turned into floats at a time
@@ -43,12 +46,12 @@ MASK_CHUNK = 4096  # rows of a user's [B, B] mask turned into floats at a time
 def compute_dtype(dtype: torch.dtype, temperature: float) -> torch.dtype | None:
     """The dtype the tiled path computes in for ``dtype`` input, or None if it cannot be exact.
 
-    float32 (and half) input computes in float32 when 2/tau <= 80 (tau >= 0.025), else in float64;
-    below tau = 2/700 even float64 would underflow and the caller must use the dense path.
+    float32 (and half) input computes in float32 when tau >= 1/64, else in float64; below
+    tau = 1/650 even float64 could overflow and the caller must use the dense path.
     """
     base = torch.float64 if dtype == torch.float64 else torch.float32
     for candidate in (base, torch.float64):
-        if 2.0 / temperature <= SHIFT_RANGE[candidate]:
+        if 1.0 / temperature <= MAX_INV_TAU[candidate]:
             return candidate
     return None
 
@@ -56,7 +59,10 @@ def compute_dtype(dtype: torch.dtype, temperature: float) -> torch.dtype | None:
 def default_block(device: torch.device, n: int) -> int:
     """Block side for N views: up to the device's maximum, but keeping >= 8 blocks per side
     (the triangle then skips >= 44% of the matrix), and never below half the maximum."""
-    largest = CPU_BLOCK if device.type == "cpu" else GPU_BLOCK
+    if device.type != "cpu":
+        largest = GPU_BLOCK
+    else:
+        largest = CPU_BLOCK if torch.get_num_threads() > 1 else CPU_BLOCK_ONE_THREAD
     return max(largest // 2, min(largest, n // 8))
 
 
@@ -121,8 +127,8 @@ class _Blocks:
     """The upper-triangle blocks (I, J >= I) of the N x N similarity matrix that touch anchors."""
 
     def __init__(self, z: Tensor, num_anchors: int, temperature: float, block: int) -> None:
-        self.z, self.na, self.tau, self.block = z, num_anchors, temperature, block
-        self.shift = torch.full((1, 1), -1.0 / temperature, dtype=z.dtype, device=z.device)
+        self.z, self.na, self.block = z, num_anchors, block
+        self.z_tau = z / temperature  # s_ij = z_tau[i] . z[j]: no pass over each block to scale
         side = min(block, z.shape[0])
         self.buf = torch.empty(side * side, dtype=z.dtype, device=z.device)
 
@@ -134,18 +140,17 @@ class _Blocks:
                 yield rows, slice(c0, min(c0 + b, n))
 
     def exp(self, rows: slice, cols: slice) -> Tensor:
-        """exp(s - 1/tau) on the block, with self-pairs set to 0 (they are never in A(i))."""
-        z = self.z
+        """exp(s) on the block, with self-pairs set to 0 (they are never in A(i))."""
         shape = (rows.stop - rows.start, cols.stop - cols.start)
         e = self.buf[: shape[0] * shape[1]].view(shape)
-        torch.addmm(self.shift, z[rows], z[cols].T, alpha=1.0 / self.tau, out=e).exp_()
+        torch.mm(self.z_tau[rows], self.z[cols].T, out=e).exp_()
         if rows == cols:
             e.fill_diagonal_(0.0)
         return e
 
 
 def _forward_sums(blocks: _Blocks, pos: Positives, want_pos: bool) -> tuple[Tensor, Tensor | None]:
-    """Per view: sum over A(i) of exp(s_ij - c), and (L_in) the same over P(i)."""
+    """Per view: sum over A(i) of exp(s_ij), and (L_in) the same over P(i)."""
     n, na = blocks.z.shape[0], blocks.na
     den = blocks.z.new_zeros(n)
     pden = blocks.z.new_zeros(n) if want_pos else None
@@ -178,8 +183,8 @@ class _TiledSupCon(torch.autograd.Function):
         log_den = den.log()
         if variant == "out":
             pos_logit_sum = (z * pos.row_sum(z)).sum(1) / temperature  # sum_p s_ip
-            per_anchor = log_den + 1.0 / temperature - pos_logit_sum / counts
-        else:  # L_in: log(sum_A e) - log(mean_P e); the shifts cancel
+            per_anchor = log_den - pos_logit_sum / counts
+        else:  # L_in: log(sum_A e) - log(mean_P e)
             per_anchor = log_den - pden.log() + counts.log()
         ctx.save_for_backward(z, den, pden if pden is not None else den, counts, valid)
         ctx.pos, ctx.na, ctx.tau, ctx.variant, ctx.block = pos, na, temperature, variant, block
@@ -196,7 +201,7 @@ class _TiledSupCon(torch.autograd.Function):
             return torch.where(valid, x, 1.0)
 
         # dL/ds_ij = a_i e_ij - b_i p_ij e_ij (L_in) or a_i e_ij - b_i p_ij (L_out), e_ij =
-        # exp(s_ij - c), p_ij = [j in P(i)]. The positive term is subtracted per element, as the
+        # exp(s_ij), p_ij = [j in P(i)]. The positive term is subtracted per element, as the
         # dense path does: for clustered features it nearly cancels the softmax term, and a
         # class-sum shortcut would lose that cancellation to float32 rounding.
         a = weight / safe(den)

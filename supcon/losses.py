@@ -58,7 +58,7 @@ def supcon_loss(
         impl: ``"dense"`` builds the [Na, N] logits; ``"tiled"`` computes the same value and
             gradients block by block in O(N) memory (see :mod:`supcon._tiled`); ``"auto"`` picks
             tiled from ``TILED_MIN_VIEWS`` views on. The tiled path declines ``positives_cap``
-            and temperatures below 2/700 (it falls back to dense, warning if ``"tiled"`` was
+            and temperatures below 1/650 (it falls back to dense, warning if ``"tiled"`` was
             asked for).
 
     Returns:
