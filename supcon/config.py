@@ -102,8 +102,6 @@ class TrainConfig:
     precision: str = "fp32"
     """fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA)."""
     channels_last: bool = False
-    compile: bool = False
-    """Wrap the model in torch.compile."""
     checkpoint_every_steps: int = 0
     """Also checkpoint every K steps (0 = only at the end of each epoch)."""
     online_probe: bool = True

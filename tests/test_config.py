@@ -25,8 +25,8 @@ def test_method_defaults_fill_only_unset_fields():
 
 
 def test_dotted_overrides_are_typed():
-    cfg = build_config(None, dotted=["optim.lr=0.3", "train.epochs=7", "data.per_class=4", "train.compile=true"])
-    assert (cfg.optim.lr, cfg.train.epochs, cfg.data.per_class, cfg.train.compile) == (0.3, 7, 4, True)
+    cfg = build_config(None, dotted=["optim.lr=0.3", "train.epochs=7", "data.per_class=4", "train.channels_last=true"])
+    assert (cfg.optim.lr, cfg.train.epochs, cfg.data.per_class, cfg.train.channels_last) == (0.3, 7, 4, True)
     assert isinstance(build_config(None, dotted=["optim.lr=1"]).optim.lr, float)
 
 
