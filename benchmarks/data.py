@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from supcon.data import AugmentedDataset, MultiView, build_loader, build_transform, load_dataset
 from supcon.losses import supcon_loss
@@ -203,18 +204,6 @@ def section(args, body: str, argv: list[str], verdict_line: str) -> str:
     )
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) only this benchmark's section of ``path``."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(HEADING))
-        rest = "\n" + old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text.rstrip("\n") + "\n" + rest
-    path.write_text(new)
-
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -225,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     print(body)
     print(verdict(rows))
     if args.write:
-        write_section(args.write, section(args, body, argv, verdict(rows)))
+        write_section(args.write, HEADING, section(args, body, argv, verdict(rows)))
 
 
 if __name__ == "__main__":

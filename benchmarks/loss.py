@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from _results import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 HEADING = "## Loss (benchmarks/loss.py)"
 IMPLS = ("floor", "tiled", "dense", "pml")
 DIM, VIEWS, CLASSES, TAU, CHUNK = 128, 2, 10, 0.1, 4096
@@ -271,17 +273,6 @@ def section(args, body: str, agree: str, argv: list[str], started: str, loads: l
     ])
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) only this benchmark's section of ``path``."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
-    path.write_text(new)
-
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -297,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     print(body + "\n\n" + agree)
     if args.write:
         text = section(args, body, agree, argv, started, [load0, os.getloadavg()[0]])
-        write_section(args.write, text)
+        write_section(args.write, HEADING, text)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+from _results import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 HEADING = "## Memory (benchmarks/memory.py)"
 VIEWS, CLASSES, SIDE, TARGET = 2, 10, 28, 1.5
 
@@ -227,17 +229,6 @@ def section(args, body: str, verdict_line: str, argv: list[str], started: str, l
     ])
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) only this benchmark's section of ``path``, re-reading it just before."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
-    path.write_text(new)
-
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -251,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     print(body + "\n\n" + line)
     if args.write:
         threads = next((r["threads"] for r in results.values() if "threads" in r), None)
-        write_section(args.write, section(args, body, line, argv, started,
+        write_section(args.write, HEADING, section(args, body, line, argv, started,
                                           [load0, os.getloadavg()[0]], threads))
 
 
