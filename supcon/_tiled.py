@@ -191,40 +191,50 @@ class _TiledSupCon(torch.autograd.Function):
         return per_anchor[valid].mean()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor):
-        z, den, pden, counts, valid = ctx.saved_tensors
-        pos = ctx.pos
-        weight = torch.where(valid, grad / valid.sum(), 0.0)  # d loss / d per_anchor[i]
+        # With create_graph=True the engine runs backward in grad mode; once_differentiable alone
+        # would then return a gradient that silently lacks the loss's own curvature.
+        if torch.is_grad_enabled():
+            raise RuntimeError("the tiled SupCon loss is not twice differentiable: use "
+                               "impl='dense' for create_graph=True / higher-order gradients")
+        return _tiled_backward(ctx, grad)
 
-        def safe(x: Tensor) -> Tensor:  # avoids 0/0 on rows that are not valid anchors
-            return torch.where(valid, x, 1.0)
 
-        # dL/ds_ij = a_i e_ij - b_i p_ij e_ij (L_in) or a_i e_ij - b_i p_ij (L_out), e_ij =
-        # exp(s_ij), p_ij = [j in P(i)]. The positive term is subtracted per element, as the
-        # dense path does: for clustered features it nearly cancels the softmax term, and a
-        # class-sum shortcut would lose that cancellation to float32 rounding.
-        a = weight / safe(den)
-        b = weight / safe(pden if ctx.variant == "in" else counts)
-        dz = torch.zeros_like(z)
-        blocks = _Blocks(z, ctx.na, ctx.tau, ctx.block)
-        coef = torch.empty_like(blocks.buf)
-        for rows, cols in blocks:
-            e = blocks.exp(rows, cols)
-            c = coef[: e.numel()].view(e.shape)
-            p = pos.block(rows, cols)
-            pt = p if pos.symmetric else pos.block(cols, rows).T
-            torch.add(a[rows, None], a[None, cols], out=c)  # d/ds_ij + d/ds_ji, symmetric
-            if ctx.variant == "in":
-                c.addcmul_(p, b[rows, None], value=-1).addcmul_(pt, b[None, cols], value=-1)
-                e.mul_(c)
-            else:
-                e.mul_(c)
-                e.addcmul_(p, b[rows, None], value=-1).addcmul_(pt, b[None, cols], value=-1)
-            dz[rows].addmm_(e, z[cols])
-            if cols != rows:
-                dz[cols].addmm_(e.T, z[rows])
-        return dz.div_(ctx.tau), None, None, None, None, None
+@once_differentiable
+def _tiled_backward(ctx, grad: Tensor):
+    """Gradient of :class:`_TiledSupCon` w.r.t. ``z``, recomputing the blocks."""
+    z, den, pden, counts, valid = ctx.saved_tensors
+    pos = ctx.pos
+    weight = torch.where(valid, grad / valid.sum(), 0.0)  # d loss / d per_anchor[i]
+
+    def safe(x: Tensor) -> Tensor:  # avoids 0/0 on rows that are not valid anchors
+        return torch.where(valid, x, 1.0)
+
+    # dL/ds_ij = a_i e_ij - b_i p_ij e_ij (L_in) or a_i e_ij - b_i p_ij (L_out), e_ij =
+    # exp(s_ij), p_ij = [j in P(i)]. The positive term is subtracted per element, as the
+    # dense path does: for clustered features it nearly cancels the softmax term, and a
+    # class-sum shortcut would lose that cancellation to float32 rounding.
+    a = weight / safe(den)
+    b = weight / safe(pden if ctx.variant == "in" else counts)
+    dz = torch.zeros_like(z)
+    blocks = _Blocks(z, ctx.na, ctx.tau, ctx.block)
+    coef = torch.empty_like(blocks.buf)
+    for rows, cols in blocks:
+        e = blocks.exp(rows, cols)
+        c = coef[: e.numel()].view(e.shape)
+        p = pos.block(rows, cols)
+        pt = p if pos.symmetric else pos.block(cols, rows).T
+        torch.add(a[rows, None], a[None, cols], out=c)  # d/ds_ij + d/ds_ji, symmetric
+        if ctx.variant == "in":
+            c.addcmul_(p, b[rows, None], value=-1).addcmul_(pt, b[None, cols], value=-1)
+            e.mul_(c)
+        else:
+            e.mul_(c)
+            e.addcmul_(p, b[rows, None], value=-1).addcmul_(pt, b[None, cols], value=-1)
+        dz[rows].addmm_(e, z[cols])
+        if cols != rows:
+            dz[cols].addmm_(e.T, z[rows])
+    return dz.div_(ctx.tau), None, None, None, None, None
 
 
 def tiled_supcon_loss(z: Tensor, pos: Positives, num_anchors: int, temperature: float,

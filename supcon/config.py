@@ -28,6 +28,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
+    """``data.*``: what to train on and how batches are made."""
+
     name: str = "fashion-mnist"
     """Registered data set name, or a folder of images in ImageFolder layout."""
     data_dir: str | None = None
@@ -49,6 +51,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """``model.*``: the encoder and the projection head."""
+
     encoder: str = "small-resnet"
     """Encoder name from the registry (`supcon.models.list_encoders()`)."""
     encoder_options: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +65,8 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
+    """``loss.*``: options of the method's loss."""
+
     temperature: float | None = None
     """tau; None = the method's default (0.1 SupCon, 0.5 SimCLR)."""
     variant: str = "out"
@@ -78,14 +84,18 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
+    """``optim.*``: optimizer and learning-rate schedule of stage 1."""
+
     name: str = "sgd"
     """Optimizer: sgd (with momentum), lars, rmsprop or adamw."""
     lr: float | None = None
     """Peak learning rate; None = the method's default (0.05 contrastive, 0.1 ce)."""
     scale_lr: bool = False
-    """Multiply lr by batch_size / 256 (the paper's linear scaling rule)."""
+    """Multiply lr by the global batch / 256 (batch_size x processes; the linear scaling rule)."""
     momentum: float = 0.9
+    """Momentum of sgd, lars and rmsprop (adamw ignores it)."""
     weight_decay: float = 1e-4
+    """Weight decay of the weights (parameters with >= 2 dims); biases and norm layers get none."""
     warmup_epochs: float = 1.0
     """Linear warm-up length, then cosine decay to zero (both by global step)."""
     grad_clip: float | None = None
@@ -94,14 +104,21 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    """``train.*``: length, batch, seed, device, precision, checkpoints and scale of stage 1."""
+
     epochs: int = 5
+    """Pre-training epochs (for ce: the whole training)."""
     batch_size: int = 256
+    """Images per step and per process (global batch = batch_size x processes); an epoch's last
+    incomplete batch is dropped."""
     seed: int = 0
+    """Seeds the model's initialisation, the validation split, batch order and augmentations."""
     device: str = "auto"
     """auto (cuda when available), cpu, or cuda[:i]."""
     precision: str = "fp32"
     """fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA)."""
     channels_last: bool = False
+    """Keep the model in channels-last memory format (faster convolutions on recent GPUs)."""
     checkpoint_every_steps: int = 0
     """Also checkpoint every K steps (0 = only at the end of each epoch)."""
     online_probe: bool = True
@@ -120,13 +137,19 @@ class LinearConfig:
     """Stage 2: linear classifier on the frozen encoder (contrastive methods)."""
 
     epochs: int = 20
+    """Epochs of the classifier; the one best on the validation split is kept."""
     batch_size: int = 256
+    """Batch of the classifier's SGD (on precomputed features)."""
     lr: float = 0.1
+    """Peak lr of its SGD (momentum 0.9, cosine decay, no warm-up) on standardised features."""
     weight_decay: float = 0.0
+    """Weight decay of the classifier (weights and bias)."""
 
 
 @dataclass
 class Config:
+    """One run: the method and one section per concern; see :func:`build_config`."""
+
     method: str = "supcon"
     """supcon, simclr or ce."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -137,6 +160,7 @@ class Config:
     linear: LinearConfig = field(default_factory=LinearConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (sections -> keys), as saved in ``config.yaml`` and checkpoints."""
         return dataclasses.asdict(self)
 
 
@@ -152,8 +176,18 @@ def build_config(
 ) -> Config:
     """Make a validated Config: defaults <- preset/file <- ``overrides`` <- ``dotted`` ``key=value``.
 
-    ``preset`` is a file path or the name of a file in ``supcon/configs`` (without ``.yaml``).
-    Fields left as None are then filled from the method's defaults (``METHOD_DEFAULTS``).
+    Args:
+        preset: a YAML file path, or the name of a file in ``supcon/configs`` (without
+            ``.yaml``, see :func:`list_presets`); None starts from the dataclass defaults.
+        overrides: ``{"optim.lr": 0.1, ...}`` dotted keys with already-typed values.
+        dotted: ``["optim.lr=0.1", ...]`` strings; each value is parsed as YAML (``null`` -> None).
+
+    Fields still None afterwards are filled from the method's defaults (``METHOD_DEFAULTS``),
+    then everything is validated (:func:`validate`).
+
+    Raises:
+        ConfigError: unknown key (closest suggested), a value of the wrong type, an item that is
+            not ``key=value``, a missing or malformed file, or a failed range/choice check.
     """
     cfg = Config()
     if preset is not None:
@@ -164,12 +198,21 @@ def build_config(
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value (e.g. optim.lr=0.1)")
-        set_value(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}); "
+                              "quote the whole override, e.g. 'model.encoder_options={widths: [16, 32]}'") from None
+        set_value(cfg, key.strip(), value)
     return resolve(cfg)
 
 
 def resolve(cfg: Config) -> Config:
-    """Fill method defaults into fields left as None, then validate; returns a new Config."""
+    """Fill method defaults into fields left as None, then validate; returns a new Config.
+
+    Raises:
+        ConfigError: unknown method, or :func:`validate` fails.
+    """
     cfg = from_dict(cfg.to_dict())
     if cfg.method not in METHODS:
         raise ConfigError(_choice_message("method", cfg.method, METHODS))
@@ -181,7 +224,11 @@ def resolve(cfg: Config) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    """Range and choice checks that types alone do not catch."""
+    """Range and choice checks that types alone do not catch (on a resolved Config).
+
+    Raises:
+        ConfigError: the first failed check, naming the key, the value and what is valid.
+    """
     checks = [
         (cfg.optim.name in OPTIMIZERS, _choice_message("optim.name", cfg.optim.name, OPTIMIZERS)),
         (cfg.train.precision in PRECISIONS, _choice_message("train.precision", cfg.train.precision, PRECISIONS)),
@@ -207,6 +254,8 @@ def validate(cfg: Config) -> None:
          f"loss.positives_cap must be >= 1 or null, got {cfg.loss.positives_cap}"),
         (cfg.data.per_class is None or 1 <= cfg.data.per_class <= cfg.train.batch_size,
          f"data.per_class must be in [1, train.batch_size], got {cfg.data.per_class}"),
+        (cfg.data.per_class is None or cfg.data.per_class < 1 or cfg.train.batch_size % cfg.data.per_class == 0,
+         f"data.per_class={cfg.data.per_class} must divide train.batch_size={cfg.train.batch_size}"),
         (cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {cfg.optim.grad_clip}"),
         (cfg.train.micro_batch_size is None or 1 <= cfg.train.micro_batch_size <= cfg.train.batch_size,
          f"train.micro_batch_size must be in [1, train.batch_size] or null, got {cfg.train.micro_batch_size}"),
@@ -223,32 +272,48 @@ def validate(cfg: Config) -> None:
 
 
 def list_presets() -> list[str]:
+    """Names of the shipped presets (files in ``supcon/configs``), for ``build_config``."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def get_value(cfg: Config, key: str) -> Any:
+    """The value of a dotted key (e.g. ``optim.lr``); ConfigError for an unknown key."""
     node, name = _walk(cfg, key)
     return getattr(node, name)
 
 
 def set_value(cfg: Config, key: str, value: Any) -> None:
-    """Set a dotted key (e.g. ``optim.lr``) after checking the value against the field's type."""
+    """Set a dotted key (e.g. ``optim.lr``) after checking the value against the field's type.
+
+    An int is accepted for a float field, None only for optional fields; no range checks here.
+
+    Raises:
+        ConfigError: unknown key, or a value of the wrong type.
+    """
     node, name = _walk(cfg, key)
     hint = typing.get_type_hints(type(node))[name]
     setattr(node, name, _coerce(key, value, hint))
 
 
 def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """A Config from a nested dict (as :meth:`Config.to_dict` makes), type-checked but not
+    resolved or validated; ``where`` names the source in error messages (ConfigError)."""
     cfg = Config()
     _apply_nested(cfg, data, where)
     return cfg
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (sections in dataclass order); :func:`load_config` reads it back."""
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def load_config(path: str | Path) -> Config:
+    """Read a YAML config file (e.g. a run's ``config.yaml``), resolved and validated.
+
+    Raises:
+        ConfigError: missing or malformed file, unknown keys, wrong types or failed checks.
+    """
     return resolve(from_dict(_read_yaml(str(path)), where=str(path)))
 
 

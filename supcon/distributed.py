@@ -23,14 +23,17 @@ TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"
 
 
 def is_distributed() -> bool:
+    """True once a process group exists (under torchrun, after :func:`init_from_env`)."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """This process's global rank; 0 on a single process."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """Number of processes in the group; 1 on a single process."""
     return dist.get_world_size() if is_distributed() else 1
 
 
@@ -40,6 +43,7 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
+    """Wait until every rank gets here; no-op on a single process."""
     if is_distributed():
         dist.barrier()
 
@@ -55,6 +59,10 @@ def init_from_env(device: str = "auto", timeout_s: float = 1800.0) -> bool:
     ``device`` is ``train.device``: the backend is NCCL when it resolves to CUDA (each process
     then uses GPU ``LOCAL_RANK``), else gloo. Returns True if a group was made here; False when
     not launched by torchrun with more than one process, or when a group already exists.
+
+    Raises:
+        ValueError: ``LOCAL_RANK`` has no visible CUDA device, or a torchrun variable is not
+            an integer.
     """
     if is_distributed() or not all(name in os.environ for name in TORCHRUN_ENV):
         return False
@@ -98,6 +106,9 @@ def wrap_model(model: nn.Module, device: torch.device, *, sync_bn: bool = False)
     their statistics cover the global batch. Buffers are not broadcast at every forward: training
     uses batch statistics, a momentum queue is the same on every rank by construction, and only
     rank 0's running statistics are ever saved or evaluated.
+
+    Raises:
+        ValueError: ``sync_bn`` on a non-CUDA device (with several processes).
     """
     if world_size() == 1:
         return model

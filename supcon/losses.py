@@ -57,9 +57,10 @@ def supcon_loss(
         generator: random source for ``positives_cap``.
         impl: ``"dense"`` builds the [Na, N] logits; ``"tiled"`` computes the same value and
             gradients block by block in O(N) memory (see :mod:`supcon._tiled`); ``"auto"`` picks
-            tiled from ``TILED_MIN_VIEWS`` views on. The tiled path declines ``positives_cap``
-            and temperatures below 1/650 (it falls back to dense, warning if ``"tiled"`` was
-            asked for).
+            tiled from ``TILED_MIN_VIEWS`` (1024) views on. The tiled path declines
+            ``positives_cap`` and temperatures below 1/650 (it falls back to dense, warning if
+            ``"tiled"`` was asked for). The tiled gradient is not itself differentiable:
+            a backward with ``create_graph=True`` raises ``RuntimeError``; use ``"dense"``.
 
     Returns:
         A scalar float32 (float64 for float64 input) tensor. Anchors with no positive are left out
@@ -265,7 +266,17 @@ def _check_positives(labels, mask, batch: int, device) -> tuple[Tensor | None, T
 
 
 class SupConLoss(torch.nn.Module):
-    """``nn.Module`` wrapper of :func:`supcon_loss`; options are fixed at construction."""
+    """``nn.Module`` wrapper of :func:`supcon_loss`; options are fixed at construction.
+
+    Args:
+        temperature: tau (0.1, the paper's).
+        variant: ``"out"`` (L_out) or ``"in"`` (L_in).
+        contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0).
+        positives_cap: keep at most this many random positives per anchor (None: all).
+
+    The options are checked at the first call, which raises ``ValueError`` as
+    :func:`supcon_loss` does. ``impl`` is always ``"auto"``.
+    """
 
     def __init__(
         self,
@@ -283,6 +294,8 @@ class SupConLoss(torch.nn.Module):
     def forward(
         self, features: Tensor, labels: Tensor | None = None, mask: Tensor | None = None
     ) -> Tensor:
+        """:func:`supcon_loss` of ``features`` ``[B, V, D]`` or ``[N, D]`` with ``labels`` ``[B]``
+        or ``mask`` ``[B, B]`` (neither: SimCLR); returns a scalar."""
         return supcon_loss(
             features,
             labels,
@@ -294,6 +307,7 @@ class SupConLoss(torch.nn.Module):
         )
 
     def extra_repr(self) -> str:
+        """The options, shown by ``print(module)``."""
         return (
             f"temperature={self.temperature}, variant={self.variant!r}, "
             f"contrast_mode={self.contrast_mode!r}, positives_cap={self.positives_cap}"

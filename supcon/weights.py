@@ -14,8 +14,16 @@ ENCODER_META = "encoder.json"
 
 
 def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``encoder.safetensors`` and ``encoder.json`` (``meta`` must name ``encoder`` and
-    ``in_channels``; anything else, e.g. normalisation statistics, rides along)."""
+    """Write ``folder/encoder.safetensors`` and ``folder/encoder.json``; return the weights path.
+
+    Args:
+        encoder: the module whose ``state_dict`` is saved (copied to the CPU).
+        folder: created if missing; the weights file is replaced atomically.
+        meta: JSON-able; must name ``encoder`` (registry name) and ``in_channels`` for
+            :func:`load_encoder`, and may give ``encoder_kwargs`` (its options). Anything else
+            rides along (the pipeline adds ``image_size``, ``mean``, ``std``, ``class_names``,
+            ``num_features``, ``data``, ``method``).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
@@ -32,6 +40,13 @@ def load_encoder(path: str | Path) -> nn.Module:
     ``path`` is a run folder, or an ``encoder.safetensors`` file with ``encoder.json`` beside it.
     The encoder maps ``[B, C, H, W]`` images (normalised as in ``encoder.json``) to
     ``[B, num_features]`` representations; its metadata is on ``encoder.supcon_meta``.
+    Nothing is unpickled: the weights are safetensors, the metadata JSON.
+
+    Raises:
+        FileNotFoundError: no ``encoder.safetensors`` with ``encoder.json`` beside it at ``path``.
+        ValueError: ``encoder.json`` names an unknown encoder or options.
+        RuntimeError: the weights do not fit the encoder ``encoder.json`` describes.
+        safetensors.SafetensorError: the weights file is corrupt.
     """
     from .models import create_encoder
 

@@ -266,3 +266,16 @@ def test_bad_impl_and_bad_input_raise(small_tiles):
         supcon_loss(features.masked_fill(features > 2, math.nan), impl="tiled")
     with pytest.raises(ValueError, match="temperature"):
         supcon_loss(features, temperature=math.inf, impl="tiled")
+
+
+def test_create_graph_raises_instead_of_dropping_curvature(small_tiles):
+    # Double backward through the tiled path would silently miss the loss's own second
+    # derivative; the dense path supports it and is the documented way.
+    z = torch.randn(12, 2, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.arange(12) % 3
+    loss = supcon_loss(z, labels, impl="tiled")
+    with pytest.raises(RuntimeError, match="impl='dense'"):
+        torch.autograd.grad(loss, z, create_graph=True)
+    (g,) = torch.autograd.grad(supcon_loss(z, labels, impl="dense"), z, create_graph=True)
+    (gg,) = torch.autograd.grad(g.square().sum(), z)
+    assert torch.isfinite(gg).all() and gg.abs().sum() > 0

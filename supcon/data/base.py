@@ -58,7 +58,11 @@ class ImageDataset(Dataset):
 
 
 class TensorImageDataset(ImageDataset):
-    """All images in memory as one uint8 tensor ``[N, C, H, W]``; labels int64 ``[N]``."""
+    """All images in memory as one uint8 tensor ``[N, C, H, W]``; labels int64 ``[N]``.
+
+    Raises:
+        DataError: ``images`` is not uint8 ``[N, C, H, W]``, or the label count differs from N.
+    """
 
     def __init__(self, images: Tensor, labels: Tensor) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
@@ -125,6 +129,9 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
     The total held-out count is ``round(fraction * n)``, shared between classes by largest
     remainder so class proportions match; every class keeps at least one sample. Both index
     tensors are sorted. A fixed function of ``(labels, fraction, seed)``.
+
+    Raises:
+        DataError: ``fraction`` outside [0, 1).
     """
     if not 0.0 <= fraction < 1.0:
         raise DataError(f"split fraction must be in [0, 1), got {fraction}")
@@ -154,6 +161,9 @@ def channel_stats(
     the 256 byte values), else over a seeded sample of at most ``max_items`` items.
 
     A channel with (near) zero spread gets std 1.0 so normalising never divides by zero.
+
+    Raises:
+        DataError: the dataset is empty.
     """
     n = len(dataset)
     if n == 0:

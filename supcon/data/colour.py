@@ -26,15 +26,18 @@ def _blend(a: Tensor, b: Tensor, ratio: Tensor) -> Tensor:
 
 
 def brightness(x: Tensor, f: Tensor) -> Tensor:
+    """Scale ``x [N, C, H, W]`` (in [0, 1]) by ``f [N]`` per sample, clipped to [0, 1]."""
     return (x * f.to(x.dtype)[:, None, None, None]).clamp_(0, 1)
 
 
 def contrast(x: Tensor, f: Tensor) -> Tensor:
+    """Blend ``x [N, C, H, W]`` with its mean grey level by ``f [N]`` (1 = unchanged)."""
     lum = grey(x) if x.shape[1] == 3 else x
     return _blend(x, lum.mean(dim=(1, 2, 3), keepdim=True), f)
 
 
 def saturation(x: Tensor, f: Tensor) -> Tensor:
+    """Blend RGB ``x [N, 3, H, W]`` with its grey image by ``f [N]``; identity on 1 channel."""
     return _blend(x, grey(x), f) if x.shape[1] == 3 else x
 
 

@@ -32,7 +32,11 @@ MAX_AUTO_SIZE = 224  # cap on the automatic image size
 
 
 class FileImageDataset(ImageDataset):
-    """Images decoded from files on every access, at their own size, as uint8 ``[C, H, W]``."""
+    """Images decoded from files on every access, at their own size, as uint8 ``[C, H, W]``.
+
+    ``get_batch`` returns a list of images (sizes may differ); an unreadable file raises
+    `DataError` naming it.
+    """
 
     def __init__(self, files: Sequence[str], labels: Tensor, channels: int) -> None:
         self.files = list(files)
@@ -69,7 +73,8 @@ class _Trouble:
 
     def bad_image(self, path: Path, exc: BaseException) -> None:
         if self.strict:
-            raise DataError(f"unreadable image file {path}: {describe(exc)}") from exc
+            raise DataError(f"unreadable image file {path}: {describe(exc)}; fix or delete it "
+                            "(data.strict=false skips such files)") from exc
         self.unreadable.append(f"{path}: {describe(exc)}")
 
     def report(self) -> None:
@@ -158,7 +163,8 @@ def _auto_size(sizes: list[tuple[int, int]]) -> int:
 
 def _split_roots(root: Path) -> tuple[Path, Path | None]:
     if not root.exists():
-        raise DataError(f"data folder {root} does not exist")
+        raise DataError(f"data folder {root} does not exist; give an existing folder or a "
+                        "registered data set name")
     if not root.is_dir():
         raise DataError(f"data path {root} is not a folder")
     if (root / "train").is_dir():
@@ -169,7 +175,13 @@ def _split_roots(root: Path) -> tuple[Path, Path | None]:
 def load_folder(
     path: str | Path, *, strict: bool = False, image_size: int | None = None
 ) -> SourceData:
-    """Read an ImageFolder-layout folder (see the module docstring for every rule)."""
+    """Read an ImageFolder-layout folder (see the module docstring for every rule).
+
+    Raises:
+        DataError: missing folder, no class folders, a single class, an empty class folder, a
+            test class unknown to ``train/``, no readable images, or (``strict``) an
+            unreadable image file.
+    """
     root = Path(path).expanduser()
     train_root, test_root = _split_roots(root)
     trouble = _Trouble(root, strict)
@@ -179,7 +191,8 @@ def load_folder(
     test_names = [p.name for p in _class_dirs(test_root, trouble)] if test_root else []
     unknown = sorted(set(test_names) - set(names))
     if unknown:
-        raise DataError(f"test class folder(s) {unknown} under {test_root} are not in {train_root}")
+        raise DataError(f"test class folder(s) {unknown} under {test_root} are not in {train_root}; "
+                        "add them there or remove them from the test folder")
     train_scan = _scan_split(train_root, names, trouble, verify=True)
     test_scan = _scan_split(test_root, names, trouble, verify=True) if test_root else None
     all_modes = train_scan.modes + (test_scan.modes if test_scan else [])

@@ -96,7 +96,11 @@ def read_header(path: Path, verify: bool = False) -> tuple[int, int, str]:
 
 
 def read_image(path: Path | str, channels: int) -> Tensor:
-    """Decode ``path`` fully to uint8 ``[channels, H, W]``; raises `DataError` naming the file."""
+    """Decode ``path`` fully to uint8 ``[channels, H, W]`` (1 or 3 channels, module rules).
+
+    Raises:
+        DataError: the file cannot be opened or decoded (the message names it).
+    """
     try:
         with Image.open(path) as img:
             img.load()

@@ -68,8 +68,25 @@ def build_loader(
 ) -> EpochDataLoader:
     """Wire ``dataset`` (an `AugmentedDataset` or any dataset with ``.labels``) to batches.
 
-    Args mirror `EpochBatchSampler`; ``num_workers`` > 0 starts persistent worker processes;
-    ``pin_memory`` defaults to "CUDA is available". Labels are an int64 ``[B]`` tensor.
+    Args:
+        dataset: yields ``(image, label)``; with ``.labels`` (``[n]`` ints) when ``per_class`` is
+            used. An `AugmentedDataset` gets ``(epoch, index)`` keys (see the module docstring).
+        batch_size, shuffle, drop_last, seed, per_class, rank, world_size: as in
+            `EpochBatchSampler` (defaults: shuffled, last batch kept, seed 0, plain batches,
+            one process).
+        num_workers: worker processes (0: load in the main process); > 0 starts persistent
+            workers.
+        pin_memory: defaults to "CUDA is available".
+        prefetch_factor: batches each worker prepares ahead (torch's default when None).
+
+    Returns:
+        An `EpochDataLoader` of ``(images, labels)``: images float32 ``[B, V, C, S, S]`` for a
+        `MultiView` transform, else ``[B, C, S, S]``; labels int64 ``[B]``. Call its
+        ``set_epoch(epoch, start_batch)`` before every epoch.
+
+    Raises:
+        ValueError: ``per_class`` on a dataset without ``.labels``, ``num_workers < 0``, or any
+            `EpochBatchSampler` check.
     """
     labels = getattr(dataset, "labels", None)
     if labels is None:

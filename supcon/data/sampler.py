@@ -36,7 +36,26 @@ def _check_int(name: str, value, low: int) -> int:
 
 
 class EpochBatchSampler:
-    """Yields lists of dataset indices; see the module docstring for the epoch semantics."""
+    """Yields lists of dataset indices; see the module docstring for the epoch semantics.
+
+    Args:
+        labels: ``[n]`` integer class of every item (only used by ``per_class``; its length
+            sets n).
+        batch_size: indices per batch on this rank.
+        shuffle: permute every epoch (a function of ``seed`` and the epoch), else ``0..n-1``.
+        drop_last: drop the last incomplete batch (and, with ranks, trim instead of padding).
+        seed: seeds every epoch's order.
+        per_class: class-balanced batches of ``per_class`` samples from each of
+            ``batch_size // per_class`` classes; None = plain batches.
+        rank: this process's rank, in ``[0, world_size)``.
+        world_size: number of processes that share the epoch.
+
+    Raises:
+        ValueError: a non-int or too small ``batch_size``/``world_size``/``rank``/``per_class``,
+            ``rank >= world_size``, empty ``labels``, ``batch_size`` not a multiple of
+            ``per_class``, or fewer classes than ``batch_size // per_class``. A class with fewer
+            than ``per_class`` samples only warns (its samples repeat within a batch).
+    """
 
     def __init__(
         self,
@@ -72,7 +91,7 @@ class EpochBatchSampler:
         if b // m > classes.numel():
             raise ValueError(
                 f"per_class: batch_size // per_class = {b // m} classes per batch, "
-                f"but labels hold only {classes.numel()} classes"
+                f"but labels hold only {classes.numel()} classes; raise per_class or lower batch_size"
             )
         small = int((counts < m).sum())
         if small:

@@ -43,20 +43,40 @@ def _not_found(name: str, searched: Sequence[Path]) -> DataError:
     )
 
 
+def _download(name: str, target: Path, fetch: Callable[[], object]) -> None:
+    """Run a torchvision download; any failure (offline, proxy, disk) becomes one `DataError`."""
+    try:
+        fetch()
+    except Exception as exc:  # urllib, ssl, OSError and torchvision's RuntimeError alike
+        apt = " (or apt-get install dataset-fashion-mnist)" if name == "fashion-mnist" else ""
+        raise DataError(
+            f"data set {name} is not on disk and downloading it into {target} failed "
+            f"({describe(exc)}); put its files in --data-dir or $SUPCON_DATA{apt}, see docs/data.md"
+        ) from exc
+
+
 # ----------------------------------------------------------------------------- idx (MNIST family)
 def read_idx(path: Path) -> np.ndarray:
-    """Read an idx file of unsigned bytes (raw or ``.gz``): labels ``[n]`` or images ``[n, h, w]``."""
+    """Read an idx file of unsigned bytes (raw or ``.gz``): labels ``[n]`` or images ``[n, h, w]``.
+
+    Raises:
+        DataError: unreadable file, a header that is not unsigned-byte idx, or a size that does
+            not match the header.
+    """
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as exc:
-        raise DataError(f"unreadable idx file {path}: {describe(exc)}") from exc
+        raise DataError(f"unreadable idx file {path}: {describe(exc)}; "
+                        "replace it with the original file") from exc
     if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08 or data[3] not in (1, 3):
-        raise DataError(f"{path} is not an idx file of unsigned bytes (bad header {data[:4]!r})")
+        raise DataError(f"{path} is not an idx file of unsigned bytes (bad header {data[:4]!r}); "
+                        "replace it with the original file")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
     start = 4 + 4 * ndim
     if len(data) != start + int(np.prod(dims)):
-        raise DataError(f"idx file {path} holds {len(data) - start} bytes, header says {dims}")
+        raise DataError(f"idx file {path} holds {len(data) - start} bytes, header says {dims} "
+                        "(truncated?); replace it with the original file")
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(dims)
 
 
@@ -100,8 +120,9 @@ def _load_idx_set(
         (d for d in candidates if all(_idx_file(d, s) for s in sum(_IDX_STEMS.values(), ()))), None
     )
     if found is None and download_to is not None:
-        for train in (True, False):  # torchvision downloads and unpacks into <root>/<Class>/raw
-            tv_class(str(download_to), train=train, download=True)
+        # torchvision downloads and unpacks into <root>/<Class>/raw
+        _download(name, download_to, lambda: [tv_class(str(download_to), train=t, download=True)
+                                              for t in (True, False)])
         found = download_to / tv_class.__name__ / "raw"
     if found is None:
         raise _not_found(name, candidates)
@@ -110,12 +131,18 @@ def _load_idx_set(
 
 
 def load_fashion_mnist(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """Fashion-MNIST (28x28 grey, 10 classes) from idx files, raw or gzipped."""
+    """Fashion-MNIST (28x28 grey, 10 classes) from idx files, raw or gzipped.
+
+    Looked for under each root as ``fashion-mnist/``, ``fashion_mnist/``, ``FashionMNIST/raw/``
+    or ``FashionMNIST/`` (or the root itself when it has one of those names), then in Debian's
+    ``/usr/share/datasets/fashion-mnist``. Raises `DataError` when found nowhere.
+    """
     return _load_idx_set("fashion-mnist", tvd.FashionMNIST, roots, download_to)
 
 
 def load_mnist(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """MNIST (28x28 grey, 10 classes) from idx files, raw or gzipped."""
+    """MNIST (28x28 grey, 10 classes) from idx files, raw or gzipped, under each root as
+    ``mnist/``, ``MNIST/raw/`` or ``MNIST/``. Raises `DataError` when found nowhere."""
     return _load_idx_set("mnist", tvd.MNIST, roots, download_to)
 
 
@@ -162,7 +189,8 @@ def _read(name: str, folder: Path, make: Callable[[bool], tvd.VisionDataset]) ->
     try:
         return make(True), make(False)
     except Exception as exc:  # pickle, scipy and numpy errors alike mean "damaged file"
-        raise DataError(f"could not read {name} files in {folder}: {describe(exc)}") from exc
+        raise DataError(f"could not read {name} files in {folder}: {describe(exc)}; "
+                        "replace the damaged files") from exc
 
 
 def _to_source(train, test, names, size: int, hwc: bool) -> SourceData:
@@ -184,7 +212,8 @@ def _load_cifar(
     base = cls.base_folder
     root = _find_dir(roots, lambda d: (d / base).is_dir(), base=base)
     if root is None and download_to is not None:
-        cls.__base__(str(download_to), train=True, download=True)  # md5-checked original class
+        # md5-checked original class
+        _download(name, download_to, lambda: cls.__base__(str(download_to), train=True, download=True))
         root = download_to
     if root is None:
         raise _not_found(name, [r / base for r in roots])
@@ -193,23 +222,29 @@ def _load_cifar(
 
 
 def load_cifar10(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """CIFAR-10 (32x32 RGB, 10 classes) from ``cifar-10-batches-py``."""
+    """CIFAR-10 (32x32 RGB, 10 classes) from ``cifar-10-batches-py`` (python pickle batches,
+    read by torchvision) in a root. Raises `DataError` when found nowhere or unparsable."""
     return _load_cifar("cifar10", _CIFAR10, roots, download_to)
 
 
 def load_cifar100(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """CIFAR-100 (32x32 RGB, 100 fine classes) from ``cifar-100-python``."""
+    """CIFAR-100 (32x32 RGB, 100 fine classes) from ``cifar-100-python`` in a root. Raises
+    `DataError` when found nowhere or unparsable."""
     return _load_cifar("cifar100", _CIFAR100, roots, download_to)
 
 
 def load_svhn(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """SVHN (32x32 RGB, digits 0-9; the ``extra`` split is not used) from ``*_32x32.mat``."""
+    """SVHN (32x32 RGB, digits 0-9; the ``extra`` split is not used) from ``*_32x32.mat``.
+
+    Raises:
+        DataError: the files are found nowhere (and no download), or cannot be parsed.
+    """
     marker = lambda d: (d / "train_32x32.mat").is_file() and (d / "test_32x32.mat").is_file()  # noqa: E731
     root = _find_dir(roots, marker, ("svhn", "SVHN"))
     if root is None and download_to is not None:
         root = download_to / "svhn"
-        for split in ("train", "test"):
-            tvd.SVHN(str(root), split=split, download=True)
+        _download("svhn", root, lambda: [tvd.SVHN(str(root), split=s, download=True)
+                                         for s in ("train", "test")])
     if root is None:
         raise _not_found("svhn", [r / "svhn" for r in roots])
     train, test = _read("svhn", root, lambda t: _SVHN(str(root), split="train" if t else "test"))
@@ -217,11 +252,15 @@ def load_svhn(roots: Sequence[Path], download_to: Path | None) -> SourceData:
 
 
 def load_stl10(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """STL-10 labelled part (96x96 RGB, 10 classes) from ``stl10_binary``."""
+    """STL-10 labelled part (96x96 RGB, 10 classes) from ``stl10_binary``.
+
+    Raises:
+        DataError: the files are found nowhere (and no download), or cannot be parsed.
+    """
     marker = lambda d: (d / "stl10_binary" / "train_X.bin").is_file()  # noqa: E731
     root = _find_dir(roots, marker, base="stl10_binary")
     if root is None and download_to is not None:
-        tvd.STL10(str(download_to), split="train", download=True)
+        _download("stl10", download_to, lambda: tvd.STL10(str(download_to), split="train", download=True))
         root = download_to
     if root is None:
         raise _not_found("stl10", [r / "stl10_binary" for r in roots])

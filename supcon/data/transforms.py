@@ -48,7 +48,7 @@ _PARAMS = {
 
 
 class Normalize:
-    """``(x - mean) / std`` per channel; no randomness."""
+    """``(x - mean) / std`` per channel of ``[N, C, S, S]``; a batched stage with no randomness."""
 
     n_uniforms = 0
 
@@ -62,7 +62,10 @@ class Normalize:
 
 class PerImageV2:
     """Runs a torchvision v2 transform on each uint8 image, the global torch RNG seeded from the
-    sample's own uniform (and restored afterwards, so the caller's random stream is untouched)."""
+    sample's own uniform (and restored afterwards, so the caller's random stream is untouched).
+
+    A batched stage (``n_uniforms = 1``): ``(x float [N, C, S, S] in [0, 1], u [N, 1])`` -> same.
+    """
 
     n_uniforms = 1
 
@@ -84,7 +87,11 @@ class PerImageV2:
 
 
 class Policy:
-    """A named chain of batched stages: ``uint8 [C, H, W] -> float32 [C, S, S]``."""
+    """A named chain of batched stages: ``uint8 [C, H, W] -> float32 [C, S, S]``.
+
+    Made by :func:`build_transform`. ``n_uniforms`` is the number of U(0, 1) draws per image that
+    :meth:`apply` needs; all randomness comes through them.
+    """
 
     def __init__(self, name: str, stages: list, info: DatasetInfo) -> None:
         self.name, self.stages, self.info = name, stages, info
@@ -100,7 +107,12 @@ class Policy:
 
     def apply(self, images: Tensor | list[Tensor], u: Tensor) -> Tensor:
         """Images ``[N, C, H, W]`` (or a list of ``[C, H, W]``) with uniforms ``u [N, n_uniforms]``
-        -> ``[N, C, S, S]``. Row k of the result depends only on image k and ``u[k]``."""
+        -> ``[N, C, S, S]``. Row k of the result depends only on image k and ``u[k]``.
+
+        Raises:
+            ValueError: images with another channel count than ``info.channels``, or ``u`` not
+                ``[N, n_uniforms]``.
+        """
         self._check(images, u)
         x, start = images, 0
         for stage in self.stages:
@@ -156,9 +168,21 @@ def _stages(policy: str, size: int, p: dict) -> list:
 def build_transform(policy: str, info: DatasetInfo, *, train: bool = True, **params) -> Policy:
     """The named augmentation policy for ``info`` (see the module docstring).
 
-    Params: ``strength`` (colour jitter scale, 1.0 = 0.4/0.4/0.4/0.1), ``jitter_p``, ``grey_p``,
-    ``blur`` (None: automatic), ``crop_scale`` ((lo, hi) area fraction), ``flip_p``,
-    ``magnitude`` and ``num_ops`` (RandAugment), ``padding`` (crop-flip on small images).
+    Args:
+        policy: one of :data:`POLICIES`.
+        info: the data set's `DatasetInfo` (image size, channels, mean/std).
+        train: False gives the evaluation transform (resize + centre crop + normalise) whatever
+            the policy.
+        params: ``strength`` (colour jitter scale, 1.0 = 0.4/0.4/0.4/0.1), ``jitter_p`` (0.8),
+            ``grey_p`` (0.2), ``blur`` (None: automatic, on from 64 px), ``crop_scale`` ((lo,
+            hi) area fraction), ``flip_p`` (0.5), ``magnitude`` (9) and ``num_ops`` (2) of
+            RandAugment, ``padding`` (crop-flip on small images; default S/8).
+
+    Returns:
+        A `Policy`: ``uint8 [C, H, W] -> float32 [C, S, S]`` (``Policy.apply`` for batches).
+
+    Raises:
+        DataError: unknown policy (closest suggested) or unknown parameter.
     """
     if policy not in POLICIES:
         close = difflib.get_close_matches(str(policy), POLICIES, n=1)

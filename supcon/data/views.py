@@ -23,7 +23,11 @@ class MultiView:
     """``n_views`` independent draws of ``transform``: ``[C, H, W] -> [V, C, S, S]``.
 
     Views differ because each takes its own random parameters; a deterministic policy
-    (``none``, or any ``train=False`` transform) gives V identical views.
+    (``none``, or any ``train=False`` transform) gives V identical views. ``transform`` is a
+    `Policy` (all views in one batched call) or any callable ``[C, H, W] -> [C, S, S]``.
+
+    Raises:
+        ValueError: ``n_views`` is not an int >= 1.
     """
 
     def __init__(self, transform: Callable[[Tensor], Tensor], n_views: int = 2) -> None:
@@ -58,6 +62,9 @@ class AugmentedDataset(Dataset):
         transform: a `Policy`, a `MultiView` (batched: one vectorised call per batch), or any
             callable that draws from the global torch RNG (seeded per item, then restored).
         seed: the run's seed.
+
+    Items are ``(image, label)``: ``image`` float32 ``[C, S, S]`` (``[V, C, S, S]`` for a
+    `MultiView`), ``label`` an int. A key is an index or an ``(epoch, index)`` pair.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class AugmentedDataset(Dataset):
         self.epoch = int(epoch)
 
     def sample_seed(self, epoch: int, index: int) -> int:
+        """The seed of item ``index``'s augmentation in ``epoch`` (a function of the run's seed)."""
         return derive_seed(self.seed, epoch, index)
 
     def _split_keys(self, keys: Sequence) -> tuple[list[int], list[int]]:

@@ -38,7 +38,12 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only,
+    ``weights_only=True``), onto the CPU.
+
+    Raises:
+        CheckpointError: no file at ``path``, or it is torn, foreign or holds other objects.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -46,7 +51,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for torn or foreign files
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}); "
-                              "delete it to start over") from None
+                              "delete it and run without --resume to start over") from None
 
 
 def rng_state() -> dict[str, Any]:
@@ -58,6 +63,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the streams saved by :func:`rng_state` (CUDA only when saved and available)."""
     random.setstate((3, tuple(state["python"]), None))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():

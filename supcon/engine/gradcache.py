@@ -47,6 +47,9 @@ def cached_backward(
     embeddings to a scalar. Gradients are accumulated into the parameters (multiplied by
     ``grad_scale``, e.g. an fp16 loss scale); the detached loss is returned. Under DDP only the
     last micro-batch's backward synchronises gradients (``no_sync`` for the others).
+
+    Raises:
+        ValueError: ``chunk_size < 1``.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -91,7 +94,12 @@ def contrastive_step(
     Without ``micro_batch_size`` (or when it covers the batch) the returned loss still has to be
     back-propagated; with it the backward pass is done here (gradient caching) and the result
     says so with ``BACKWARD_DONE``. A method with ``remember(model, images, labels, chunk)``
-    (the momentum queue) is then given the batch. Returns ``{"loss", "features" [B, F]}``.
+    (the momentum queue) is then given the batch. ``grad_scale`` multiplies the cached
+    backward (the fp16 GradScaler's scale; 1.0 otherwise). Returns ``{"loss", "features"
+    [B, F], BACKWARD_DONE}``.
+
+    Raises:
+        ValueError: ``images`` is not 5-D, or the method's loss rejects the embeddings.
     """
     if images.dim() != 5:
         raise ValueError(f"images must be [B, V, C, H, W] (multi-view), got {tuple(images.shape)}")

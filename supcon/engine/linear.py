@@ -20,6 +20,9 @@ from .optim import set_lr
 
 @dataclass
 class LinearResult:
+    """What :func:`fit_linear` returns: the classifier on raw features, the chosen epoch (from
+    1), its validation top-1 (%) and per-epoch ``{"epoch", "loss", "val_top1"}``."""
+
     classifier: nn.Module
     best_epoch: int
     val_top1: float
@@ -46,6 +49,20 @@ def fit_linear(
     ``train``/``val`` are ``(features [n, F], labels [n])``. Features are standardised with the
     training mean/std (folded into the returned classifier), which makes one learning rate fit
     encoders of any scale.
+
+    Args:
+        train: training features and labels.
+        val: validation features and labels (may be empty: val top-1 0 then, the first epoch
+            wins).
+        num_classes: output size K.
+        cfg: ``linear.*``: epochs, batch size, lr (SGD momentum 0.9, cosine, no warm-up),
+            weight decay.
+        seed: seeds the initialisation and the batch order.
+        on_epoch: optional ``on_epoch(position, {"loss", "lr", ..., "val_top1"})`` after every
+            epoch.
+
+    Returns:
+        A :class:`LinearResult` whose ``classifier`` is an ``nn.Linear(F, K)`` on raw features.
     """
     feats, labels = train
     mean, std = feats.mean(0), feats.std(0).clamp_min(1e-6)

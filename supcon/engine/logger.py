@@ -22,6 +22,8 @@ class MetricsLogger:
                 self._writer = SummaryWriter(str(self.folder / "tensorboard"))
 
     def log(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
+        """Append ``{"stage", "step", "time", **metrics}`` to ``metrics.jsonl``; numeric metrics
+        also go to TensorBoard as ``<stage>/<key>`` at ``step``."""
         if self.folder is None:
             return
         record = {"stage": stage, "step": step, "time": round(time.time(), 3), **metrics}
@@ -33,5 +35,6 @@ class MetricsLogger:
                     self._writer.add_scalar(f"{stage}/{key}", value, step)
 
     def close(self) -> None:
+        """Flush and close the TensorBoard writer."""
         if self._writer is not None:
             self._writer.close()

@@ -33,13 +33,17 @@ class Position:
     step: int = 0
 
     def to_dict(self) -> dict[str, int]:
+        """``{"epoch", "batch", "step"}``, as stored in checkpoints."""
         return asdict(self)
 
 
 class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf at ``step``; raised before the step is applied."""
+
     def __init__(self, step: int, value: float) -> None:
-        super().__init__(f"loss became {value} at step {step}; the last good checkpoint is kept. "
-                         "Lower optim.lr, set optim.grad_clip, or use train.precision=fp32")
+        super().__init__(f"loss became {value} at step {step} (the last good checkpoint is kept); "
+                         "train again into a new --out with a lower optim.lr, optim.grad_clip set, "
+                         "or train.precision=fp32")
         self.step = step
 
 
@@ -57,6 +61,7 @@ class LoopSpec:
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Autocast to bfloat16 (``bf16``) or float16 (``fp16``) on ``device``; no-op for ``fp32``."""
     device_type = torch.device(device).type
     if precision == "fp32":
         return contextlib.nullcontext()
@@ -89,6 +94,15 @@ def train_loop(
     Gradients are zeroed before ``step_fn``; if its result holds ``BACKWARD_DONE: True`` the
     loss was already back-propagated and the loop does not do it again.
     ``progress`` is an optional tqdm-like factory ``progress(iterable, total=, initial=, desc=)``.
+
+    ``model`` is put in train mode each epoch and the global norm of its gradients is clipped
+    to ``spec.grad_clip`` (when set); ``scaler`` (an enabled GradScaler, fp16) scales the backward pass;
+    ``stage`` labels the progress bar. The lr of every step is :func:`~.optim.lr_at` of the
+    global step, set on every parameter group before ``step_fn`` runs, and ``position`` is
+    updated in place.
+
+    Raises:
+        NonFiniteLossError: the loss is NaN or inf (before that step is applied).
     """
     total_steps = spec.epochs * spec.steps_per_epoch
     while position.epoch < spec.epochs:

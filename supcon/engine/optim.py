@@ -25,7 +25,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.name`` over ``model``'s trainable parameters, at peak ``lr``."""
+    """The optimizer named by ``cfg.name`` over ``model``'s trainable parameters, at peak ``lr``.
+
+    sgd, lars and rmsprop use ``cfg.momentum`` (rmsprop with alpha 0.9 and eps 1.0); adamw its
+    own betas. Weight decay applies to weights only (see :func:`param_groups`).
+
+    Raises:
+        ValueError: unknown ``cfg.name``.
+    """
     groups = param_groups(model, cfg.weight_decay)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
@@ -51,6 +58,7 @@ class LARS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter with a gradient; returns ``closure()``'s loss if given."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -84,5 +92,6 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> flo
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set ``lr`` on every parameter group."""
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -69,19 +69,34 @@ class Components:
             self.train_model = self.model
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, what: str = "train.device") -> torch.device:
+    """``train.device`` as a device: ``auto`` is cuda when available, else cpu; under torchrun a
+    CUDA device becomes ``cuda:LOCAL_RANK``.
+
+    Raises:
+        ValueError: not a device name, or a cuda device that is not there (``what`` names
+            the setting in the message).
+    """
     if name == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"{what} {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+            raise ValueError(f"{what} {name!r}: CUDA is not available on this machine; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"{what} {name!r}: only {torch.cuda.device_count()} CUDA device(s) are "
+                             "visible; use cuda:0 or check CUDA_VISIBLE_DEVICES")
     if device.type == "cuda" and dist.world_size() > 1:
         return torch.device("cuda", dist.local_rank())  # torchrun: one GPU per process
     return device
 
 
 def method_options(cfg: Config) -> dict[str, Any]:
+    """The ``create_method`` options that ``cfg`` implies for its method (``loss.*`` and
+    ``model.head``/``feat_dim``; ``memory``/``momentum`` when ``loss.memory > 0``)."""
     if cfg.method == "ce":
         return {"label_smoothing": cfg.loss.label_smoothing}
     options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
@@ -93,7 +108,12 @@ def method_options(cfg: Config) -> dict[str, Any]:
 
 
 def build(cfg: Config) -> Components:
-    """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``)."""
+    """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``).
+
+    Raises:
+        ValueError: the device is unavailable, ``train.batch_size`` exceeds the training split,
+            or the data set, encoder or method rejects its options (DataError, ValueError).
+    """
     torch.manual_seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
@@ -123,7 +143,28 @@ def build(cfg: Config) -> Components:
 
 
 def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False) -> dict:
-    """Run the whole job into ``out_dir`` and return the results (also written as results.json)."""
+    """Run the whole job into ``out_dir`` and return the results (also written as results.json).
+
+    Args:
+        cfg: a resolved, validated config (:func:`supcon.config.build_config`).
+        out_dir: the run folder (created); receives config.yaml, metrics.jsonl, tensorboard/,
+            checkpoint.pt, encoder.safetensors + encoder.json, classifier.safetensors and
+            results.json (only the main process writes).
+        resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one.
+        progress: show tqdm progress bars (else a log line every ~10% of an epoch).
+
+    Returns:
+        ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
+        (contrastive methods), ``method``, ``data``, ``epochs``, ``steps``, ``encoder``,
+        ``seed`` and ``train_time_s``.
+
+    Raises:
+        RunFolderError: ``out_dir`` already holds a run and ``resume`` is False.
+        CheckpointError: ``resume`` without a checkpoint, with another config, or with an
+            unreadable checkpoint.
+        ValueError: anything :func:`build` rejects (data, device, batch size).
+        NonFiniteLossError: the loss became NaN or inf (the last checkpoint is kept).
+    """
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_NAME
     state = _start_state(cfg, out, ckpt_path, resume)
@@ -155,12 +196,25 @@ def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict 
             raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
         state = load_checkpoint(ckpt_path)
         if state.get("config") != cfg.to_dict():
-            raise CheckpointError(f"--resume: the configuration differs from the run in {out}; "
-                                  "pass the same options (see its config.yaml)")
+            changed = ", ".join(_changed_keys(state.get("config") or {}, cfg.to_dict())[:3])
+            raise CheckpointError(f"--resume: the configuration differs from the run in {out} ({changed}); "
+                                  "pass the same options as before (see its config.yaml)")
         return state
     if (out / "results.json").exists() or ckpt_path.exists():
         raise RunFolderError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     return None
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs (for the --resume message)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("encoder_options",):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Position:

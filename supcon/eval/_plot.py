@@ -18,7 +18,11 @@ def new_figure(width: float = 6.0, height: float = 4.5, **kwargs: Any):
 
 
 def save_png(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``path`` as PNG (the parent folder is created) and return the path."""
+    """Write ``fig`` to ``path`` as PNG (the parent folder is created) and return the path.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.png``.
+    """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"path must end in .png, got {str(path)!r}")

@@ -75,6 +75,10 @@ def expected_calibration_error(
 
     Returns:
         A :class:`CalibrationResult` (ECE in ``[0, 1]`` and per-bin count/accuracy/confidence).
+
+    Raises:
+        ValueError: ``probs`` not a finite non-empty float ``[n, K]``, ``labels`` not integers
+            ``[n]`` in ``[0, K)``, or ``n_bins`` not an int >= 1.
     """
     _check_inputs(probs, labels, n_bins)
     p = to_probabilities(probs, from_logits)
@@ -120,6 +124,9 @@ def reliability_diagram(
 
     The lower panel shows how many samples fall in each bin, since a large gap in a nearly
     empty bin barely moves the ECE.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.png``.
     """
     edges = np.asarray(result.edges)
     lo, width = edges[:-1], np.diff(edges)

@@ -139,6 +139,10 @@ def corrupt(images: Tensor, name: str, severity: int, seed: int = 0) -> Tensor:
 
     Returns:
         ``uint8 [B, C, H, W]`` on the input's device (values rounded and clipped to 0..255).
+
+    Raises:
+        ValueError: images not uint8 ``[B, C, H, W]`` with 1 or 3 channels, unknown ``name``,
+            ``severity`` not an int in 0..5, or ``seed`` not an int.
     """
     _check(images, name, severity, seed)
     if severity == 0:

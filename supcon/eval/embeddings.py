@@ -48,6 +48,10 @@ def embed_2d(
 
     Returns:
         ``[n, 2]`` float64 array.
+
+    Raises:
+        ValueError: unknown ``method``, ``"umap"`` without umap-learn, features that are not a
+            finite ``[n, F]`` with n >= 4.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -107,7 +111,12 @@ def plot_embedding(
 ) -> Path:
     """Scatter 2-D ``points [n, 2]`` coloured by ``labels [n]``; write a PNG and return its path.
 
-    ``class_names[k]`` names class k in the legend (class ids are used when None).
+    ``class_names[k]`` names class k in the legend (class ids are used when None); the legend
+    is left out beyond 20 classes.
+
+    Raises:
+        ValueError: ``points`` not ``[n, 2]``, ``labels`` not ``[n]``, too few ``class_names``, or
+            a path that does not end in ``.png``.
     """
     pts = points.detach().cpu().numpy() if isinstance(points, Tensor) else np.asarray(points)
     lab = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)

@@ -99,6 +99,10 @@ def gradient_contributions(
 
     Returns:
         :class:`AnchorGradients` (float64), built from the vector form ``c_j (I - z_i z_i^T) z_j``.
+
+    Raises:
+        ValueError: features not a finite ``[N, D]``/``[B, V, D]`` float tensor, labels of
+            another length, ``anchor`` out of range or without a positive, ``temperature <= 0``.
     """
     w_norm, z, others, is_pos, cosine = _anchor_terms(features, labels, anchor, temperature)
     prob = torch.softmax(cosine / temperature, dim=0)  # P_ij over A(i) = the others
@@ -113,7 +117,8 @@ def analytic_magnitudes(
 ) -> Tensor:
     """Closed-form ``|g_j|`` (supplementary): ``sqrt(1 - cos^2) |P_ij - [j in P]/|P|| / (t |w_i|)``.
 
-    Same arguments and sample order as :func:`gradient_contributions`; returns ``[M]`` float64.
+    Same arguments, sample order and errors as :func:`gradient_contributions`; returns ``[M]``
+    float64.
     """
     w_norm, _, _, is_pos, cosine = _anchor_terms(features, labels, anchor, temperature)
     e = torch.exp((cosine - cosine.max()) / temperature)  # shift for stability; P unchanged
@@ -128,7 +133,11 @@ def gradient_analysis(
     anchors: Sequence[int] | None = None,
     temperature: float = 0.1,
 ) -> list[AnchorGradients]:
-    """:func:`gradient_contributions` for several anchors (default: every row with a positive)."""
+    """:func:`gradient_contributions` for several anchors (default: every row with a positive).
+
+    ``features`` ``[N, D]`` or ``[B, V, D]``, ``labels`` ``[N]`` or ``[B]``, ``temperature``
+    tau; raises ValueError as :func:`gradient_contributions` does.
+    """
     w, y = _flatten(features, labels)
     if anchors is None:
         same = y[:, None] == y[None, :]
@@ -144,7 +153,11 @@ def plot_gradient_magnitudes(
     n_bins: int = 20,
 ) -> Path:
     """Scatter gradient magnitude vs cosine similarity, positives and negatives side by side,
-    with the mean per cosine bin; write a PNG and return its path."""
+    with the mean per cosine bin; write a PNG and return its path.
+
+    Raises:
+        ValueError: ``results`` is empty, or ``path`` does not end in ``.png``.
+    """
     if not results:
         raise ValueError("results must hold at least one AnchorGradients, got none")
     cos = torch.cat([r.cosine for r in results]).numpy()

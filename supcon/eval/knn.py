@@ -28,6 +28,10 @@ def extract_features(
     Returns:
         ``(features [n, F] float32, labels [n] int64)`` in loader order. The encoder's
         train/eval mode is restored afterwards.
+
+    Raises:
+        ValueError: a batch that is not ``(images [B, C, H, W], labels)``, an encoder output
+            that is not ``[B, F]``, or an empty loader.
     """
     was_training = encoder.training
     encoder.eval()
@@ -88,6 +92,11 @@ def knn_predict(
 
     Returns:
         ``[n_test, num_classes]`` float scores (unnormalised); argmax is the prediction.
+
+    Raises:
+        ValueError: empty or non-finite features, different widths, labels that are not
+            integer ``[n_train]`` in ``[0, num_classes)``, ``k < 1``, ``temperature <= 0`` or
+            ``chunk_size < 1``.
     """
     num_classes = _check_knn_args(
         train_feats, train_labels, test_feats, k, temperature, num_classes
@@ -118,7 +127,13 @@ def knn_top1(
     *,
     chunk_size: int = 1024,
 ) -> float:
-    """Top-1 accuracy in ``[0, 1]`` of :func:`knn_predict` against ``test_labels [n_test]``."""
+    """Top-1 accuracy in ``[0, 1]`` of :func:`knn_predict` against ``test_labels [n_test]``.
+
+    Arguments as in :func:`knn_predict` (k = 200, temperature 0.1 by default).
+
+    Raises:
+        ValueError: ``test_labels`` not ``[n_test]``, or any :func:`knn_predict` check.
+    """
     if test_labels.dim() != 1 or test_labels.shape[0] != test_feats.shape[0]:
         raise ValueError(
             f"test_labels must be [{test_feats.shape[0]}] to match test_feats, "

@@ -64,6 +64,11 @@ def corruption_errors(
         ``{"clean": {"error", "ece"}, "severities": [...], "error": {name: [E per severity]},
         "ece": {name: [ECE per severity]}}``; errors are fractions in [0, 1]. The ``error`` map
         is what :func:`mce` and :func:`relative_mce` take.
+
+    Raises:
+        ValueError: images not uint8 ``[n, C, H, W]``, labels not ``[n]``, unknown or no
+            corruptions, severities outside 1..5, ``batch_size < 1``, or a classifier output
+            that is not ``[B, K]``.
     """
     names = list(CORRUPTIONS) if corruptions is None else list(corruptions)
     _check_eval_args(images, labels, names, severities, batch_size)

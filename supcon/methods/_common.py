@@ -21,6 +21,7 @@ class ContrastiveModel(nn.Module):
         self.head = head
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``[N, C, H, W]`` -> ``(r [N, F], z [N, D])``."""
         r = self.encoder(images)
         return r, self.head(r)
 
@@ -34,12 +35,17 @@ class ClassifierModel(nn.Module):
         self.classifier = classifier
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``[N, C, H, W]`` -> ``(r [N, F], logits [N, K])``."""
         r = self.encoder(images)
         return r, self.classifier(r)
 
 
 def num_features(encoder: nn.Module) -> int:
-    """The encoder's representation size (``.num_features``), checked."""
+    """The encoder's representation size (``.num_features``).
+
+    Raises:
+        ValueError: the encoder has no int ``num_features >= 1``.
+    """
     dim = getattr(encoder, "num_features", None)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(
@@ -50,7 +56,11 @@ def num_features(encoder: nn.Module) -> int:
 
 
 def check_views(images: Tensor, method: str) -> tuple[int, int]:
-    """Return (B, V) of a multi-view batch ``[B, V, C, H, W]``; raise ValueError otherwise."""
+    """Return (B, V) of a multi-view batch ``[B, V, C, H, W]``.
+
+    Raises:
+        ValueError: ``images`` is not a 5-D tensor (the message names ``method``).
+    """
     if not isinstance(images, Tensor) or images.dim() != 5:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"{method}: images must be [B, V, C, H, W] (multi-view), got {shape}")
@@ -68,7 +78,12 @@ def full_precision(device: torch.device):
 def check_contrastive_options(
     temperature: float, head: str, feat_dim: int, variant: str = "out", contrast_mode: str = "all"
 ) -> None:
-    """Fail at construction (not at the first step) on options the loss or head would refuse."""
+    """Fail at construction (not at the first step) on options the loss or head would refuse.
+
+    Raises:
+        ValueError: a non-positive or non-finite ``temperature``, an unknown ``head``,
+            ``variant`` or ``contrast_mode``, or ``feat_dim`` not an int >= 1.
+    """
     from ..losses import CONTRAST_MODES, VARIANTS
     from ..models.heads import HEAD_KINDS
 

@@ -14,6 +14,9 @@ class CrossEntropy:
 
     Args:
         label_smoothing: in [0, 1); passed to ``F.cross_entropy``.
+
+    Raises:
+        ValueError: ``label_smoothing`` outside [0, 1).
     """
 
     name = "ce"
@@ -34,7 +37,11 @@ class CrossEntropy:
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """images ``[B, C, H, W]`` or ``[B, 1, C, H, W]``, labels ``[B]`` ->
-        ``{"loss", "features" [B, F], "logits" [B, K]}`` (features and logits detached)."""
+        ``{"loss", "features" [B, F], "logits" [B, K]}`` (features and logits detached).
+
+        Raises:
+            ValueError: images of another shape, or labels not integer ``[B]`` in ``[0, K)``.
+        """
         images = _single_view(images)
         r, logits = model(images)
         _check_labels(labels, logits)

@@ -28,7 +28,11 @@ class KeyQueue(nn.Module):
     """FIFO of the last ``size`` keys ``[D]`` and their labels, held in buffers.
 
     ``push`` appends (overwriting the oldest entries once full); ``contents`` returns what is
-    held, oldest first.
+    held, oldest first. Keys, labels (-1 where empty), write position and fill count are
+    buffers, so they are saved in the model's state dict.
+
+    Raises:
+        ValueError: ``size`` or ``dim`` is not an int >= 1.
     """
 
     def __init__(self, size: int, dim: int) -> None:
@@ -50,7 +54,11 @@ class KeyQueue(nn.Module):
 
     @torch.no_grad()
     def push(self, keys: Tensor, labels: Tensor) -> None:
-        """Append ``keys`` ``[n, D]`` with ``labels`` ``[n]`` (only the last ``size`` if n > size)."""
+        """Append ``keys`` ``[n, D]`` with ``labels`` ``[n]`` (only the last ``size`` if n > size).
+
+        Raises:
+            ValueError: ``keys`` not ``[n, D]``, or ``labels`` not ``[n]`` integers.
+        """
         if keys.dim() != 2 or keys.shape[1] != self.keys.shape[1]:
             raise ValueError(f"keys must be [n, {self.keys.shape[1]}], got {tuple(keys.shape)}")
         if labels.shape != keys.shape[:1] or labels.is_floating_point():
@@ -121,6 +129,13 @@ def queue_supcon_loss(
     rows of non-anchors are empty, on the dense path (only anchor rows of the logits are built;
     the mask itself takes ``(B*V + K)^2`` bytes). With an empty queue it equals
     ``supcon_loss(z, labels, ...)``.
+
+    ``temperature``, ``variant``, ``positives_cap`` and ``generator`` are as in
+    :func:`supcon_loss` (the cap draws among views and keys alike).
+
+    Raises:
+        ValueError: ``z`` not ``[B, V, D]``, ``labels`` not ``[B]``, ``keys``/``key_labels``
+            not ``[K, D]``/``[K]``, or anything :func:`supcon_loss` rejects.
     """
     if not isinstance(z, Tensor) or z.dim() != 3:
         raise ValueError(f"z must be [B, V, D], got {tuple(z.shape) if isinstance(z, Tensor) else z!r}")
@@ -144,10 +159,16 @@ def queue_supcon_loss(
 class MemorySupCon:
     """SupCon with a momentum encoder and a queue of ``memory`` keys (``--memory N``).
 
-    Options are SupCon's plus ``memory`` (queue size, >= 1) and ``momentum`` (EMA factor in
-    [0, 1); 0.999 as in MoCo). The method serves the model its ``build_model`` returned: the
-    queue lives there. Hooks used by the engine: ``remember`` (enqueue a batch's keys, gathered
-    from every rank) and ``after_step`` (the EMA update, after each optimizer step).
+    Options are SupCon's (``temperature``, ``variant``, ``head``, ``feat_dim``,
+    ``positives_cap``, ``contrast_mode``; see :class:`SupCon`) plus ``memory`` (queue size in
+    keys, >= 1; each step enqueues B*V keys per process) and ``momentum`` (EMA factor in [0, 1);
+    0.999 as in MoCo). The method serves the model its ``build_model`` returned: the queue lives
+    there. Hooks used by the engine: ``remember`` (enqueue a batch's keys, gathered from every
+    rank) and ``after_step`` (the EMA update, after each optimizer step).
+
+    Raises:
+        ValueError: a bad SupCon option, ``memory`` not an int >= 1, or ``momentum`` outside
+            [0, 1); later, calls before ``build_model`` or with another model.
     """
 
     name = "supcon"

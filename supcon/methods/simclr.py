@@ -22,6 +22,9 @@ class SimCLR:
         temperature: tau of the loss (0.5, as in the reference recipes).
         head: projection head kind, ``"mlp"`` or ``"linear"``.
         feat_dim: size of the projection z.
+
+    Raises:
+        ValueError: an option the loss or head would refuse.
     """
 
     name = "simclr"
@@ -39,7 +42,11 @@ class SimCLR:
     def __call__(
         self, model: nn.Module, images: Tensor, labels: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """images ``[B, V, C, H, W]`` -> ``{"loss", "features" [B, F]}``; one forward pass."""
+        """images ``[B, V, C, H, W]`` -> ``{"loss", "features" [B, F]}``; one forward pass.
+
+        Raises:
+            ValueError: ``images`` is not ``[B, V, C, H, W]``.
+        """
         batch, views = check_views(images, self.name)
         r, z = model(images.flatten(0, 1))  # [B*V, F], [B*V, D], sample-major
         loss = self.loss_from_embeddings(z.unflatten(0, (batch, views)))

@@ -25,6 +25,10 @@ class SupCon:
         feat_dim: size of the projection z.
         positives_cap: keep at most this many random positives per anchor (None: all).
         contrast_mode: ``"all"`` views are anchors, or only view 0 (``"one"``).
+
+    Raises:
+        ValueError: an option the loss or head would refuse (checked here, not at the first
+            step).
     """
 
     name = "supcon"
@@ -58,6 +62,9 @@ class SupCon:
         """images ``[B, V, C, H, W]``, labels ``[B]`` -> ``{"loss", "features" [B, F]}``.
 
         All B*V views go through ``model`` in one pass (so BatchNorm sees them together).
+
+        Raises:
+            ValueError: ``labels`` is None, ``images`` is not 5-D, or the loss rejects its input.
         """
         if labels is None:
             raise ValueError("supcon: labels are required (use the simclr method without labels)")

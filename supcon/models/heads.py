@@ -15,6 +15,17 @@ class ProjectionHead(nn.Module):
     out_dim), with ``hidden_dim = in_dim`` by default (the paper's head). ``kind="linear"``: one
     Linear(in_dim, out_dim). The output is normalised because the loss compares directions only
     (dot products of unit vectors) and downstream code (gradient caching) expects unit rows.
+
+    Args:
+        in_dim: size of the encoder representation r.
+        kind: ``"mlp"`` (default) or ``"linear"``.
+        out_dim: size of z (128, the paper's).
+        hidden_dim: hidden width of the mlp; None = ``in_dim``.
+        batch_norm: put BatchNorm1d after the hidden layer (off by default, as in the reference
+            code).
+
+    Raises:
+        ValueError: unknown ``kind``, or a dimension that is not an int >= 1.
     """
 
     def __init__(
@@ -44,11 +55,16 @@ class ProjectionHead(nn.Module):
         )
 
     def forward(self, r: Tensor) -> Tensor:
+        """``r [N, in_dim]`` -> unit-norm ``z [N, out_dim]``."""
         return F.normalize(self.net(r), dim=1)
 
 
 class LinearClassifier(nn.Module):
-    """Stage-2 classifier: one Linear layer, ``[N, in_dim] -> [N, num_classes]`` logits."""
+    """Stage-2 classifier: one Linear layer, ``[N, in_dim] -> [N, num_classes]`` logits.
+
+    Raises:
+        ValueError: ``in_dim`` or ``num_classes`` is not an int >= 1.
+    """
 
     def __init__(self, in_dim: int, num_classes: int) -> None:
         super().__init__()
@@ -58,6 +74,7 @@ class LinearClassifier(nn.Module):
         self.fc = nn.Linear(in_dim, num_classes)
 
     def forward(self, r: Tensor) -> Tensor:
+        """``r [N, in_dim]`` -> logits ``[N, num_classes]``."""
         return self.fc(r)
 
 

@@ -16,6 +16,9 @@ def norm_factory(norm: str) -> Callable[[int], nn.Module]:
     ``"group"`` uses 32 groups (or the largest divisor of the channel count below that);
     ``"none"`` gives identities, so a forward pass has no cross-sample coupling (needed to make
     micro-batched gradients exactly equal to full-batch ones).
+
+    Raises:
+        ValueError: ``norm`` not in :data:`NORMS`.
     """
     if norm == "batch":
         return nn.BatchNorm2d

@@ -18,7 +18,15 @@ _REGISTRY: dict[str, EncoderFactory] = {}
 
 
 def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
-    """Decorator: register ``factory(in_channels=..., **kwargs) -> nn.Module`` under ``name``."""
+    """Decorator: register ``factory(in_channels=..., **kwargs) -> nn.Module`` under ``name``.
+
+    The factory's keyword parameters become the encoder's options (``model.encoder_options``);
+    the module it returns must map ``[B, C, H, W] -> [B, num_features]`` and set
+    ``.num_features``.
+
+    Raises:
+        ValueError: ``name`` is already registered (when the decorator is applied).
+    """
 
     def decorate(factory: EncoderFactory) -> EncoderFactory:
         if name in _REGISTRY:
@@ -36,6 +44,10 @@ def list_encoders() -> list[str]:
 
 def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
     """Build the encoder registered as ``name`` for images with ``in_channels`` channels.
+
+    ``kwargs`` are the encoder's own options (e.g. ``widths`` of ``small-resnet``, ``norm``).
+    The result maps ``[B, in_channels, H, W] -> [B, num_features]`` and records how it was built
+    in ``.encoder_config``.
 
     Raises:
         ValueError: unknown name (the closest names are suggested), a bad ``in_channels``, or

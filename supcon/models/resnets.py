@@ -35,6 +35,10 @@ class ResNetEncoder(ResNet):
             followed by a 3x3 stride-2 max-pool).
         norm: ``"batch"``, ``"group"`` or ``"none"``.
         zero_init_residual: start every residual branch at zero.
+
+    Raises:
+        ValueError: unknown ``stem`` or ``norm``. (An unknown ``arch`` is a KeyError; use the
+            registry names through :func:`~.registry.create_encoder`.)
     """
 
     def __init__(

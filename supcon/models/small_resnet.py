@@ -29,6 +29,10 @@ class SmallResNet(nn.Module):
         strides: stride of each stage's first block (same length as ``widths``).
         norm: ``"batch"``, ``"group"`` or ``"none"`` (see :func:`~.layers.norm_factory`).
         zero_init_residual: start every residual branch at zero (identity blocks).
+
+    Raises:
+        ValueError: ``widths`` empty, ``blocks``/``strides`` of another length, a value that is
+            not an int >= 1, or an unknown ``norm``.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class SmallResNet(nn.Module):
             zero_init_residuals(self)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Images ``[B, C, H, W]`` -> pooled representations ``[B, num_features]``."""
         x = self.stages(self.stem(x))  # [B, widths[-1], H', W']
         return torch.flatten(self.pool(x), 1)
 

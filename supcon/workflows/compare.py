@@ -27,7 +27,13 @@ log = logging.getLogger("supcon")
 
 @dataclass(frozen=True)
 class StudySpec:
-    """The runs of a comparison (also the base of a sweep): what they all share."""
+    """The runs of a comparison (also the base of a sweep): what they all share.
+
+    ``None`` fields keep the config's value; ``overrides`` are ``key=value`` strings applied last.
+
+    Raises:
+        ValueError: no or unknown methods, a method named twice, ``seeds`` or ``epochs`` < 1.
+    """
 
     out: Path
     methods: tuple[str, ...] = ("ce", "simclr", "supcon")
@@ -74,7 +80,23 @@ def ordered(methods: tuple[str, ...]) -> list[str]:
 
 def run_compare(spec: StudySpec, options: EvalOptions | None = None, *,
                 progress: bool = False) -> dict[str, Any]:
-    """Train and evaluate every (method, seed), then write the report; return the summary."""
+    """Train and evaluate every (method, seed), then write the report; return the summary.
+
+    Args:
+        spec: methods, seeds, data, epochs, config and overrides; runs go to
+            ``spec.out/<method>-seed<k>``.
+        options: evaluation options (default ``EvalOptions()``); must leave ``data`` and
+            ``reference`` unset (the ce run of each seed is the reference).
+        progress: show progress bars while training.
+
+    Returns:
+        ``{"summary", "table" (Markdown), "report" (path of report.md), "html"}``.
+
+    Raises:
+        ValueError: ``options`` sets ``data``/``reference``, or the runs would differ in data,
+            encoder, epochs or batch size; RunError for a run folder that holds another
+            configuration; ConfigError for bad overrides.
+    """
     options = options or EvalOptions()
     if options.data is not None or options.reference is not None:
         raise ValueError("compare evaluates each run on its own data against its own ce run; "

@@ -43,6 +43,7 @@ def summarise(evals: Mapping[str, list[dict]]) -> dict[str, dict[str, Any]]:
 
 
 def fmt(stat: Mapping[str, Any], decimals: int) -> str:
+    """``"mean ± std"`` of a :func:`mean_std` result (``"—"`` without values, no std for one)."""
     if stat["mean"] is None:
         return "—"
     text = f"{stat['mean']:.{decimals}f}"
@@ -50,6 +51,7 @@ def fmt(stat: Mapping[str, Any], decimals: int) -> str:
 
 
 def headline(summary: Mapping[str, Mapping[str, Any]], seeds: int) -> Table:
+    """The report's main table: one row per method, one column per metric (mean ± std)."""
     header = ["method", "seeds", *(title for _, title, _, _ in METRICS)]
     rows = [[m, str(seeds), *(fmt(s[key], d) for key, _, _, d in METRICS)] for m, s in summary.items()]
     return Table(header, rows)

@@ -34,7 +34,12 @@ PLOTS = ("reliability.png", "corruptions.png", "embedding.png", "gradients.png")
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """What `supcon eval` computes and how (defaults are the CLI's)."""
+    """What `supcon eval` computes and how (defaults are the CLI's).
+
+    Raises:
+        ValueError: unknown corruptions, severities outside 1..5, or a count, k or temperature
+            out of range (the message names the CLI option).
+    """
 
     data: str | None = None
     """Transfer target (name or folder); None = the run's own data set."""
@@ -80,6 +85,7 @@ class EvalOptions:
 
     @property
     def corruption_names(self) -> list[str]:
+        """The corruptions to run, in table order ([] when skipped)."""
         return list(CORRUPTIONS) if self.corruptions is None else list(self.corruptions)
 
     def settings(self) -> dict[str, Any]:
@@ -93,11 +99,15 @@ class EvalOptions:
 
 
 def output_folder(run_path: Path, target: Target) -> Path:
+    """Where an evaluation writes: the run folder, or ``<run>/transfer-<data>/`` for transfer."""
     return run_path if target.transfer is None else run_path / f"transfer-{target.slug}"
 
 
 def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; write ``eval.json`` and PNGs; return what was written.
+
+    ``options`` (default ``EvalOptions()``, the CLI's defaults) says what to compute and on
+    which data; see docs/evaluation.md for every key of the result.
 
     Raises:
         RunError: ``run_dir`` or the reference is not a usable finished run, or the reference was
@@ -109,7 +119,7 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None) -> dic
     if options.reference is not None:
         reference = open_run(options.reference, what="--reference")
         check_same_data(run, reference)
-    device = resolve_device(options.device)
+    device = resolve_device(options.device, what="--device")
     target = load_target(run, options.data, options.data_dir)
     out = output_folder(run.path, target)
     out.mkdir(parents=True, exist_ok=True)

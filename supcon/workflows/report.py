@@ -13,18 +13,24 @@ from pathlib import Path
 
 @dataclass
 class Table:
+    """A table of strings: one header row, then rows of the same length."""
+
     header: list[str]
     rows: list[list[str]]
 
 
 @dataclass
 class Figure:
+    """A PNG with its caption."""
+
     path: Path  # a PNG; linked relative to the report in Markdown, embedded in HTML
     caption: str
 
 
 @dataclass
 class Section:
+    """A titled part of a report."""
+
     title: str
     blocks: list[str | Table | Figure | list[str]] = field(default_factory=list)
     """Paragraphs (str, with `code` spans), tables, figures, bullet lists (list[str])."""
@@ -42,6 +48,7 @@ def write_report(title: str, sections: list[Section], folder: str | Path,
 
 
 def to_markdown(title: str, sections: list[Section], folder: Path) -> str:
+    """The report as Markdown, figures linked relative to ``folder`` (where it is written)."""
     out = [f"# {title}", ""]
     for section in sections:
         out += [f"## {section.title}", ""]
@@ -71,6 +78,7 @@ def _md_row(cells: list[str]) -> str:
 
 
 def to_html(title: str, sections: list[Section]) -> str:
+    """The report as one self-contained HTML page (figures embedded as base64 PNGs)."""
     body = [f"<h1>{html.escape(title)}</h1>"]
     for section in sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")

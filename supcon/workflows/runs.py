@@ -46,11 +46,17 @@ class Run:
 
     @property
     def method(self) -> str:
+        """``supcon``, ``simclr`` or ``ce``."""
         return self.cfg.method
 
 
 def open_config(path: str | Path, what: str = "--run") -> Config:
-    """The resolved config of the run folder ``path``; :class:`RunError` when it is not one."""
+    """The resolved config of the run folder ``path``.
+
+    Raises:
+        RunError: ``path`` is missing, has no ``config.yaml``, or its config is invalid
+            (``what`` names the option in the message).
+    """
     path = Path(path)
     if not path.exists():
         raise RunError(f"{what} {path} does not exist")
@@ -64,7 +70,12 @@ def open_config(path: str | Path, what: str = "--run") -> Config:
 
 
 def open_run(path: str | Path, what: str = "--run") -> Run:
-    """Load a finished run: config, results, encoder, saved classifier and (contrastive) head."""
+    """Load a finished run: config, results, encoder, saved classifier and (contrastive) head.
+
+    Raises:
+        RunError: not a run folder, unfinished (no ``results.json``), or any of its files
+            missing, corrupt or inconsistent with ``config.yaml`` (the message names the file).
+    """
     path = Path(path)
     cfg = open_config(path, what)
     results_path = path / "results.json"
@@ -160,7 +171,12 @@ def is_trained(path: str | Path) -> bool:
 def train_or_resume(cfg: Config, path: str | Path, progress: bool = False) -> dict[str, Any]:
     """Bring the run in ``path`` to its end: skip it if finished, resume it if a checkpoint is
     there, else start it. A finished or interrupted run with another config is an error, so a
-    changed comparison never mixes old and new runs silently."""
+    changed comparison never mixes old and new runs silently.
+
+    Raises:
+        RunError: a finished run with another configuration; CheckpointError (a ValueError): an
+            interrupted one with another configuration, or an unreadable checkpoint.
+    """
     path = Path(path)
     if is_trained(path):
         if open_config(path).to_dict() != cfg.to_dict():

@@ -33,12 +33,18 @@ FACTORS = ("augmentation", "optimizer", "lr")
 
 @dataclass(frozen=True)
 class Point:
+    """One run of a sweep: its label and the config overrides that make it."""
+
     label: str  # value shown in tables and run-folder names
     overrides: dict[str, Any]
 
 
 def sweep_points(vary: str, base_lr: float, values: list[str] | None = None) -> list[Point]:
-    """The runs of one method; ``base_lr`` is the method's preset lr; ``values`` picks a subset."""
+    """The runs of one method; ``base_lr`` is the method's preset lr; ``values`` picks a subset.
+
+    Raises:
+        ValueError: unknown ``vary``, an unknown value, or a non-positive lr factor.
+    """
     if vary == "augmentation":
         points = [Point(a, {"data.augmentation": a}) for a in AUGMENTATIONS]
     elif vary == "optimizer":
@@ -75,7 +81,19 @@ def _pick(points: list[Point], vary: str, value: str) -> Point:
 def run_sweep(spec: StudySpec, vary: str, values: list[str] | None = None, *,
               options: EvalOptions | None = None, progress: bool = False) -> dict[str, Any]:
     """Train and evaluate every (method, value) at seed 0; write ``sweep.md``/``.html``/``.json``
-    and ``sweep.png`` into ``spec.out``; return the per-method results and spreads."""
+    and ``sweep.png`` into ``spec.out``; return the per-method results and spreads.
+
+    Args:
+        spec: methods, data, epochs, config and overrides shared by every run.
+        vary: one of :data:`FACTORS` (``augmentation``, ``optimizer``, ``lr``).
+        values: a subset of the factor's values (lr: any positive factors); None = all.
+        options: evaluation options; default: linear, kNN and ECE only.
+        progress: show progress bars while training.
+
+    Raises:
+        ValueError: a bad ``vary``/``values``; RunError (a ValueError) for a run folder that
+            holds another configuration; ConfigError for bad overrides.
+    """
     options = options or EvalOptions(corruptions=(), embedding="none", gradients=False)
     plan = {}
     for method in spec.methods:

@@ -35,7 +35,11 @@ TRANSFER_RULE = (
 
 
 def to_channels(images: Tensor, channels: int) -> Tensor:
-    """uint8 ``[..., C, H, W]`` (C = 1 or 3) -> uint8 ``[..., channels, H, W]`` by the rule above."""
+    """uint8 ``[..., C, H, W]`` (C = 1 or 3) -> uint8 ``[..., channels, H, W]`` by the rule above.
+
+    Raises:
+        ValueError: a conversion other than 1 <-> 3 channels.
+    """
     have = images.shape[-3]
     if have == channels:
         return images
@@ -117,7 +121,11 @@ def load_target(run: Run, data: str | None = None, data_dir: str | None = None) 
 
 
 def check_same_data(run: Run, reference: Run) -> None:
-    """mCE compares errors on the same images: the reference must share the run's data set."""
+    """mCE compares errors on the same images: the reference must share the run's data set.
+
+    Raises:
+        RunError: the two runs were trained on different data sets.
+    """
     if reference.cfg.data.name != run.cfg.data.name:
         raise RunError(f"--reference {reference.path} was trained on {reference.cfg.data.name!r} "
                        f"but --run on {run.cfg.data.name!r}; mCE needs a reference on the same data")
