@@ -1,65 +1,105 @@
 """The `supcon` command line: train, eval, compare, sweep.
 
-User mistakes (bad paths, options, data, checkpoints) end with one line on stderr and exit code 2;
-set SUPCON_DEBUG=1 to see the traceback instead.
+User mistakes (bad paths, options, data, checkpoints) end with one ``error: ...`` line on stderr
+that says what to do, and exit code 2; out of memory and a non-finite loss exit with 1, Ctrl-C
+with 130. Set SUPCON_DEBUG=1 to see the traceback instead. docs/errors.md lists every message.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+from ._cli_messages import (  # noqa: F401  (exit codes are public)
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    interrupted_message,
+    report,
+)
+from .config import DataConfig, LossConfig, TrainConfig, list_presets
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``supcon ARGV``; returns the exit code (argparse errors exit with 2 directly)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    _setup_logging(args)
+    _setup_logging()
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        print("\ninterrupted; the last checkpoint is kept: re-run with --resume to continue", file=sys.stderr)
+        lead = "\n" if sys.stderr.isatty() else ""  # off the line a progress bar may be on
+        print(f"{lead}error: {interrupted_message(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as err:  # noqa: BLE001  (user-facing boundary)
-        if os.environ.get("SUPCON_DEBUG"):
+    except Exception as err:  # noqa: BLE001  (user-facing boundary; bugs are re-raised below)
+        code = None if os.environ.get("SUPCON_DEBUG", "") not in ("", "0") else report(err, args)
+        if code is None:
             raise
-        return _report(err)
+        return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point to the command's --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default once: appended unless the help text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text.lower() or not action.option_strings or action.required
+                or action.default in (None, argparse.SUPPRESS)):
+            return text
+        if action.nargs == 0 and action.default is False:  # a store_true flag
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="supcon", description="Supervised Contrastive Learning: train and evaluate encoders.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"supcon {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    train = sub.add_parser("train", help="pre-train (supcon/simclr) + linear stage, or train ce end to end",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """The whole `supcon` parser (sub-commands train, eval, compare, sweep)."""
+    parser = _Parser(prog="supcon", formatter_class=_HelpFormatter,
+                     description="Supervised Contrastive Learning: train and evaluate encoders.")
+    parser.add_argument("--version", action="version", version=f"supcon {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do; see supcon COMMAND --help")
+    text = "pre-train (supcon/simclr) + linear stage, or train ce end to end"
+    train = sub.add_parser("train", help=text, description=text, formatter_class=_HelpFormatter)
     train.add_argument("--method", choices=("supcon", "simclr", "ce"), default=None,
                        help="training method (default: the config's, else supcon)")
     train.add_argument("--data", default=None,
                        help="data set name (fashion-mnist, cifar10, cifar100, mnist, svhn, stl10, digits) "
-                            "or an ImageFolder path (default: the config's, else fashion-mnist)")
+                            f"or an ImageFolder path (default: the config's, else {DataConfig.name})")
     train.add_argument("--out", required=True, help="run folder for config, checkpoints, metrics, results")
-    train.add_argument("--config", default=None, help="YAML file or preset name (see supcon/configs/)")
-    train.add_argument("--epochs", type=int, default=None, help="pre-training epochs (train.epochs)")
-    train.add_argument("--batch-size", type=int, default=None, help="images per step (train.batch_size)")
-    train.add_argument("--data-dir", default=None, help="where the data set's files are (data.data_dir)")
-    train.add_argument("--seed", type=int, default=None, help="random seed (train.seed)")
-    train.add_argument("--device", default=None, help="auto, cpu or cuda (train.device)")
-    train.add_argument("--workers", type=int, default=None, help="DataLoader workers (data.num_workers)")
+    train.add_argument("--config", default=None, help=f"YAML file or preset name ({', '.join(list_presets())}) "
+                       "(default: none, the built-in settings)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="pre-training epochs, train.epochs "
+                            f"(default: the config's, else {TrainConfig.epochs})")
+    train.add_argument("--batch-size", type=int, default=None, help="images per step, train.batch_size "
+                       f"(default: the config's, else {TrainConfig.batch_size})")
+    train.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    train.add_argument("--seed", type=int, default=None,
+                       help=f"random seed, train.seed (default: the config's, else {TrainConfig.seed})")
+    train.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N, train.device "
+                       f"(default: the config's, else {TrainConfig.device})")
+    train.add_argument("--workers", type=int, default=None, help="DataLoader worker processes, "
+                       f"data.num_workers (default: the config's, else {DataConfig.num_workers})")
     train.add_argument("--memory", type=int, default=None, metavar="N",
-                       help="supcon with a momentum encoder and a queue of N keys, e.g. 8192 (loss.memory)")
+                       help="supcon with a momentum encoder and a queue of N keys, e.g. 8192, loss.memory "
+                            f"(default: the config's, else {LossConfig.memory} = off)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bars (summaries only)")
     train.add_argument("overrides", nargs="*", metavar="key=value",
@@ -69,30 +109,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DATA_DIR_HELP = ("where the data set's files are, data.data_dir (default: the config's, else "
+                  "$SUPCON_DATA, the Debian path, then a download)")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``key=value`` items after an option (``--resume optim.lr=0.1``) are overrides too."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*(args.overrides or []), *extra]
+    elif extra:
+        command = parser if args.command is None else _subparsers(parser)[args.command]
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from . import distributed as dist
     from .config import build_config
-    from .engine.pipeline import run_training
 
     flags = {"method": args.method, "data.name": args.data, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "data.data_dir": args.data_dir, "train.seed": args.seed,
              "train.device": args.device, "data.num_workers": args.workers, "loss.memory": args.memory}
     cfg = build_config(args.config, overrides={k: v for k, v in flags.items() if v is not None},
                        dotted=args.overrides)
-    out = Path(args.out)
+    out = _out_folder(args.out)
+    from . import distributed as dist  # torch is imported only once the config is known to be fine
+    from .engine.pipeline import run_training
+
     dist.init_from_env(cfg.train.device)  # a no-op unless launched by torchrun
     main = dist.is_main()
-    if main:
-        _log_to_file(out / "train.log")
-    else:  # the other ranks only speak up about problems
+    if not main:  # the other ranks only speak up about problems
         logging.getLogger("supcon").setLevel(logging.WARNING)
-    try:
-        results = run_training(cfg, out, resume=args.resume,
-                               progress=main and not args.no_progress and sys.stderr.isatty())
-    except BaseException:
-        dist.teardown(wait=False)  # do not wait for ranks that may be stuck in a collective
-        raise
-    dist.teardown()
+    with _file_log(out / "train.log" if main else None):
+        try:
+            results = run_training(cfg, out, resume=args.resume,
+                                   progress=main and not args.no_progress and sys.stderr.isatty())
+        except BaseException:
+            dist.teardown(wait=False)  # do not wait for ranks that may be stuck in a collective
+            raise
+        dist.teardown()
     if main:
         _print_results(results, out)
     return 0
@@ -108,43 +167,49 @@ def _print_results(results: dict, out: Path) -> None:
 
 def _add_workflow_parsers(sub) -> None:
     """`eval`, `compare` and `sweep` (their work lives in supcon.workflows, imported on use)."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    ev = sub.add_parser("eval", help="linear/kNN/ECE/corruptions/embedding/gradients of a finished run",
-                        formatter_class=fmt)
+    fmt = _HelpFormatter
+    text = "linear/kNN/ECE/corruptions/embedding/gradients of a finished run"
+    ev = sub.add_parser("eval", help=text, description=text, formatter_class=fmt)
     ev.add_argument("--run", required=True, help="run folder written by `supcon train`")
     ev.add_argument("--data", default=None, help="another data set (name or folder): transfer by a new "
                     "linear head on the frozen encoder (default: the run's own data)")
-    ev.add_argument("--data-dir", default=None, help="where the data set's files are")
+    ev.add_argument("--data-dir", default=None, help="where the data set's files are (default: the run's "
+                    "data.data_dir, else $SUPCON_DATA, the Debian path, then a download)")
     ev.add_argument("--reference", default=None, metavar="RUN_DIR",
-                    help="run on the same data set that mCE / relative mCE are normalised by")
+                    help="run on the same data set that mCE / relative mCE are normalised by "
+                         "(default: none, no mCE)")
     _add_eval_options(ev)
     ev.set_defaults(handler=_cmd_eval)
 
-    cmp = sub.add_parser("compare", help="train + evaluate several methods x seeds; report.md/html",
-                         formatter_class=fmt)
+    text = "train + evaluate several methods x seeds; report.md/html"
+    cmp = sub.add_parser("compare", help=text, description=text, formatter_class=fmt)
     cmp.add_argument("--methods", default="ce,simclr,supcon", help="comma-separated methods")
     cmp.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 per method")
     _add_study_options(cmp)
     _add_eval_options(cmp)
     cmp.set_defaults(handler=_cmd_compare)
 
-    sw = sub.add_parser("sweep", help="stability study: vary one factor around each method's preset",
-                        formatter_class=fmt)
-    sw.add_argument("--vary", required=True, choices=("augmentation", "optimizer", "lr"))
+    text = "stability study: vary one factor around each method's preset"
+    sw = sub.add_parser("sweep", help=text, description=text, formatter_class=fmt)
+    sw.add_argument("--vary", required=True, choices=("augmentation", "optimizer", "lr"),
+                    help="the factor to vary")
     sw.add_argument("--methods", default="supcon,ce", help="comma-separated methods")
     sw.add_argument("--values", default=None, help="comma-separated subset of the values (lr: factors "
-                    "of the preset, e.g. 0.5,2); default: all")
+                    "of the preset, e.g. 0.5,2) (default: all)")
     sw.add_argument("--device", default="auto", help="auto, cpu or cuda (for the evaluation)")
     _add_study_options(sw)
     sw.set_defaults(handler=_cmd_sweep)
 
 
 def _add_study_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="data set name or folder (default: the config's)")
+    p.add_argument("--data", default=None,
+                   help=f"data set name or folder (default: the config's, else {DataConfig.name})")
     p.add_argument("--out", required=True, help="folder for the runs and the report")
-    p.add_argument("--epochs", type=int, default=None, help="pre-training epochs of every run")
-    p.add_argument("--config", default=None, help="YAML file or preset name shared by every run")
-    p.add_argument("--data-dir", default=None, help="where the data set's files are")
+    p.add_argument("--epochs", type=int, default=None, help="pre-training epochs of every run "
+                   f"(default: the config's, else {TrainConfig.epochs})")
+    p.add_argument("--config", default=None, help="YAML file or preset name shared by every run "
+                   "(default: none, each method's built-in settings)")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides for every run")
 
@@ -196,19 +261,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace, seeds: int = 1):
+    from .engine.pipeline import resolve_device
     from .workflows import StudySpec
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    return StudySpec(out=Path(args.out), methods=methods, seeds=seeds, data=args.data, epochs=args.epochs,
+    spec = StudySpec(out=Path(args.out), methods=methods, seeds=seeds, data=args.data, epochs=args.epochs,
                      config=args.config, overrides=tuple(args.overrides), data_dir=args.data_dir)
+    resolve_device(args.device, what="--device")  # now, not after hours of training
+    return spec
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .workflows import run_compare
 
     spec, options = _study(args, args.seeds), _eval_options(args)
-    _log_to_file(spec.out / "compare.log")
-    result = run_compare(spec, options, progress=not args.no_progress and sys.stderr.isatty())
+    with _file_log(_out_folder(args.out) / "compare.log"):
+        result = run_compare(spec, options, progress=not args.no_progress and sys.stderr.isatty())
     print(result["table"])
     print(f"report: {result['report']} and {result['html']}")
     return 0
@@ -218,11 +286,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .workflows import EvalOptions, run_sweep
 
     spec = _study(args)
-    values = [v for v in args.values.split(",") if v.strip()] if args.values else None
+    values = [v for v in args.values.split(",") if v.strip()] if args.values is not None else None
+    if values == []:
+        raise ValueError(f"--values names no value ({args.values!r}); give e.g. --values 0.5,2 or leave it out")
     options = EvalOptions(corruptions=(), embedding="none", gradients=False, device=args.device)
-    _log_to_file(spec.out / "sweep.log")
-    result = run_sweep(spec, args.vary, values, options=options,
-                       progress=not args.no_progress and sys.stderr.isatty())
+    with _file_log(_out_folder(args.out) / "sweep.log"):
+        result = run_sweep(spec, args.vary, values, options=options,
+                           progress=not args.no_progress and sys.stderr.isatty())
     for method, s in result["spread"].items():
         std = "-" if s["std"] is None else f"{s['std']:.2f}"
         print(f"{method:<8} top-1 mean {s['mean']:.2f}  std {std}  range {s['range']:.2f}  ({s['n']} runs)")
@@ -230,22 +300,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(err: Exception) -> int:
-    import torch
-
-    if isinstance(err, torch.OutOfMemoryError):
-        print("error: out of memory; lower --batch-size or set train.micro_batch_size", file=sys.stderr)
-        return 1
-    from .engine.loop import NonFiniteLossError
-
-    if isinstance(err, (ValueError, OSError, NonFiniteLossError)):
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 1 if isinstance(err, NonFiniteLossError) else EXIT_USER_ERROR
-    raise err
+def _out_folder(text: str) -> Path:
+    """``--out`` as a folder that exists (created here, when the command starts its work)."""
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot create the folder ({err.strerror or err}); "
+                         "choose another --out") from None
+    return out
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def _setup_logging() -> None:
     root = logging.getLogger("supcon")
     root.setLevel(logging.INFO)
     if not any(isinstance(h, _TqdmHandler) for h in root.handlers):
@@ -254,11 +322,21 @@ def _setup_logging(args: argparse.Namespace) -> None:
         root.addHandler(handler)
 
 
-def _log_to_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def _file_log(path: Path | None) -> Iterator[None]:
+    """Also log to ``path`` while the command runs (removed after, so calls never pile up)."""
+    if path is None:
+        yield
+        return
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    logging.getLogger("supcon").addHandler(handler)
+    logger = logging.getLogger("supcon")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 class _TqdmHandler(logging.Handler):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ PRESET_DIR = Path(__file__).parent / "configs"
 METHODS = ("supcon", "simclr", "ce")
 OPTIMIZERS = ("sgd", "lars", "rmsprop", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -36,10 +39,17 @@ class DataConfig:
     """Where the data set's files are (else $SUPCON_DATA, the Debian path, then download)."""
     val_fraction: float = 0.1
     """Share of the training split held out (stratified, seeded) for model selection."""
+    image_size: int | None = None
+    """Side of the square images the model sees; None = the data set's own (registered sets:
+    their native size; folders: the median shorter side, at most 224). A folder is decoded and
+    resized to it once, at load time (a small size makes photos fast on a CPU); a registered set
+    is resized to it by the augmentation and evaluation transforms, batch by batch."""
     augmentation: str | None = None
     """Augmentation policy; None = the method's default (simaugment; crop-flip for ce)."""
     n_views: int | None = None
-    """Views per image; None = the method's default (2 contrastive, 1 for ce)."""
+    """Views per image; None = the method's default (2 contrastive, 1 for ce). ce needs exactly 1,
+    simclr at least 2; supcon also trains with 1 (its positives are then only the other images of
+    the class in the batch, not the paper's recipe)."""
     per_class: int | None = None
     """If set, class-balanced batches holding this many samples of each class."""
     num_workers: int = 1
@@ -182,8 +192,9 @@ def build_config(
         overrides: ``{"optim.lr": 0.1, ...}`` dotted keys with already-typed values.
         dotted: ``["optim.lr=0.1", ...]`` strings; each value is parsed as YAML (``null`` -> None).
 
-    Fields still None afterwards are filled from the method's defaults (``METHOD_DEFAULTS``),
-    then everything is validated (:func:`validate`).
+    A ``data.name`` or ``data.data_dir`` naming an existing folder is made absolute
+    (:func:`with_absolute_paths`). Fields still None afterwards are filled from the method's
+    defaults (``METHOD_DEFAULTS``), then everything is validated (:func:`validate`).
 
     Raises:
         ConfigError: unknown key (closest suggested), a value of the wrong type, an item that is
@@ -204,7 +215,7 @@ def build_config(
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}); "
                               "quote the whole override, e.g. 'model.encoder_options={widths: [16, 32]}'") from None
         set_value(cfg, key.strip(), value)
-    return resolve(cfg)
+    return resolve(with_absolute_paths(cfg))
 
 
 def resolve(cfg: Config) -> Config:
@@ -221,6 +232,30 @@ def resolve(cfg: Config) -> Config:
             set_value(cfg, key, value)
     validate(cfg)
     return cfg
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose ``data.name`` (when it is a folder, not a registered name) and
+    ``data.data_dir`` are absolute if they name an existing folder, so a saved config.yaml works
+    from any working directory. Paths that do not exist are left as given (the loader reports them).
+    """
+    cfg = from_dict(cfg.to_dict())
+    if _names_folder(cfg.data.name):
+        cfg.data.name = os.path.abspath(os.path.expanduser(cfg.data.name))
+    if cfg.data.data_dir is not None and Path(cfg.data.data_dir).expanduser().is_dir():
+        cfg.data.data_dir = os.path.abspath(os.path.expanduser(cfg.data.data_dir))
+    return cfg
+
+
+def _names_folder(name: str) -> bool:
+    """Whether ``data.name`` is read as an existing folder (the data registry's rule)."""
+    if not Path(name).expanduser().is_dir():
+        return False
+    if "/" in name or os.sep in name or name.startswith((".", "~")):
+        return True
+    from .data.registry import is_registered  # only for a bare name that is also a folder here
+
+    return not is_registered(name)
 
 
 def validate(cfg: Config) -> None:
@@ -243,7 +278,15 @@ def validate(cfg: Config) -> None:
         (cfg.loss.temperature is not None and cfg.loss.temperature > 0,
          f"loss.temperature must be > 0, got {cfg.loss.temperature}"),
         (0.0 <= cfg.data.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}"),
+        (cfg.data.image_size is None or cfg.data.image_size >= 1,
+         f"data.image_size must be a positive int or null (the data set's own size), got {cfg.data.image_size}"),
         (cfg.data.n_views is not None and cfg.data.n_views >= 1, f"data.n_views must be >= 1, got {cfg.data.n_views}"),
+        (cfg.method != "ce" or cfg.data.n_views == 1,
+         f"data.n_views={cfg.data.n_views} cannot work with method ce (one view per image); "
+         "set data.n_views=1 or null (the method's default)"),
+        (cfg.method != "simclr" or cfg.data.n_views >= 2,
+         f"data.n_views={cfg.data.n_views} cannot work with method simclr (its only positives are the "
+         "other views of the same image: the loss would be 0); set data.n_views >= 2 or null"),
         (cfg.data.num_workers >= 0, f"data.num_workers must be >= 0, got {cfg.data.num_workers}"),
         (cfg.optim.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {cfg.optim.warmup_epochs}"),
         (cfg.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay}"),
@@ -382,6 +425,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if option is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if option is str and isinstance(value, str):
             return value
     names = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o), "__name__", None)

@@ -180,4 +180,5 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}; launch with "
+                         "torchrun, or unset it for one process") from None

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -70,3 +72,55 @@ def test_config_is_not_mutated_by_building():
     base = Config()
     build_config(None, dotted=["optim.lr=0.9"])
     assert base.optim.lr is None and Config().optim.lr is None
+
+
+@pytest.mark.parametrize("value, ok", [(16, True), ("null", True), (0, False), (-3, False), (1.5, False)])
+def test_image_size_is_a_positive_int_or_null(value, ok):
+    if ok:
+        cfg = build_config(None, dotted=[f"data.image_size={value}"])
+        assert cfg.data.image_size == (None if value == "null" else value)
+    else:
+        with pytest.raises(ConfigError, match="data.image_size must be"):
+            build_config(None, dotted=[f"data.image_size={value}"])
+    assert build_config(None).data.image_size is None  # default: the data set's own size
+
+
+@pytest.mark.parametrize("method, views, message", [
+    ("ce", 2, "data.n_views=2 cannot work with method ce"),
+    ("simclr", 1, "data.n_views=1 cannot work with method simclr"),
+])
+def test_view_counts_that_cannot_work_are_refused(method, views, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(None, overrides={"method": method, "data.n_views": views})
+
+
+@pytest.mark.parametrize("method, views", [("ce", 1), ("simclr", 2), ("simclr", 4), ("supcon", 1), ("supcon", 3)])
+def test_view_counts_that_work_are_accepted(method, views):
+    assert build_config(None, overrides={"method": method, "data.n_views": views}).data.n_views == views
+
+
+@pytest.mark.parametrize("method, views", [("supcon", 2), ("simclr", 2), ("ce", 1)])
+def test_method_defaults_pass_the_view_checks(method, views):
+    assert build_config(None, overrides={"method": method}).data.n_views == views
+
+
+def _is_abs(value, folder) -> bool:
+    return Path(value).is_absolute() and Path(value).samefile(folder)
+
+
+def test_existing_folder_paths_become_absolute(tmp_path, monkeypatch):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "files").mkdir()
+    (tmp_path / "digits").mkdir()  # a folder named like a registered set
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(None, overrides={"data.name": "./imgs", "data.data_dir": "files"})
+    assert _is_abs(cfg.data.name, tmp_path / "imgs") and _is_abs(cfg.data.data_dir, tmp_path / "files")
+    assert _is_abs(build_config(None, dotted=["data.name=imgs"]).data.name, tmp_path / "imgs")
+    assert build_config(None, overrides={"data.name": "digits"}).data.name == "digits"  # the registered set
+    assert _is_abs(build_config(None, overrides={"data.name": "./digits"}).data.name, tmp_path / "digits")
+    missing = build_config(None, overrides={"data.name": "./nothing", "data.data_dir": "nowhere"})
+    assert (missing.data.name, missing.data.data_dir) == ("./nothing", "nowhere")  # left for the loader to report
+    saved = tmp_path / "c.yaml"
+    save_config(cfg, saved)
+    monkeypatch.chdir(tmp_path / "files")
+    assert _is_abs(load_config(saved).data.name, tmp_path / "imgs")

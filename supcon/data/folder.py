@@ -1,5 +1,5 @@
 """Image folders in ImageFolder layout: ``root/<class>/<image>``, optionally ``root/train`` +
-``root/test``.
+``root/test`` (or, when there is no ``test/``, ``root/val`` as in ImageNet's layout: the test split).
 
 Labels are the indices of the sorted class-folder names of the training folder; a test folder is
 mapped by name, so a test folder missing a class never shifts labels. Hidden files are ignored;
@@ -167,8 +167,9 @@ def _split_roots(root: Path) -> tuple[Path, Path | None]:
                         "registered data set name")
     if not root.is_dir():
         raise DataError(f"data path {root} is not a folder")
-    if (root / "train").is_dir():
-        return root / "train", (root / "test") if (root / "test").is_dir() else None
+    if (root / "train").is_dir():  # test/, else ImageNet's val/, is the test split
+        held = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+        return root / "train", held
     return root, None
 
 

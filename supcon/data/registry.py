@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import torchvision_sets as tvs
 from .base import DataError, DatasetInfo, SourceData, Splits, channel_stats, stratified_split
+from .cifar import load_cifar10, load_cifar100
 from .folder import load_folder
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ logger = logging.getLogger(__name__)
 REGISTRY: dict[str, Callable[..., SourceData]] = {
     "fashion-mnist": tvs.load_fashion_mnist,
     "mnist": tvs.load_mnist,
-    "cifar10": tvs.load_cifar10,
-    "cifar100": tvs.load_cifar100,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
     "svhn": tvs.load_svhn,
     "stl10": tvs.load_stl10,
     "digits": tvs.load_digits,
@@ -41,6 +42,12 @@ def list_datasets() -> list[str]:
 
 def _key(name: str) -> str:
     return re.sub(r"[-_ ]", "", name.lower())
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` spells a registered data set (case, ``-``, ``_`` and spaces ignored);
+    such a name wins over a folder of the same name."""
+    return _registered(name) is not None
 
 
 def _registered(name: str) -> str | None:
@@ -98,7 +105,7 @@ def load_dataset(
 
     Args:
         name_or_path: a name from `list_datasets` or a folder (``class/*.png``, optionally under
-            ``train/`` and ``test/``).
+            ``train/`` and ``test/``, or ``train/`` and ``val/`` as ImageNet: the test split).
         data_dir: first folder to search for registered sets (see the module docstring).
         val_fraction: share of the training split held out (stratified, seeded) as validation,
             so model selection never looks at the test split. 0 gives an empty validation set.

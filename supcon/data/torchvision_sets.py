@@ -1,11 +1,12 @@
 """Registered data sets read from their real on-disk formats, plus scikit-learn's digits.
 
 Each ``load_*`` takes the folders to search (in order) and a folder to download into (None: no
-download) and returns `SourceData` with uint8 images in memory. CIFAR, SVHN and STL-10 are read
-by torchvision's own dataset classes with the md5 check reduced to "the file exists" (so a
-user's copy or a test's tiny file is accepted; a damaged file fails to parse and is reported).
+download) and returns `SourceData` with uint8 images in memory. SVHN and STL-10 are read by
+torchvision's own dataset classes with the md5 check reduced to "the file exists" (so a user's
+copy or a test's tiny file is accepted; a damaged file fails to parse and is reported).
 MNIST-style idx files are parsed here because torchvision does not read the ``.gz`` files that
-Debian's ``dataset-fashion-mnist`` installs.
+Debian's ``dataset-fashion-mnist`` installs. CIFAR is read in `cifar.py` (torchvision's reader
+unpickles its files).
 """
 
 from __future__ import annotations
@@ -147,18 +148,6 @@ def load_mnist(roots: Sequence[Path], download_to: Path | None) -> SourceData:
 
 
 # ------------------------------------------------------------------- torchvision-read data sets
-class _CIFAR10(tvd.CIFAR10):
-    train_list = [[f, None] for f, _ in tvd.CIFAR10.train_list]
-    test_list = [[f, None] for f, _ in tvd.CIFAR10.test_list]
-    meta = {**tvd.CIFAR10.meta, "md5": None}
-
-
-class _CIFAR100(tvd.CIFAR100):
-    train_list = [[f, None] for f, _ in tvd.CIFAR100.train_list]
-    test_list = [[f, None] for f, _ in tvd.CIFAR100.test_list]
-    meta = {**tvd.CIFAR100.meta, "md5": None}
-
-
 class _SVHN(tvd.SVHN):
     split_list = {k: [url, f, None] for k, (url, f, _) in tvd.SVHN.split_list.items()}
 
@@ -188,7 +177,7 @@ def _find_dir(
 def _read(name: str, folder: Path, make: Callable[[bool], tvd.VisionDataset]) -> tuple:
     try:
         return make(True), make(False)
-    except Exception as exc:  # pickle, scipy and numpy errors alike mean "damaged file"
+    except Exception as exc:  # scipy and numpy errors alike mean "damaged file"
         raise DataError(f"could not read {name} files in {folder}: {describe(exc)}; "
                         "replace the damaged files") from exc
 
@@ -204,33 +193,6 @@ def _to_source(train, test, names, size: int, hwc: bool) -> SourceData:
         )
 
     return SourceData(tensor(train), tensor(test), tuple(str(n) for n in names), 3, size)
-
-
-def _load_cifar(
-    name: str, cls: type, roots: Sequence[Path], download_to: Path | None
-) -> SourceData:
-    base = cls.base_folder
-    root = _find_dir(roots, lambda d: (d / base).is_dir(), base=base)
-    if root is None and download_to is not None:
-        # md5-checked original class
-        _download(name, download_to, lambda: cls.__base__(str(download_to), train=True, download=True))
-        root = download_to
-    if root is None:
-        raise _not_found(name, [r / base for r in roots])
-    train, test = _read(name, root / base, lambda t: cls(str(root), train=t, download=False))
-    return _to_source(train, test, train.classes, 32, hwc=True)
-
-
-def load_cifar10(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """CIFAR-10 (32x32 RGB, 10 classes) from ``cifar-10-batches-py`` (python pickle batches,
-    read by torchvision) in a root. Raises `DataError` when found nowhere or unparsable."""
-    return _load_cifar("cifar10", _CIFAR10, roots, download_to)
-
-
-def load_cifar100(roots: Sequence[Path], download_to: Path | None) -> SourceData:
-    """CIFAR-100 (32x32 RGB, 100 fine classes) from ``cifar-100-python`` in a root. Raises
-    `DataError` when found nowhere or unparsable."""
-    return _load_cifar("cifar100", _CIFAR100, roots, download_to)
 
 
 def load_svhn(roots: Sequence[Path], download_to: Path | None) -> SourceData:

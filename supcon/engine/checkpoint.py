@@ -10,7 +10,13 @@ from typing import Any
 
 import torch
 
+from ..config import ConfigError, from_dict, with_absolute_paths
+
 CHECKPOINT_NAME = "checkpoint.pt"
+RESUME_FREE_KEYS = (("data", "num_workers"),)
+"""Config keys a resumed run may change because they cannot change its results: the batch order
+is a function of (seed, epoch) and each image's augmentation of (seed, epoch, index), whatever
+the number of DataLoader workers (and the loader seeds its workers from its own generator)."""
 
 
 class CheckpointError(ValueError):
@@ -52,6 +58,52 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:  # torch raises several types for torn or foreign files
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}); "
                               "delete it and run without --resume to start over") from None
+
+
+def check_resumable(state: dict[str, Any], config: dict[str, Any], world_size: int, folder: str | Path) -> None:
+    """Refuse to continue the checkpoint ``state`` with another config or number of processes.
+
+    ``config`` is the new run's ``Config.to_dict()``. Keys in `RESUME_FREE_KEYS` may differ; keys
+    added to the config since the checkpoint was written count as their defaults, and relative
+    folder paths as absolute ones. A checkpoint without ``world_size`` (older ones) is accepted.
+
+    Raises:
+        CheckpointError: another config (the first changed keys are named), or ``world_size``
+            differs from the one that wrote it (the global batch, ``train.batch_size`` x
+            processes, and each process's share of the epoch would change).
+    """
+    saved, now = _comparable(state.get("config") or {}), _comparable(config)
+    if saved != now:
+        changed = ", ".join(changed_keys(saved, now)[:3])
+        raise CheckpointError(f"--resume: the configuration differs from the run in {folder} ({changed}); "
+                              "pass the same options as before (see its config.yaml)")
+    written = state.get("world_size")
+    if written is not None and int(written) != world_size:
+        raise CheckpointError(f"--resume: the checkpoint in {folder} was written by {written} process(es), this "
+                              f"run has {world_size}; the global batch (train.batch_size x processes) and the "
+                              f"position in the epoch would change: resume with {written} process(es)")
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        out = with_absolute_paths(from_dict(config)).to_dict()
+    except (ConfigError, TypeError, AttributeError):  # not a config at all: compared as it is
+        return config
+    for section, key in RESUME_FREE_KEYS:
+        out[section].pop(key, None)
+    return out
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs (for the --resume message)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("encoder_options",):
+            out += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 def rng_state() -> dict[str, Any]:

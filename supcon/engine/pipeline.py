@@ -31,6 +31,7 @@ from ..weights import save_encoder
 from .checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
+    check_resumable,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -117,7 +118,7 @@ def build(cfg: Config) -> Components:
     torch.manual_seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
-                          seed=cfg.train.seed, strict=cfg.data.strict)
+                          seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size)
     info = splits.info
     method = create_method(cfg.method, **method_options(cfg))
     encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
@@ -150,7 +151,8 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         out_dir: the run folder (created); receives config.yaml, metrics.jsonl, tensorboard/,
             checkpoint.pt, encoder.safetensors + encoder.json, classifier.safetensors and
             results.json (only the main process writes).
-        resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one.
+        resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one
+            (``data.num_workers`` may differ) and so must the number of processes.
         progress: show tqdm progress bars (else a log line every ~10% of an epoch).
 
     Returns:
@@ -160,8 +162,8 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
 
     Raises:
         RunFolderError: ``out_dir`` already holds a run and ``resume`` is False.
-        CheckpointError: ``resume`` without a checkpoint, with another config, or with an
-            unreadable checkpoint.
+        CheckpointError: ``resume`` without a checkpoint, with another config or number of
+            processes, or with an unreadable checkpoint.
         ValueError: anything :func:`build` rejects (data, device, batch size).
         NonFiniteLossError: the loss became NaN or inf (the last checkpoint is kept).
     """
@@ -195,26 +197,11 @@ def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict 
         if not ckpt_path.is_file():
             raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
         state = load_checkpoint(ckpt_path)
-        if state.get("config") != cfg.to_dict():
-            changed = ", ".join(_changed_keys(state.get("config") or {}, cfg.to_dict())[:3])
-            raise CheckpointError(f"--resume: the configuration differs from the run in {out} ({changed}); "
-                                  "pass the same options as before (see its config.yaml)")
+        check_resumable(state, cfg.to_dict(), dist.world_size(), out)
         return state
     if (out / "results.json").exists() or ckpt_path.exists():
         raise RunFolderError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     return None
-
-
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs (for the --resume message)."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and key not in ("encoder_options",):
-            out += _changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
 
 
 def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Position:
@@ -317,6 +304,7 @@ def _state(cfg, c: Components, optimizer, probe_opt, scaler, pos: Position) -> d
     return {
         "format": 1,
         "config": cfg.to_dict(),
+        "world_size": dist.world_size(),  # resuming with another one is refused
         "position": pos.to_dict(),
         "model": c.model.state_dict(),
         "optimizer": optimizer.state_dict(),

@@ -26,6 +26,8 @@ from ..weights import ENCODER_META, ENCODER_WEIGHTS, load_encoder
 
 log = logging.getLogger("supcon")
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
+# What to do about a missing or broken file in a finished run folder.
+_DAMAGED = "; the run folder is damaged: train it again into a new --out"
 
 
 class RunError(ValueError):
@@ -85,7 +87,7 @@ def open_run(path: str | Path, what: str = "--run") -> Run:
     try:
         results = json.loads(results_path.read_text())
     except (ValueError, OSError) as err:
-        raise RunError(f"{what} {path}: results.json is unreadable: {_first_line(err)}") from None
+        raise RunError(f"{what} {path}: results.json is unreadable: {_first_line(err)}{_DAMAGED}") from None
     meta = _read_meta(path, what)
     model = _load_model(path, cfg, meta, what)
     encoder = _load_encoder(path, meta, what)
@@ -100,11 +102,11 @@ def _load_model(path: Path, cfg: Config, meta: dict[str, Any], what: str) -> nn.
 
     ckpt = path / CHECKPOINT_NAME
     if not ckpt.is_file():
-        raise RunError(f"{what} {path}: {CHECKPOINT_NAME} is missing")
+        raise RunError(f"{what} {path}: {CHECKPOINT_NAME} is missing{_DAMAGED}")
     try:
         state = load_checkpoint(ckpt)
     except CheckpointError:
-        raise RunError(f"{what} {path}: {CHECKPOINT_NAME} is corrupt or unreadable") from None
+        raise RunError(f"{what} {path}: {CHECKPOINT_NAME} is corrupt or unreadable{_DAMAGED}") from None
     encoder = create_encoder(cfg.model.encoder, in_channels=meta.get("in_channels", 3),
                              **cfg.model.encoder_options)
     num_classes = len(meta.get("class_names", ())) or 2
@@ -113,7 +115,7 @@ def _load_model(path: Path, cfg: Config, meta: dict[str, Any], what: str) -> nn.
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, TypeError):
         raise RunError(f"{what} {path}: {CHECKPOINT_NAME} does not hold this run's model "
-                       "(config.yaml and checkpoint disagree)") from None
+                       f"(config.yaml and checkpoint disagree){_DAMAGED}") from None
     return model.eval()
 
 
@@ -122,32 +124,32 @@ def _read_meta(path: Path, what: str) -> dict[str, Any]:
     try:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError:
-        raise RunError(f"{what} {path}: {ENCODER_META} is missing") from None
+        raise RunError(f"{what} {path}: {ENCODER_META} is missing{_DAMAGED}") from None
     except (ValueError, OSError) as err:
-        raise RunError(f"{what} {path}: {ENCODER_META} is unreadable: {_first_line(err)}") from None
+        raise RunError(f"{what} {path}: {ENCODER_META} is unreadable: {_first_line(err)}{_DAMAGED}") from None
     if not isinstance(meta, dict) or "encoder" not in meta or "in_channels" not in meta:
-        raise RunError(f"{what} {path}: {ENCODER_META} lacks 'encoder'/'in_channels'")
+        raise RunError(f"{what} {path}: {ENCODER_META} lacks 'encoder'/'in_channels'{_DAMAGED}")
     return meta
 
 
 def _load_encoder(path: Path, meta: dict[str, Any], what: str) -> nn.Module:
     if not (path / ENCODER_WEIGHTS).is_file():
-        raise RunError(f"{what} {path}: {ENCODER_WEIGHTS} is missing")
+        raise RunError(f"{what} {path}: {ENCODER_WEIGHTS} is missing{_DAMAGED}")
     try:
         encoder = load_encoder(path)
     except Exception as err:  # noqa: BLE001  (safetensors and load_state_dict raise many types)
         raise RunError(f"{what} {path}: {ENCODER_WEIGHTS} is corrupt or does not match "
-                       f"{ENCODER_META} ({type(err).__name__})") from None
+                       f"{ENCODER_META} ({type(err).__name__}){_DAMAGED}") from None
     for key in ("image_size", "mean", "std"):
         if key not in meta:
-            raise RunError(f"{what} {path}: {ENCODER_META} lacks {key!r}")
+            raise RunError(f"{what} {path}: {ENCODER_META} lacks {key!r}{_DAMAGED}")
     return encoder.eval()
 
 
 def _load_classifier(path: Path, num_features: int, what: str) -> nn.Linear:
     file = path / CLASSIFIER_WEIGHTS
     if not file.is_file():
-        raise RunError(f"{what} {path}: {CLASSIFIER_WEIGHTS} is missing")
+        raise RunError(f"{what} {path}: {CLASSIFIER_WEIGHTS} is missing{_DAMAGED}")
     try:
         weights = load_file(str(file))
         weight, bias = weights["weight"], weights["bias"]
@@ -155,7 +157,7 @@ def _load_classifier(path: Path, num_features: int, what: str) -> nn.Linear:
             raise ValueError("shape")
     except Exception as err:  # noqa: BLE001
         raise RunError(f"{what} {path}: {CLASSIFIER_WEIGHTS} is corrupt or not a linear layer on "
-                       f"{num_features} features ({type(err).__name__})") from None
+                       f"{num_features} features ({type(err).__name__}){_DAMAGED}") from None
     classifier = nn.Linear(weight.shape[1], weight.shape[0])
     with torch.no_grad():
         classifier.weight.copy_(weight)

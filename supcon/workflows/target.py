@@ -103,7 +103,7 @@ def load_target(run: Run, data: str | None = None, data_dir: str | None = None) 
     if is_same_data(run, data):
         splits = load_dataset(cfg.data.name, data_dir=data_dir or cfg.data.data_dir,
                               val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
-                              strict=cfg.data.strict)
+                              strict=cfg.data.strict, image_size=cfg.data.image_size)
         return Target(splits, splits.info, None)
     splits = load_dataset(data, data_dir=data_dir, val_fraction=cfg.data.val_fraction,
                           seed=cfg.train.seed)

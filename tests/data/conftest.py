@@ -7,7 +7,9 @@ independent record of the truth.
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -54,33 +56,106 @@ def write_mnist_like(
     return out
 
 
+_reconstruct = np.zeros(1).__reduce__()[0]  # numpy's array rebuilder, whatever its module
+
+
+class Py2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle wrote the real CIFAR files (protocol 2): ``bytes`` and
+    ``str`` become Python 2 ``str`` (BINSTRING opcodes), numpy's array rebuilder is named by its
+    numpy-1 path ``numpy.core.multiarray._reconstruct``."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj) -> None:
+        raw = obj.encode("latin-1") if isinstance(obj, str) else obj
+        n = len(raw)
+        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        self.write(head + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+    def save_global(self, obj, name=None) -> None:
+        if obj is _reconstruct:
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def py2_pickle(obj) -> bytes:
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+CIFAR_LAYOUTS = ("py2", "py3", "bin")
+
+
 def write_cifar(
-    root: Path, hundred: bool = False, per_batch: int = 20, n_test: int = 30, seed: int = 0
+    root: Path,
+    hundred: bool = False,
+    per_batch: int = 20,
+    n_test: int = 30,
+    seed: int = 0,
+    layout: str = "py2",
 ) -> dict:
-    """CIFAR python batches: dicts of ``data`` (rows of 1024 R, 1024 G, 1024 B) and labels."""
+    """CIFAR files of random images; the same content for every ``layout`` with the same seed.
+
+    ``py2``: the python version as the originals are (Python 2 pickles, see `Py2Pickler`);
+    ``py3``: the same dicts saved by Python 3 ``pickle.dumps(protocol=2)`` with ``bytes`` keys;
+    ``bin``: the binary version (records of label byte(s) + 3072 channel-planar pixels).
+    Each batch dict holds ``data`` (uint8 [n, 3072]: 1024 R, 1024 G, 1024 B), the labels
+    (CIFAR-100: ``fine_labels`` and ``coarse_labels``), ``filenames`` and ``batch_label``.
+    """
     rng = np.random.default_rng(seed)
     classes = 100 if hundred else 10
-    folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
-    folder.mkdir(parents=True)
-    key = "fine_labels" if hundred else "labels"
     files = ["train"] if hundred else [f"data_batch_{k}" for k in range(1, 6)]
     sizes = [per_batch * (5 if hundred else 1)] * len(files)
-    written = {"train": [], "test": []}
-    for name, n in [*zip(files, sizes, strict=True), ("test" if hundred else "test_batch", n_test)]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.permutation(balanced_labels(n, classes)).tolist()
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, key: labels, "coarse_labels": [0] * n}, f)
-        written["test" if name.startswith("test") else "train"].append(
-            (data.reshape(n, 3, 32, 32), np.array(labels))
-        )
+    batches = [*zip(files, sizes, strict=True), ("test" if hundred else "test_batch", n_test)]
     names = [f"class{c}" for c in range(classes)]
-    meta = {"fine_label_names": names} if hundred else {"label_names": names}
-    with open(folder / ("meta" if hundred else "batches.meta"), "wb") as f:
-        pickle.dump(meta, f)
+    coarse_names = [f"super{c}" for c in range(20)]
+    sub = {"bin": ("cifar-100-binary", "cifar-10-batches-bin"),
+           "py2": ("cifar-100-python", "cifar-10-batches-py")}
+    folder = root / sub.get(layout, sub["py2"])[0 if hundred else 1]
+    folder.mkdir(parents=True)
+    written = {"train": [], "test": []}
+    for k, (name, n) in enumerate(batches):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.permutation(balanced_labels(n, classes))
+        coarse = rng.integers(0, 20, n)
+        if layout == "bin":
+            heads = [coarse, labels] if hundred else [labels]
+            rows = np.concatenate([np.stack(heads, 1).astype(np.uint8), data], axis=1)
+            (folder / f"{name}.bin").write_bytes(rows.tobytes())
+        else:
+            entry = {b"batch_label": f"batch {k + 1}".encode(), b"data": data,
+                     b"filenames": [f"img_{k}_{i}.png".encode() for i in range(n)]}
+            entry |= ({b"fine_labels": labels.tolist(), b"coarse_labels": coarse.tolist()} if hundred
+                      else {b"labels": labels.tolist()})
+            (folder / name).write_bytes(_dump(entry, layout))
+        written["test" if name.startswith("test") else "train"].append(
+            (data.reshape(n, 3, 32, 32), labels)
+        )
+    if layout == "bin":
+        if hundred:
+            (folder / "fine_label_names.txt").write_text("\n".join(names) + "\n")
+            (folder / "coarse_label_names.txt").write_text("\n".join(coarse_names) + "\n")
+        else:
+            (folder / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    else:
+        raw = [x.encode() for x in names]
+        meta = ({b"fine_label_names": raw, b"coarse_label_names": [x.encode() for x in coarse_names]}
+                if hundred else {b"label_names": raw, b"num_cases_per_batch": per_batch, b"num_vis": 3072})
+        (folder / ("meta" if hundred else "batches.meta")).write_bytes(_dump(meta, layout))
     return {
         s: tuple(np.concatenate(p) for p in zip(*v, strict=True)) for s, v in written.items()
-    } | {"names": names}
+    } | {"names": names, "folder": folder}
+
+
+def _dump(obj, layout: str) -> bytes:
+    return py2_pickle(obj) if layout == "py2" else pickle.dumps(obj, protocol=2)
 
 
 def write_svhn(folder: Path, n_train: int = 30, n_test: int = 20, seed: int = 0) -> dict:
@@ -151,6 +226,8 @@ def fmt():
         write_idx=write_idx,
         write_mnist_like=write_mnist_like,
         write_cifar=write_cifar,
+        cifar_layouts=CIFAR_LAYOUTS,
+        py2_pickle=py2_pickle,
         write_svhn=write_svhn,
         write_stl10=write_stl10,
         write_folder=write_folder,

@@ -39,6 +39,22 @@ def test_train_test_layout_maps_test_classes_by_name(tmp_path, fmt):
     _assert_labels_match_colours(s.train, s.info.class_names, fmt.colours)
 
 
+@pytest.mark.parametrize("with_test", [False, True])
+def test_imagenet_val_folder_is_the_test_split_unless_there_is_a_test_folder(tmp_path, fmt, with_test):
+    fmt.write_folder(tmp_path / "train", per_class=5)
+    fmt.write_folder(tmp_path / "val", per_class=2)
+    if with_test:
+        fmt.write_folder(tmp_path / "test", per_class=3, classes={"cat": fmt.colours["cat"]})
+    s = load_dataset(tmp_path, val_fraction=0.0)
+    # val/ as the test split: all 15 train images stay in train (nothing carved off)
+    assert len(s.train) == 15
+    if with_test:
+        assert s.test.labels.tolist() == [2, 2, 2]
+    else:
+        assert sorted(s.test.labels.tolist()) == [0, 0, 1, 1, 2, 2]
+    _assert_labels_match_colours(s.test, s.info.class_names, fmt.colours)
+
+
 def test_flat_layout_carves_a_stratified_test_split(tmp_path, fmt):
     fmt.write_folder(tmp_path, per_class=10)
     s = load_dataset(str(tmp_path), val_fraction=0.1, test_fraction=0.2)

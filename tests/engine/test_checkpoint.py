@@ -54,3 +54,38 @@ def test_torn_and_malicious_files_are_refused(tmp_path):
         ck.load_checkpoint(evil)
     with pytest.raises(ck.CheckpointError, match="no checkpoint"):
         ck.load_checkpoint(tmp_path / "missing.pt")
+
+
+def _cfg(*dotted):
+    from supcon.config import build_config
+
+    return build_config(None, dotted=["data.name=digits", *dotted]).to_dict()
+
+
+def test_resume_check_ignores_worker_count_but_not_results_keys(tmp_path):
+    state = {"config": _cfg("data.num_workers=0"), "world_size": 1}
+    ck.check_resumable(state, _cfg("data.num_workers=4"), 1, tmp_path)  # no error
+    with pytest.raises(ck.CheckpointError, match=r"differs .*\(optim.lr: 0.05 -> 0.2\)"):
+        ck.check_resumable(state, _cfg("optim.lr=0.2"), 1, tmp_path)
+    with pytest.raises(ck.CheckpointError, match=r"\(data.n_views: 2 -> 3\)"):
+        ck.check_resumable(state, _cfg("data.n_views=3", "data.num_workers=2"), 1, tmp_path)
+
+
+def test_resume_check_refuses_another_world_size_and_accepts_old_checkpoints(tmp_path):
+    state = {"config": _cfg(), "world_size": 2}
+    ck.check_resumable(state, _cfg(), 2, tmp_path)
+    with pytest.raises(ck.CheckpointError, match="written by 2 process\\(es\\), this run has 1"):
+        ck.check_resumable(state, _cfg(), 1, tmp_path)
+    old = _cfg()
+    del old["data"]["image_size"]  # a key added after the checkpoint was written: its default
+    ck.check_resumable({"config": old}, _cfg(), 4, tmp_path)  # no world_size stored: accepted
+
+
+def test_resume_check_sees_a_relative_folder_as_its_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    old = _cfg()
+    old["data"]["name"] = "./imgs"  # as runs stored it before paths were made absolute
+    ck.check_resumable({"config": old}, _cfg(f"data.name={tmp_path / 'imgs'}"), 1, tmp_path)
+    with pytest.raises(ck.CheckpointError, match="data.name"):
+        ck.check_resumable({"config": old}, _cfg(), 1, tmp_path)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 import supcon
 from supcon.config import build_config
 from supcon.engine import pipeline
-from supcon.engine.checkpoint import CheckpointError, load_checkpoint
+from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
 
 TINY = [
@@ -70,8 +70,11 @@ def _interrupt_after_checkpoints(monkeypatch, count: int):
     return saved
 
 
-@pytest.mark.parametrize("stop_after", [1, 3])  # mid-epoch (step checkpoint) and at an epoch end
-def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, tmp_path, monkeypatch):
+# mid-epoch (step checkpoint), resumed with a DataLoader worker instead of none (allowed: it
+# cannot change results), and at an epoch end with the same config
+@pytest.mark.parametrize("stop_after, resume_workers", [(1, 1), (3, 0)])
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, resume_workers, tmp_path,
+                                                                    monkeypatch):
     cfg = tiny("supcon", "train.checkpoint_every_steps=7")
     full = pipeline.run_training(cfg, tmp_path / "full")
     saved = _interrupt_after_checkpoints(monkeypatch, stop_after)
@@ -79,7 +82,8 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, 
         pipeline.run_training(cfg, tmp_path / "cut")
     monkeypatch.undo()
     assert saved[-1]["step"] < full["steps"]
-    resumed = pipeline.run_training(cfg, tmp_path / "cut", resume=True)
+    again = tiny("supcon", "train.checkpoint_every_steps=7", f"data.num_workers={resume_workers}")
+    resumed = pipeline.run_training(again, tmp_path / "cut", resume=True)
     drop = ("train_time_s",)
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
     a = load_file(str(tmp_path / "full" / "encoder.safetensors"))
@@ -96,6 +100,14 @@ def test_run_folder_misuse_is_refused(tmp_path):
         pipeline.run_training(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="configuration differs"):
         pipeline.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
+    ckpt = tmp_path / "checkpoint.pt"
+    state = load_checkpoint(ckpt)
+    assert state["world_size"] == 1
+    save_checkpoint({**state, "world_size": 2}, ckpt)  # as if written by two torchrun processes
+    with pytest.raises(CheckpointError, match="written by 2 process\\(es\\), this run has 1"):
+        pipeline.run_training(cfg, tmp_path, resume=True)
+    save_checkpoint({k: v for k, v in state.items() if k != "world_size"}, ckpt)  # an older checkpoint
+    assert pipeline.run_training(cfg, tmp_path, resume=True)["steps"] == state["position"]["step"]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -120,3 +132,18 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     with pytest.raises(NonFiniteLossError, match="at step 7"):
         pipeline.run_training(cfg, tmp_path)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 5
+
+
+def test_image_size_resizes_a_registered_set_in_the_transforms():
+    """digits is 32x32 on disk; data.image_size=16 gives 16x16 training and evaluation batches."""
+    c = pipeline.build(tiny("supcon", "data.image_size=16"))
+    assert c.splits.info.image_size == 16 and c.splits.train.images.shape[-2:] == (32, 32)
+    c.loader.set_epoch(0)
+    images, _ = next(iter(c.loader))
+    assert images.shape == (64, 2, 1, 16, 16)
+    test_images, _ = next(iter(pipeline.eval_loader(c.splits.test, c.splits.info, tiny("supcon"))))
+    # eval transform: antialiased bilinear 32 -> 16 (on uint8: rounded), then normalised
+    raw = c.splits.test.images[:4].float()
+    small = torch.nn.functional.interpolate(raw, size=16, mode="bilinear", antialias=True).round() / 255
+    mean, std = c.splits.info.mean[0], c.splits.info.std[0]
+    assert torch.allclose(test_images[:4], (small - mean) / std, atol=1.01 / 255 / std)

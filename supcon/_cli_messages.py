@@ -1,0 +1,79 @@
+"""What a failed `supcon` command tells the user: one ``error:`` line and an exit code.
+
+Split from :mod:`supcon.cli` so the parser and the commands stay readable; docs/errors.md lists
+every message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+from pathlib import Path
+
+EXIT_FAILED = 1  # the run itself failed: out of memory, non-finite loss
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def report(err: Exception, args: argparse.Namespace) -> int | None:
+    """Print the one-line message of a user-facing failure and return the exit code; None for a
+    bug (any other exception), which the caller re-raises with its traceback."""
+    if _is_out_of_memory(err):
+        message = ("out of memory; evaluate with --device cpu" if args.command == "eval" else
+                   "out of memory; set train.micro_batch_size=N (supcon/simclr: embeds the batch N images "
+                   "at a time) or lower --batch-size, and train again into a new --out")
+        code = EXIT_FAILED
+    elif _is_non_finite(err):
+        message, code = _first_line(err), EXIT_FAILED
+    elif isinstance(err, OSError):
+        message, code = _os_message(err), EXIT_USER_ERROR
+    elif isinstance(err, ValueError):
+        message, code = _first_line(err), EXIT_USER_ERROR
+    else:
+        return None
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _is_out_of_memory(err: Exception) -> bool:
+    torch = sys.modules.get("torch")  # not imported yet: it cannot be torch's error
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(getattr(torch, "cuda", None),
+                                                             "OutOfMemoryError", None)
+    if oom is not None and isinstance(err, oom):
+        return True
+    cpu_oom = isinstance(err, RuntimeError) and "can't allocate memory" in str(err)  # CPU allocator
+    return isinstance(err, MemoryError) or cpu_oom
+
+
+def _is_non_finite(err: Exception) -> bool:
+    loop = sys.modules.get("supcon.engine.loop")
+    return loop is not None and isinstance(err, loop.NonFiniteLossError)
+
+
+def _os_message(err: OSError) -> str:
+    """``PATH: reason; what to do`` instead of ``[Errno N] ...``."""
+    if not err.strerror:  # raised with a message of our own
+        return _first_line(err)
+    hint = {errno.ENOSPC: "free some disk space", errno.EACCES: "choose a path you may write to",
+            errno.EPERM: "choose a path you may write to", errno.EROFS: "choose a writable path",
+            errno.ENOENT: "check the path"}.get(err.errno, "check the path and retry")
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror.lower()}; {hint}"
+
+
+def interrupted_message(args: argparse.Namespace) -> str:
+    """What Ctrl-C left behind, and how to go on."""
+    if args.command == "train":
+        if (Path(args.out) / "checkpoint.pt").is_file():
+            return f"interrupted; the checkpoint in {args.out} is kept: re-run with --resume to continue"
+        return "interrupted before the first checkpoint; re-run the same command (without --resume) to start"
+    if args.command in ("compare", "sweep"):
+        return ("interrupted; re-run the same command to continue (finished runs are skipped, "
+                "the interrupted one resumes from its checkpoint)")
+    return "interrupted; nothing was saved: re-run the same command to evaluate"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
