@@ -144,11 +144,10 @@ def reliability_diagram(
         bottom=np.minimum(acc, conf),
         width=width,
         align="edge",
-        color="tab:red",
-        alpha=0.35,
+        facecolor="none",  # hatch only: reads the same over the bar (under-confident bins)
         edgecolor="tab:red",
         hatch="//",
-        label="gap to confidence",
+        label="gap to mean confidence",
     )
     top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     top.set_ylim(0, 1)
