@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--memory", type=int, default=None, metavar="N",
                        help="supcon with a momentum encoder and a queue of N keys, e.g. 8192, loss.memory "
                             f"(default: the config's, else {LossConfig.memory} = off)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its "
+                       "checkpoint, with its saved config.yaml unless --config is given")
     train.add_argument("--no-progress", action="store_true", help="no progress bars (summaries only)")
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="dotted config overrides, e.g. optim.lr=0.1 loss.temperature=0.07")
@@ -134,7 +135,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     flags = {"method": args.method, "data.name": args.data, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "data.data_dir": args.data_dir, "train.seed": args.seed,
              "train.device": args.device, "data.num_workers": args.workers, "loss.memory": args.memory}
-    cfg = build_config(args.config, overrides={k: v for k, v in flags.items() if v is not None},
+    config = args.config
+    saved = Path(args.out) / "config.yaml"
+    if args.resume and config is None and saved.is_file():
+        config = str(saved)  # `--out RUN --resume` alone continues the run as it was configured
+    cfg = build_config(config, overrides={k: v for k, v in flags.items() if v is not None},
                        dotted=args.overrides)
     out = _out_folder(args.out)
     from . import distributed as dist  # torch is imported only once the config is known to be fine

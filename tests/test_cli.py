@@ -1,0 +1,76 @@
+"""The README's commands as a user types them, and `--resume` with nothing but `--out`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from supcon import cli
+from supcon.config import build_config, save_config
+from supcon.engine import pipeline
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TINY = ["--data", "digits", "--method", "supcon", "--workers", "0", "--batch-size", "32", "--epochs", "1",
+        "model.encoder_options={widths: [8], blocks: [1], strides: [2]}", "linear.epochs=1"]
+
+
+def readme_commands() -> list[list[str]]:
+    """argv of every `supcon ...` / `torchrun ... -m supcon.cli ...` line in the README's bash blocks."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["supcon"]:
+                commands.append(words[1:])
+            elif words[:1] == ["torchrun"]:
+                commands.append(words[words.index("supcon.cli") + 1:])
+    return commands
+
+
+def test_readme_has_the_commands_a_user_needs():
+    verbs = [c[0] for c in readme_commands()]
+    assert {"train", "eval", "compare", "sweep"} <= set(verbs)
+    assert "--resume" in sum(readme_commands(), [])
+
+
+@pytest.mark.parametrize("argv", readme_commands(), ids=" ".join)
+def test_readme_command_parses_and_its_config_builds(argv, monkeypatch, tmp_path):
+    """Every README command is accepted as written: options parse, train configs validate."""
+    monkeypatch.chdir(tmp_path)
+    args = cli._parse(cli.build_parser(), argv)  # as main() parses: overrides may sit anywhere
+    if args.command != "train":
+        if args.command in ("compare", "sweep"):
+            cli._study(args)  # checks the method names and --device
+        return
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_training",
+                        lambda cfg, out, **kw: seen.update(cfg=cfg, resume=kw["resume"]) or {"method": cfg.method})
+    if args.resume:  # a run to continue: its config.yaml is what `--resume` alone picks up
+        (tmp_path / args.out).mkdir(parents=True)
+        save_config(build_config(None), tmp_path / args.out / "config.yaml")
+    assert cli.main(argv) == 0
+    assert seen["resume"] == args.resume
+
+
+def test_resume_with_only_out_continues_the_saved_config(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert cli.main(["train", "--out", str(run), *TINY, "--no-progress"]) == 0
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
+    assert cli.main(["train", "--out", str(run), "--resume"]) == 0
+    saved = build_config(str(run / "config.yaml"))
+    assert seen["cfg"].to_dict() == saved.to_dict()
+    assert seen["cfg"].data.name == "digits" and seen["cfg"].train.batch_size == 32
+    # explicit options still apply on top of the saved file (and the pipeline then checks them)
+    assert cli.main(["train", "--out", str(run), "--resume", "optim.lr=0.2"]) == 0
+    assert seen["cfg"].optim.lr == 0.2
+
+
+def test_resume_without_a_saved_config_uses_the_options_given(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
+    assert cli.main(["train", "--out", str(tmp_path / "new"), "--resume", *TINY]) == 0
+    assert seen["cfg"].data.name == "digits"
