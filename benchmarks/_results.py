@@ -1,8 +1,22 @@
-"""Shared by the benchmark scripts: rewrite one script's section of RESULTS.md, leaving the rest."""
+"""Shared by the benchmark scripts: one case per fresh process, and their section of RESULTS.md."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+
+
+def run_worker(script: str, args: list[str], threads: int | None, **case) -> dict:
+    """Run ``script --worker ARGS`` in a fresh process (clean peak memory); its last stdout line is
+    the JSON result. A failed case (e.g. killed for memory) gives ``{**case, "error": ...}``."""
+    cmd = [sys.executable, script, "--worker", *args] + (["--threads", str(threads)] if threads else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+        return {**case, "error": f"rc={proc.returncode}: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def write_section(path: Path, heading: str, text: str) -> None:

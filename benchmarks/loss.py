@@ -34,12 +34,11 @@ import platform
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _results import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _results import run_worker, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HEADING = "## Loss (benchmarks/loss.py)"
 IMPLS = ("floor", "tiled", "dense", "pml")
@@ -162,15 +161,8 @@ def worker(impl: str, n: int, args) -> dict:
 
 # ----------------------------------------------------------------------------- driver side
 def run_case(impl: str, n: int, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", impl, str(n), "--repeats", str(args.repeats),
-           "--device", args.device, "--floor-full-gb", str(args.floor_full_gb)]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["killed"])[-1]
-        return {"impl": impl, "n": n, "error": f"rc={proc.returncode}: {tail}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, [impl, str(n), "--repeats", str(args.repeats), "--device", args.device,
+                                 "--floor-full-gb", str(args.floor_full_gb)], args.threads, impl=impl, n=n)
 
 
 def run(args) -> dict[tuple[str, int], dict]:

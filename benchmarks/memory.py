@@ -30,13 +30,12 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from itertools import pairwise
 from pathlib import Path
 
-from _results import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _results import run_worker, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HEADING = "## Memory (benchmarks/memory.py)"
 VIEWS, CLASSES, SIDE, TARGET = 2, 10, 28, 1.5
@@ -146,15 +145,8 @@ def worker(mode: str, batch: int, args) -> dict:
 
 # ----------------------------------------------------------------------------- driver side
 def run_case(mode: str, batch: int, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", mode, str(batch), "--micro", str(args.micro),
-           "--repeats", str(args.repeats), "--device", args.device]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
-        return {"mode": mode, "batch": batch, "error": f"rc={proc.returncode}: {tail}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, [mode, str(batch), "--micro", str(args.micro), "--repeats", str(args.repeats),
+                                 "--device", args.device], args.threads, mode=mode, batch=batch)
 
 
 def run(args) -> dict[tuple[str, int], dict]:

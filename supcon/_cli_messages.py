@@ -16,9 +16,9 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def report(err: Exception, args: argparse.Namespace) -> int | None:
-    """Print the one-line message of a user-facing failure and return the exit code; None for a
-    bug (any other exception), which the caller re-raises with its traceback."""
+def failure_message(err: Exception, args: argparse.Namespace) -> tuple[str, int] | None:
+    """The one-line message of a user-facing failure and its exit code; None for a bug (any other
+    exception), which the caller re-raises with its traceback."""
     if _is_out_of_memory(err):
         message = ("out of memory; evaluate with --device cpu" if args.command == "eval" else
                    "out of memory; set train.micro_batch_size=N (supcon/simclr: embeds the batch N images "
@@ -32,8 +32,7 @@ def report(err: Exception, args: argparse.Namespace) -> int | None:
         message, code = _first_line(err), EXIT_USER_ERROR
     else:
         return None
-    print(f"error: {message}", file=sys.stderr)
-    return code
+    return message, code
 
 
 def _is_out_of_memory(err: Exception) -> bool:

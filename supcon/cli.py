@@ -21,8 +21,8 @@ from ._cli_messages import (  # noqa: F401  (exit codes are public)
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
+    failure_message,
     interrupted_message,
-    report,
 )
 from .config import DataConfig, LossConfig, TrainConfig, list_presets
 
@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{lead}error: {interrupted_message(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001  (user-facing boundary; bugs are re-raised below)
-        code = None if os.environ.get("SUPCON_DEBUG", "") not in ("", "0") else report(err, args)
-        if code is None:
+        failure = None if os.environ.get("SUPCON_DEBUG", "") not in ("", "0") else failure_message(err, args)
+        if failure is None:
             raise
+        message, code = failure
+        print(f"error: {message}", file=sys.stderr)
         return code
 
 
