@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +33,15 @@ def write_section(path: Path, heading: str, text: str) -> None:
         rest = "\n" + old[end + 1 :] if end >= 0 else ""
         new = old[:start] + text.rstrip("\n") + "\n" + rest
     path.write_text(new)
+
+
+def run_header(script: str, argv: list[str], device: str, threads: int, started: str,
+               loads: list[float]) -> str:
+    """The command line and the machine of one benchmark run, as the first lines of its section."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    return (f"Command: `python benchmarks/{script} {shlex.join(argv)}`\n\n"
+            f"Run {started} on {device} ({os.cpu_count()} cores, {cpu}, torch {torch.__version__}, "
+            f"{threads} threads); load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end.")
+

@@ -30,15 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from _results import run_worker, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _results import run_header, run_worker, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HEADING = "## Loss (benchmarks/loss.py)"
 IMPLS = ("floor", "tiled", "dense", "pml")
@@ -248,22 +246,16 @@ def targets(results: dict) -> str:
 def section(args, body: str, agree: str, argv: list[str], started: str, loads: list) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    header = run_header("loss.py", argv, args.device, args.threads or torch.get_num_threads(), started, loads)
     return "\n".join([
         HEADING, "",
-        f"Command: `python benchmarks/loss.py {shlex.join(argv)}`", "",
-        f"Run {started} on {args.device} ({os.cpu_count()} cores, {cpu}, torch "
-        f"{torch.__version__}, {args.threads or torch.get_num_threads()} torch threads). The "
-        "machine was shared with "
-        f"other engineers' jobs: load average {loads[0]:.1f} at the start, {loads[1]:.1f} at "
-        "the end. Forward+backward, float32, D = 128, B = N/2 samples x 2 views, 10 classes, "
+        header + " Forward+backward, float32, D = 128, B = N/2 samples x 2 views, 10 classes, "
         f"tau = {TAU}; time = median of {args.repeats} runs after a warm-up run; MB = peak "
         "extra resident memory of the first run (see the module docstring); ratios are to the "
         "floor (the three bare N x N x D products) measured in the same run." + (
             " " + args.note if args.note else ""), "",
         body, "", agree + ".", "",
     ])
-
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -35,7 +34,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from _results import run_worker, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _results import run_header, run_worker, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HEADING = "## Memory (benchmarks/memory.py)"
 VIEWS, CLASSES, SIDE, TARGET = 2, 10, 28, 1.5
@@ -204,14 +203,9 @@ def verdict(results: dict, args) -> str:
 
 def section(args, body: str, verdict_line: str, argv: list[str], started: str, loads: list,
             threads: int | None) -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
     return "\n".join([
         HEADING, "",
-        f"Command: `python benchmarks/memory.py {' '.join(argv)}`", "",
-        f"Run {started} on {args.device} ({os.cpu_count()} cores, {cpu}, torch {torch.__version__}, "
-        f"{threads} threads); load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end. "
+        run_header("memory.py", argv, args.device, threads, started, loads) + " "
         f"One SupCon training step (SGD) of the default encoder `small-resnet` on random 1 x {SIDE} "
         f"x {SIDE} images, {VIEWS} views, {CLASSES} classes, float32. Peak MB = resident-memory "
         "high-water mark during the first full-size step minus the resident memory just before it "
@@ -219,7 +213,6 @@ def section(args, body: str, verdict_line: str, argv: list[str], started: str, l
         f"img/s = batch / median time of {args.repeats} further steps.", "",
         body, "", verdict_line, "",
     ])
-
 
 
 def main(argv: list[str] | None = None) -> None:
