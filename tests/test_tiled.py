@@ -1,4 +1,4 @@
-"""The tiled SupCon loss (supcon._tiled) against the dense path and a loop written from the paper.
+"""The tiled SupCon loss (supcon.losses._tiled) against the dense path and a loop written from the paper.
 
 The dense path of ``supcon_loss`` is the ground truth: the tiled one must give the same value and
 gradients (float64 to 1e-9 relative, float32 to 1e-5) over the whole option grid, at sizes that
@@ -16,7 +16,8 @@ import torch
 from torch.testing import assert_close
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from supcon import _tiled, losses
+from supcon.losses import supcon as loss_module
+from supcon.losses import _tiled
 from supcon.losses import supcon_loss
 
 TOL = {torch.float64: 1e-9, torch.float32: 1e-5}
@@ -37,7 +38,7 @@ def small_tiles(monkeypatch):
     monkeypatch.setattr(_tiled, "CPU_BLOCK", 7)
     monkeypatch.setattr(_tiled, "CPU_BLOCK_ONE_THREAD", 7)
     monkeypatch.setattr(_tiled, "MASK_CHUNK", 5)
-    monkeypatch.setattr(losses, "TILED_MIN_VIEWS", 40)
+    monkeypatch.setattr(loss_module, "TILED_MIN_VIEWS", 40)
 
 
 def _positives(kind: str, batch: int, g: torch.Generator):
@@ -247,7 +248,7 @@ def test_memory_is_linear_in_views(monkeypatch, kind):
 def test_default_blocks_at_the_default_threshold():
     """Real block size, a ragged last block, ``impl="auto"`` at ``TILED_MIN_VIEWS`` views."""
     g = torch.Generator().manual_seed(7)
-    batch = losses.TILED_MIN_VIEWS // 2 + 3
+    batch = loss_module.TILED_MIN_VIEWS // 2 + 3
     features = torch.randn(batch, 2, 8, generator=g)
     labels = torch.randint(0, 50, (batch,), generator=g)
     _assert_same(_value_and_grad(features, labels, None, impl="dense"),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from supcon import _tiled
+from . import _tiled
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def supcon_loss(
             supplementary Table 5); dropped positives leave the denominator as well.
         generator: random source for ``positives_cap``.
         impl: ``"dense"`` builds the [Na, N] logits; ``"tiled"`` computes the same value and
-            gradients block by block in O(N) memory (see :mod:`supcon._tiled`); ``"auto"`` picks
+            gradients block by block in O(N) memory (see :mod:`supcon.losses._tiled`); ``"auto"`` picks
             tiled from ``TILED_MIN_VIEWS`` (1024) views on. The tiled path declines
             ``positives_cap`` and temperatures below 1/650 (it falls back to dense, warning if
             ``"tiled"`` was asked for). The tiled gradient is not itself differentiable:
