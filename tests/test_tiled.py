@@ -16,9 +16,8 @@ import torch
 from torch.testing import assert_close
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from supcon.losses import _tiled, supcon_loss
 from supcon.losses import supcon as loss_module
-from supcon.losses import _tiled
-from supcon.losses import supcon_loss
 
 TOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 
