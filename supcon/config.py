@@ -46,12 +46,19 @@ class DataConfig:
     is resized to it by the augmentation and evaluation transforms, batch by batch."""
     augmentation: str | None = None
     """Augmentation policy; None = the method's default (simaugment; crop-flip for ce)."""
+    augmentation_options: dict[str, Any] = field(default_factory=dict)
+    """Parameters of the policy, e.g. {crop_scale: [0.3, 1.0], strength: 0.5} (see
+    `supcon.data.build_transform`: strength, jitter_p, grey_p, blur, crop_scale, flip_p,
+    magnitude, num_ops, padding)."""
     n_views: int | None = None
     """Views per image; None = the method's default (2 contrastive, 1 for ce). ce needs exactly 1,
     simclr at least 2; supcon also trains with 1 (its positives are then only the other images of
     the class in the batch, not the paper's recipe)."""
     per_class: int | None = None
     """If set, class-balanced batches holding this many samples of each class."""
+    augment_on_device: bool = False
+    """Send uint8 images and their random draws to the training device and augment the batch
+    there (the same result as the loader's; for GPUs the loader cannot keep up with)."""
     num_workers: int = 1
     """DataLoader worker processes (0 = load in the main process; 1 keeps up with the small
     model on 2 CPU cores, GPUs want more)."""
@@ -127,8 +134,13 @@ class TrainConfig:
     """auto (cuda when available), cpu, or cuda[:i]."""
     precision: str = "fp32"
     """fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA)."""
-    channels_last: bool = False
-    """Keep the model in channels-last memory format (faster convolutions on recent GPUs)."""
+    channels_last: bool = True
+    """Keep the model in channels-last memory format: faster convolutions on CPUs (1.3-1.7x per
+    step, benchmarks/RESULTS.md) and on recent GPUs."""
+    compile: bool = False
+    """Run the training forward through torch.compile (inductor); where compiling is impossible
+    (no C++ compiler, an unsupported Python or operation) training goes on eagerly with a
+    warning. Compiling takes about a minute per model on a small CPU."""
     checkpoint_every_steps: int = 0
     """Also checkpoint every K steps (0 = only at the end of each epoch)."""
     online_probe: bool = True

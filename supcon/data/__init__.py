@@ -15,11 +15,12 @@ from .loader import EpochDataLoader, build_loader
 from .registry import list_datasets, load_dataset
 from .sampler import EpochBatchSampler
 from .transforms import POLICIES, Policy, build_transform
-from .views import AugmentedDataset, MultiView
+from .views import AugmentedDataset, DeviceAugment, MultiView, to_device
 
 __all__ = [
     "POLICIES",
     "AugmentedDataset",
+    "DeviceAugment",
     "DataError",
     "DatasetInfo",
     "EpochBatchSampler",
@@ -32,6 +33,7 @@ __all__ = [
     "TensorImageDataset",
     "build_loader",
     "build_transform",
+    "to_device",
     "derive_seed",
     "list_datasets",
     "load_dataset",

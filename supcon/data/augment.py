@@ -34,8 +34,9 @@ def to_float(images: Tensor | list[Tensor]) -> list[Tensor] | Tensor:
 
 def _sizes(images: Tensor | list[Tensor]) -> tuple[Tensor, Tensor]:
     if isinstance(images, Tensor):
-        n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
-        return torch.full((n,), h, dtype=torch.float64), torch.full((n,), w, dtype=torch.float64)
+        n, h, w, dev = images.shape[0], images.shape[-2], images.shape[-1], images.device
+        return (torch.full((n,), h, dtype=torch.float64, device=dev),
+                torch.full((n,), w, dtype=torch.float64, device=dev))
     hw = torch.tensor([im.shape[-2:] for im in images], dtype=torch.float64).reshape(-1, 2)
     return hw[:, 0], hw[:, 1]
 
@@ -72,7 +73,7 @@ def _grid_crop(x: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
     H, W = x.shape[-2:]
     top, left, h, w = boxes.unbind(1)
     # Output pixel centres in [-1, 1]; the box maps to them by a per-sample scale and shift.
-    out = (torch.arange(size, dtype=torch.float64) * 2 + 1) / size - 1
+    out = (torch.arange(size, dtype=torch.float64, device=x.device) * 2 + 1) / size - 1
     gx = torch.where(flip, -w / W, w / W)[:, None] * out + ((2 * left + w) / W - 1)[:, None]
     gy = (h / H)[:, None] * out + ((2 * top + h) / H - 1)[:, None]
     grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
@@ -148,8 +149,9 @@ class PadCropFlip:
         xp = F.pad(x, (p, p, p, p))
         top = torch.floor(u[:, 0] * (2 * p + 1)).long()
         left = torch.floor(u[:, 1] * (2 * p + 1)).long()
-        rows = (top[:, None] + torch.arange(s))[:, :, None]  # [N, S, 1]
-        cols = left[:, None] + torch.arange(s)  # [N, S]
+        steps = torch.arange(s, device=x.device)
+        rows = (top[:, None] + steps)[:, :, None]  # [N, S, 1]
+        cols = left[:, None] + steps  # [N, S]
         cols = torch.where((u[:, 2] < self.flip_p)[:, None], cols.flip(1), cols)[:, None, :]
-        n = torch.arange(x.shape[0])[:, None, None]
+        n = torch.arange(x.shape[0], device=x.device)[:, None, None]
         return xp.permute(0, 2, 3, 1)[n, rows, cols].permute(0, 3, 1, 2).contiguous()

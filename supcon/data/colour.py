@@ -96,8 +96,8 @@ class ColorJitterGrey:
 
     def __call__(self, x: Tensor, u: Tensor) -> Tensor:
         apply = u[:, 0] < self.p
-        lo = torch.tensor([r[0] for r in self.ranges], dtype=u.dtype)
-        hi = torch.tensor([r[1] for r in self.ranges], dtype=u.dtype)
+        lo = torch.tensor([r[0] for r in self.ranges], dtype=u.dtype, device=u.device)
+        hi = torch.tensor([r[1] for r in self.ranges], dtype=u.dtype, device=u.device)
         factors = lo + u[:, 1:5] * (hi - lo)
         order = torch.argsort(u[:, 5:9], dim=1)
         x = x.clone()
@@ -131,7 +131,7 @@ class GaussianBlur:
             return x
         sigma = self.sigma[0] + u[sel, 1] * (self.sigma[1] - self.sigma[0])
         half = (self.k - 1) / 2
-        t = torch.linspace(-half, half, self.k, dtype=torch.float64)
+        t = torch.linspace(-half, half, self.k, dtype=torch.float64, device=x.device)
         w = torch.exp(-0.5 * (t[None] / sigma[:, None]) ** 2)
         w = (w / w.sum(1, keepdim=True)).to(x.dtype)  # [M, k]
         y = x[sel]

@@ -57,7 +57,7 @@ class Normalize:
         self.std = torch.tensor(std, dtype=torch.float32)[None, :, None, None]
 
     def __call__(self, x: Tensor, u: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
 class PerImageV2:

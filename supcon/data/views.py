@@ -62,16 +62,27 @@ class AugmentedDataset(Dataset):
         transform: a `Policy`, a `MultiView` (batched: one vectorised call per batch), or any
             callable that draws from the global torch RNG (seeded per item, then restored).
         seed: the run's seed.
+        defer: leave the augmentation to the training device: items are then
+            ``(uint8 image, label, u)``, ``u`` the uniforms of every view, and
+            :class:`DeviceAugment` finishes the batch where the model is (same result).
 
     Items are ``(image, label)``: ``image`` float32 ``[C, S, S]`` (``[V, C, S, S]`` for a
     `MultiView`), ``label`` an int. A key is an index or an ``(epoch, index)`` pair.
+
+    Raises:
+        ValueError: ``defer`` with a transform that cannot run on a whole batch (not a
+            `Policy` or a `MultiView` of one), or with images of several sizes.
     """
 
     def __init__(
-        self, base: ImageDataset, transform: Callable[[Tensor], Tensor], seed: int = 0
+        self, base: ImageDataset, transform: Callable[[Tensor], Tensor], seed: int = 0,
+        defer: bool = False,
     ) -> None:
         self.base, self.transform, self.seed = base, transform, int(seed)
         self.epoch = 0
+        self.defer = defer
+        if defer and _batched_form(transform) is None:
+            raise ValueError(f"defer=True needs a batched policy transform, got {transform!r}")
 
     @property
     def labels(self) -> Tensor:
@@ -104,16 +115,26 @@ class AugmentedDataset(Dataset):
         epochs, indices = self._split_keys(keys)
         images, labels = self.base.get_batch(indices)
         form = _batched_form(self.transform)
+        if self.defer:
+            if not isinstance(images, Tensor):
+                raise ValueError("defer=True needs images of one size (a folder resized at load)")
+            rep, u = self._repeat_and_draw(images, epochs, indices, *form[1:])
+            return list(zip(rep, labels.tolist(), u, strict=True))
         if form is None:
             out = [self._one(im, e, i) for im, e, i in zip(images, epochs, indices, strict=True)]
         else:
             out = self._batch(images, epochs, indices, *form)
         return list(zip(out, labels.tolist(), strict=True))
 
-    def _batch(
-        self, images, epochs, indices, policy: Policy, views: int, multi: bool
-    ) -> list[Tensor]:
-        u = torch.cat(
+    def _repeat_and_draw(self, images: Tensor, epochs, indices, views: int, multi: bool):
+        """Deferred items: images ``[B, C, H, W]`` uint8 (once, not per view: less to move) and
+        uniforms ``[B, V, n]`` (``[B, n]`` for a single-view policy)."""
+        policy = _batched_form(self.transform)[0]
+        u = self._uniforms(epochs, indices, policy, views)
+        return images, (u.view(len(indices), views, -1) if multi else u)
+
+    def _uniforms(self, epochs, indices, policy: Policy, views: int) -> Tensor:
+        return torch.cat(
             [
                 torch.rand(
                     views,
@@ -124,6 +145,11 @@ class AugmentedDataset(Dataset):
                 for e, i in zip(epochs, indices, strict=True)
             ]
         )
+
+    def _batch(
+        self, images, epochs, indices, policy: Policy, views: int, multi: bool
+    ) -> list[Tensor]:
+        u = self._uniforms(epochs, indices, policy, views)
         if isinstance(images, Tensor):
             rep = images.repeat_interleave(views, dim=0) if views > 1 else images
         else:
@@ -140,3 +166,38 @@ class AugmentedDataset(Dataset):
             return self.transform(image)
         finally:  # leave the caller's (model's) random stream as it was
             gen.set_state(state)
+
+
+class DeviceAugment:
+    """Finishes a deferred batch (``AugmentedDataset(..., defer=True)``) on its device.
+
+    ``(images uint8 [B, C, H, W], u [B, (V,) n])`` -> float32 ``[B, (V,) C, S, S]``, equal
+    to what the loader would have produced from the same seeds: the policy is the same batched
+    code, and row k depends only on image k and ``u[k]``.
+
+    Raises:
+        ValueError: ``transform`` is not a `Policy` or a `MultiView` of one.
+    """
+
+    def __init__(self, transform) -> None:
+        form = _batched_form(transform)
+        if form is None:
+            raise ValueError(f"DeviceAugment needs a batched policy transform, got {transform!r}")
+        self.policy, self.views, self.multi = form
+
+    def __call__(self, images: Tensor, u: Tensor) -> Tensor:
+        """Augment the batch where it is (move it to the training device first)."""
+        if not self.multi:
+            return self.policy.apply(images, u)
+        batch, views = u.shape[:2]
+        repeated = images.repeat_interleave(views, dim=0)  # as the loader repeats them
+        return self.policy.apply(repeated, u.flatten(0, 1)).unflatten(0, (batch, views))
+
+
+def to_device(batch, device: torch.device, augment: DeviceAugment | None = None) -> tuple[Tensor, Tensor]:
+    """``(images, labels)`` of a loader batch on ``device``; a deferred batch (``images, labels,
+    u``) is augmented there by ``augment``."""
+    images, labels = (t.to(device, non_blocking=True) for t in batch[:2])
+    if augment is not None:
+        images = augment(images, batch[2].to(device, non_blocking=True))
+    return images, labels

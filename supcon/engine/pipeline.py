@@ -23,7 +23,15 @@ from torch import nn
 
 from .. import distributed as dist
 from ..config import Config, save_config
-from ..data import AugmentedDataset, MultiView, build_loader, build_transform, load_dataset
+from ..data import (
+    AugmentedDataset,
+    DeviceAugment,
+    MultiView,
+    build_loader,
+    build_transform,
+    load_dataset,
+    to_device,
+)
 from ..eval.knn import extract_features
 from ..methods import create_method
 from ..models import LinearClassifier, create_encoder
@@ -37,6 +45,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from .compilation import maybe_compile
 from .gradcache import contrastive_step
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
@@ -64,6 +73,8 @@ class Components:
     device: torch.device
     train_model: nn.Module | None = None
     """What the training step calls: ``model`` in DDP under torchrun, else ``model`` itself."""
+    augment: DeviceAugment | None = None
+    """Finishes deferred batches on the device (``data.augment_on_device``)."""
 
     def __post_init__(self) -> None:
         if self.train_model is None:
@@ -127,20 +138,23 @@ def build(cfg: Config) -> Components:
         model = model.to(memory_format=torch.channels_last)
     train_model = dist.wrap_model(model, device, sync_bn=cfg.train.sync_bn)
     model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
+    train_model = maybe_compile(train_model, cfg.train.compile, device)
     probe = None
     if cfg.method in CONTRASTIVE and cfg.train.online_probe:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
-    transform = build_transform(cfg.data.augmentation, info, train=True)
+    transform = build_transform(cfg.data.augmentation, info, train=True, **cfg.data.augmentation_options)
     if cfg.data.n_views > 1 or cfg.method in CONTRASTIVE:
         transform = MultiView(transform, cfg.data.n_views)
-    train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed)
+    train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
+                                  defer=cfg.data.augment_on_device)
+    augment = DeviceAugment(transform) if cfg.data.augment_on_device else None
     loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                           seed=cfg.train.seed, per_class=cfg.data.per_class,
                           num_workers=cfg.data.num_workers, rank=dist.rank(), world_size=dist.world_size())
     if len(loader) == 0:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
                          f"({len(splits.train)} images); lower it")
-    return Components(splits, method, model, probe, train_data, loader, device, train_model)
+    return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
 
 
 def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False) -> dict:
@@ -226,7 +240,7 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
     global_step = cfg.method in CONTRASTIVE and (micro is not None or dist.world_size() > 1)
 
     def step_fn(batch):
-        images, labels = (t.to(c.device, non_blocking=True) for t in batch)
+        images, labels = to_device(batch, c.device, c.augment)
         if global_step:
             out = contrastive_step(c.method, c.train_model, images, labels, micro_batch_size=micro,
                                    grad_scale=scaler.get_scale() if scaler.is_enabled() else 1.0)

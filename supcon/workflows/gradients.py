@@ -36,7 +36,8 @@ def batch_embeddings(run: Run, target: Target, batch: int, seed: int,
     idx = subsample(len(test), batch, seed)
     images = uint8_images(test, idx, target.info.image_size)
     views = max(run.cfg.data.n_views, 2)
-    policy = build_transform(run.cfg.data.augmentation, target.info, train=True)
+    policy = build_transform(run.cfg.data.augmentation, target.info, train=True,
+                             **run.cfg.data.augmentation_options)
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(len(idx) * views, policy.n_uniforms, dtype=torch.float64, generator=gen)
     x = policy.apply(images.repeat_interleave(views, dim=0), u)  # [B*V, C, S, S], sample-major
