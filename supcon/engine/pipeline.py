@@ -46,6 +46,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .compilation import maybe_compile
+from .cpu_memory import retain_freed_memory
 from .gradcache import contrastive_step
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
@@ -128,6 +129,8 @@ def build(cfg: Config) -> Components:
     """
     torch.manual_seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # no page faults on every step's activations
     splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
                           seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size)
     info = splits.info
