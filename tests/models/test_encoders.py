@@ -13,7 +13,7 @@ from supcon.models import registry as registry_module
 
 CIFAR = ["resnet18", "resnet34", "resnet50", "resnet101"]
 IMAGENET = ["imagenet-resnet50", "imagenet-resnet101", "imagenet-resnet152", "imagenet-resnet200"]
-EXPECTED_FEATURES = {"small-resnet": 128, "resnet18": 512, "resnet34": 512} | {
+EXPECTED_FEATURES = {"small-resnet": 128, "small-resnet-s2": 128, "resnet18": 512, "resnet34": 512} | {
     name: 2048 for name in ["resnet50", "resnet101", *IMAGENET]
 }
 
@@ -39,7 +39,7 @@ def test_every_encoder_builds_and_pools(name, in_channels):
 
 @pytest.mark.parametrize(
     "name, in_channels, side",
-    [("small-resnet", 1, 28), ("small-resnet", 3, 32), ("resnet18", 1, 32),
+    [("small-resnet", 1, 28), ("small-resnet", 3, 32), ("small-resnet-s2", 1, 28), ("resnet18", 1, 32),
      ("imagenet-resnet50", 3, 64)],
 )  # fmt: skip
 def test_encoder_forward_backward_is_finite(name, in_channels, side):
@@ -227,3 +227,29 @@ def test_small_resnet_default_resolutions():
         module.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1]))
     encoder(torch.empty(2, 1, 28, 28, device="meta"))
     assert sides == [28, 14, 7, 4]
+
+
+def test_small_resnet_s2_downsamples_in_the_stem_and_keeps_the_parameters():
+    """28 -> 14 at the stem, then 14 -> 7 -> 4; no more weights than small-resnet (its first
+    stage keeps the resolution, so it needs no 1x1 shortcut), and it is small-resnet with the
+    documented options."""
+    s2 = create_encoder("small-resnet-s2", in_channels=1)
+    base = create_encoder("small-resnet", in_channels=1)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(s2) == count(base) - 32 * 32 - 2 * 32  # the 1x1 shortcut conv + its norm
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+             for m in (s2.stem, *s2.stages)]
+    s2(torch.randn(2, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    assert sizes == [14, 14, 7, 4]
+    same = create_encoder("small-resnet", in_channels=1, stem_stride=2, strides=[1, 2, 2])
+    same.load_state_dict(s2.state_dict())
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(same.eval()(x), s2.eval()(x))
+
+
+def test_stem_stride_must_be_a_positive_int():
+    with pytest.raises(ValueError, match="stem_stride must be an int >= 1, got 0"):
+        create_encoder("small-resnet", in_channels=1, stem_stride=0)
