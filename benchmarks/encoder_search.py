@@ -26,6 +26,8 @@ from pathlib import Path
 
 from _results import run_header, run_worker, write_section  # noqa: E402  (benchmarks/ on sys.path)
 
+from supcon.config import load_config
+
 HEADING = "## Encoder search (benchmarks/encoder_search.py)"
 S2 = {"stem_stride": 2, "strides": [1, 2, 2]}
 CANDIDATES: dict[str, dict] = {
@@ -90,7 +92,7 @@ def cpu_rate(options: dict, batch: int, steps: int) -> dict:
 
 def train(name: str, options: dict, epochs: int, args) -> dict:
     """One candidate through `supcon train`, one thread: its validation top-1."""
-    out = args.out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+    out = _folder(args, name)
     if not (out / "results.json").is_file():
         cmd = [sys.executable, "-m", "supcon.cli", "train", "--method", "supcon", "--data",
                "fashion-mnist", "--out", str(out), "--epochs", str(epochs), "--batch-size",
@@ -106,6 +108,10 @@ def train(name: str, options: dict, epochs: int, args) -> dict:
     return {"val_top1": results["val_top1"], "wall_s": results["train_time_s"]}
 
 
+def _folder(args, name: str) -> Path:
+    return args.out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+
+
 def run(args) -> list[dict]:
     chosen = list(CANDIDATES.items())
     if args.only:
@@ -116,6 +122,9 @@ def run(args) -> list[dict]:
                                      str(args.batch_size), "--rate-steps", str(args.rate_steps),
                                      "--out", "-"], 1, name=name)
         epochs = max(1, round(args.budget_cpu_s * rate["img_per_cpu_s"] / TRAIN_IMAGES))
+        started = _folder(args, name) / "config.yaml"
+        if started.is_file():  # trained or interrupted before: keep its length
+            epochs = load_config(started).train.epochs
         rows.append({"name": name, "options": options, **rate, "epochs": epochs})
     with ThreadPoolExecutor(args.parallel) as pool:
         done = pool.map(lambda r: train(r["name"], r["options"], r["epochs"], args), rows)
