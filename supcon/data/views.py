@@ -62,15 +62,26 @@ class AugmentedDataset(Dataset):
         transform: a `Policy`, a `MultiView` (batched: one vectorised call per batch), or any
             callable that draws from the global torch RNG (seeded per item, then restored).
         seed: the run's seed.
+        targets: yield each item's label set (a row of ``base.targets``, float32 ``[C]``
+            multi-hot) instead of its class; ``.labels`` stays the classes (for sampling).
 
     Items are ``(image, label)``: ``image`` float32 ``[C, S, S]`` (``[V, C, S, S]`` for a
-    `MultiView`), ``label`` an int. A key is an index or an ``(epoch, index)`` pair.
+    `MultiView`), ``label`` an int (or the label set). A key is an index or an ``(epoch, index)``
+    pair.
+
+    Raises:
+        ValueError: ``targets`` while ``base`` has no ``.targets``.
     """
 
     def __init__(
-        self, base: ImageDataset, transform: Callable[[Tensor], Tensor], seed: int = 0
+        self, base: ImageDataset, transform: Callable[[Tensor], Tensor], seed: int = 0,
+        targets: bool = False,
     ) -> None:
+        if targets and getattr(base, "targets", None) is None:
+            raise ValueError("targets=True: the dataset has no label sets (.targets); read the "
+                             "folder with a labels_csv")
         self.base, self.transform, self.seed = base, transform, int(seed)
+        self.targets = targets
         self.epoch = 0
 
     @property
@@ -108,6 +119,8 @@ class AugmentedDataset(Dataset):
             out = [self._one(im, e, i) for im, e, i in zip(images, epochs, indices, strict=True)]
         else:
             out = self._batch(images, epochs, indices, *form)
+        if self.targets:
+            return list(zip(out, self.base.targets[torch.as_tensor(indices)].unbind(0), strict=True))
         return list(zip(out, labels.tolist(), strict=True))
 
     def _batch(
