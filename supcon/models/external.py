@@ -79,6 +79,7 @@ def create_external(name: str, in_channels: int, **options) -> ExternalEncoder:
             pretrained weights not on disk, or a backbone whose output is not ``[B, F]``.
     """
     source, _, arch = name.partition(":")
+    _check_name(name, source, arch)
     unknown = sorted(set(options) - set(OPTIONS[source]))
     if unknown:
         raise ValueError(f"encoder {name!r} got unknown option(s) {unknown}; valid options: "
@@ -102,15 +103,28 @@ def _suggest(name: str, source: str, arch: str, known: list[str]) -> ValueError:
                       f"(the names are in {listing})")
 
 
+def _check_name(name: str, source: str, arch: str) -> None:
+    """Raise ValueError unless ``arch`` is a model name that ``source`` itself lists."""
+    if source == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise ValueError(f"encoder {name!r} needs timm: pip install 'supcon[timm]' "
+                             "(or pip install timm)") from None
+        known = timm.list_models()
+        if arch not in known and arch not in timm.list_pretrained():
+            raise _suggest(name, "timm", arch, known)
+    else:
+        import torchvision
+
+        known = torchvision.models.list_models(module=torchvision.models)
+        if arch not in known:
+            raise _suggest(name, "torchvision", arch, known)
+
+
 def _timm_backbone(name, arch, in_channels, pretrained, options) -> tuple[nn.Module, int]:
-    try:
-        import timm
-    except ImportError:
-        raise ValueError(f"encoder {name!r} needs timm: pip install 'supcon[timm]' "
-                         "(or pip install timm)") from None
-    known = timm.list_models()
-    if arch not in known and arch not in timm.list_pretrained():
-        raise _suggest(name, "timm", arch, known)
+    import timm
+
     for key in ("drop_rate", "drop_path_rate"):
         value = options.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -176,9 +190,6 @@ def _local_file(name: str, pretrained: bool | str, candidates: list[Path]) -> Pa
 def _torchvision_backbone(name, arch, in_channels, pretrained) -> tuple[nn.Module, int]:
     import torchvision
 
-    known = torchvision.models.list_models(module=torchvision.models)
-    if arch not in known:
-        raise _suggest(name, "torchvision", arch, known)
     kwargs = {"aux_logits": False, "init_weights": True} if arch in ("googlenet", "inception_v3") else {}
     model = torchvision.models.get_model(arch, weights=None, **kwargs)
     weights = torchvision.models.get_model_weights(arch).DEFAULT
