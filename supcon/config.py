@@ -64,6 +64,11 @@ class DataConfig:
     model on 2 CPU cores, GPUs want more)."""
     strict: bool = False
     """Fail on unreadable image files instead of skipping them with a warning."""
+    labels_csv: str | None = None
+    """Image folders, supcon only: a CSV of `file,labels` rows (labels separated by `;`) giving
+    every training image a set of labels; the SupCon loss then takes images that share a label
+    as positives (see loss.label_overlap). A relative path is read from the data folder. The
+    class folders still define the classes of the linear evaluation."""
 
 
 @dataclass
@@ -90,6 +95,9 @@ class LossConfig:
     """SupCon variant: out (L_out, the paper's) or in (L_in)."""
     positives_cap: int | None = None
     """Keep at most this many random positives per anchor (paper, supplementary Table 5)."""
+    label_overlap: str = "any"
+    """With data.labels_csv: weight of a positive pair, any (1 if they share a label) or jaccard
+    (shared labels / labels of either)."""
     label_smoothing: float = 0.0
     """Cross-entropy label smoothing (ce only)."""
     memory: int = 0
@@ -320,6 +328,12 @@ def validate(cfg: Config) -> None:
         (cfg.loss.memory == 0 or cfg.method == "supcon",
          f"loss.memory (momentum queue) is for method supcon, got method {cfg.method}"),
         (0.0 <= cfg.loss.momentum < 1.0, f"loss.momentum must be in [0, 1), got {cfg.loss.momentum}"),
+        (cfg.loss.label_overlap in ("any", "jaccard"),
+         _choice_message("loss.label_overlap", cfg.loss.label_overlap, ("any", "jaccard"))),
+        (cfg.data.labels_csv is None or cfg.method == "supcon",
+         f"data.labels_csv (label sets for the SupCon loss) is for method supcon, got method {cfg.method}"),
+        (cfg.data.labels_csv is None or cfg.loss.memory == 0,
+         "data.labels_csv cannot be combined with loss.memory (the queue keeps one label per key)"),
     ]
     for ok, message in checks:
         if not ok:

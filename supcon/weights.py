@@ -40,15 +40,20 @@ def load_encoder(path: str | Path) -> nn.Module:
     ``path`` is a run folder, or an ``encoder.safetensors`` file with ``encoder.json`` beside it.
     The encoder maps ``[B, C, H, W]`` images (normalised as in ``encoder.json``) to
     ``[B, num_features]`` representations; its metadata is on ``encoder.supcon_meta``.
-    Nothing is unpickled: the weights are safetensors, the metadata JSON.
+    Nothing is unpickled: the weights are safetensors, the metadata JSON. Encoders named
+    ``timm:<name>`` / ``torchvision:<name>`` are rebuilt by that library from its own list of
+    model names (no module named in the JSON is imported, nothing is downloaded), without
+    pretrained weights: the saved ones are loaded instead.
 
     Raises:
         FileNotFoundError: no ``encoder.safetensors`` with ``encoder.json`` beside it at ``path``.
-        ValueError: ``encoder.json`` names an unknown encoder or options.
+        ValueError: ``encoder.json`` names an unknown encoder or options (or a timm encoder
+            while timm is not installed).
         RuntimeError: the weights do not fit the encoder ``encoder.json`` describes.
         safetensors.SafetensorError: the weights file is corrupt.
     """
     from .models import create_encoder
+    from .models.external import is_external
 
     path = Path(path)
     weights = path / ENCODER_WEIGHTS if path.is_dir() else path
@@ -56,7 +61,10 @@ def load_encoder(path: str | Path) -> nn.Module:
     if not weights.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"no {ENCODER_WEIGHTS} with {ENCODER_META} beside it at {path}")
     meta = json.loads(meta_path.read_text())
-    encoder = create_encoder(meta["encoder"], in_channels=meta["in_channels"], **meta.get("encoder_kwargs", {}))
+    name, options = meta["encoder"], dict(meta.get("encoder_kwargs") or {})
+    if is_external(name):  # the weights come from encoder.safetensors, never from elsewhere
+        options["pretrained"] = False
+    encoder = create_encoder(name, in_channels=meta["in_channels"], **options)
     encoder.load_state_dict(load_file(str(weights)))
     encoder.supcon_meta = meta
     return encoder.eval()

@@ -187,8 +187,35 @@ def _finished_compare_run(tmp, run, mp):
     _copy_run(tmp / "cmp", run, "ce-seed0")
 
 
+def _needs_timm(tmp, run, mp):
+    pytest.importorskip("timm")
+
+
+def _empty_weight_caches(tmp, run, mp):
+    mp.setenv("TORCH_HOME", str(tmp / "torch"))
+
+
+def _unpooled_backbone(tmp, run, mp):
+    timm = pytest.importorskip("timm")
+    mp.setattr(timm, "create_model", lambda *a, **k: torch.nn.Conv2d(k["in_chans"], 4, 3))
+
+
+def _no_timm(tmp, run, mp):
+    mp.setitem(sys.modules, "timm", None)  # `import timm` raises ImportError
+
+
+def _label_sets(csv: str | None):
+    """A two-class folder ``tmp/imgs`` (3 images each) and, unless None, its ``labels.csv``."""
+    def setup(tmp, run, mp):
+        _images(tmp / "imgs", {"cat": 3, "dog": 3})
+        if csv is not None:
+            (tmp / "imgs" / "labels.csv").write_text(csv)
+    return setup
+
+
 OUT = ("--out", "{tmp}/out")
 TRAIN = ("train", *OUT, *TINY)
+LABEL_SETS = ("train", *OUT, "--data", "{tmp}/imgs", "--method", "supcon", "data.labels_csv=labels.csv")
 EVAL = ("eval", "--embedding", "none")
 OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)("CUDA out of memory. Tried to allocate 2 GiB")
 
@@ -229,10 +256,28 @@ CASES = [
          "data.per_class=5 must divide train.batch_size=64"),
     Case("memory-not-supcon", ("train", *OUT, "--method", "simclr", "--memory", "64"),
          "loss.memory (momentum queue) is for method supcon"),
+    Case("labels-csv-not-supcon", ("train", *OUT, "--method", "ce", "data.labels_csv=labels.csv"),
+         "data.labels_csv (label sets for the SupCon loss) is for method supcon, got method ce"),
+    Case("unknown-label-overlap", ("train", *OUT, "loss.label_overlap=cosine"),
+         "unknown loss.label_overlap 'cosine'"),
     # settings checked when the run is built
     Case("unknown-encoder", (*TRAIN, "model.encoder=resnet5"), "unknown encoder 'resnet5'; did you mean"),
     Case("unknown-encoder-option", (*TRAIN, "model.encoder_options={width: [8]}"),
          "encoder 'small-resnet' got unknown option(s) ['width']; valid options:"),
+    Case("unknown-timm-model", (*TRAIN, "model.encoder=timm:resnt18"),
+         "unknown encoder 'timm:resnt18': timm has no model 'resnt18'; did you mean 'timm:resnet18'",
+         setup=_needs_timm),
+    Case("unknown-torchvision-model", (*TRAIN, "model.encoder=torchvision:resnet19"),
+         "unknown encoder 'torchvision:resnet19': torchvision has no model 'resnet19'; did you mean"),
+    Case("no-timm", (*TRAIN, "model.encoder=timm:resnet18"),
+         "encoder 'timm:resnet18' needs timm: pip install 'supcon[timm]'", setup=_no_timm),
+    Case("pretrained-not-on-disk", (*TRAIN, "model.encoder=torchvision:resnet18",
+                                    "model.encoder_options={pretrained: true}"),
+         "encoder 'torchvision:resnet18': pretrained weights are not on disk (looked for …); nothing is "
+         "downloaded at run time", setup=_empty_weight_caches),
+    Case("backbone-not-pooled", (*TRAIN, "model.encoder=timm:test_resnet", "model.encoder_options={}"),
+         "encoder 'timm:test_resnet': the backbone's output after pooling is (2, 4, 62, 62), not [B, F]",
+         setup=_unpooled_backbone),
     Case("unknown-augmentation", (*TRAIN, "data.augmentation=randaug"),
          "unknown augmentation policy 'randaug'; did you mean 'randaugment'?"),
     Case("not-a-device", (*TRAIN, "--device", "gpu"), "'gpu' is not a device; use auto, cpu, cuda or cuda:N"),
@@ -276,6 +321,17 @@ CASES = [
          "header says [4, 28, 28] (truncated?); replace it with the original file", setup=_idx_setup("short")),
     Case("cifar-damaged", ("train", *OUT, "--data", "cifar10", "--data-dir", "{tmp}/c10"),
          "could not read …data_batch_1: …; replace it with the original file", setup=_damaged_cifar),
+    Case("labels-csv-missing", (*LABEL_SETS[:-1], "data.labels_csv=missing.csv"),
+         "data.labels_csv: …missing.csv is not a file (a relative path is read from the data folder",
+         setup=_label_sets(None)),
+    Case("labels-csv-bad-row", LABEL_SETS, "labels.csv line 1: expected 2 columns file,labels",
+         setup=_label_sets("cat/0.png;pet\n")),
+    Case("labels-csv-no-row", LABEL_SETS,
+         "data.labels_csv: 5 training image(s) have no row in …labels.csv (first: cat/1.png)",
+         setup=_label_sets("cat/0.png,cat;pet\n")),
+    Case("labels-csv-registered-set", ("train", *OUT, "--data", "digits", "--method", "supcon",
+                                       "data.labels_csv=labels.csv"),
+         "data.labels_csv is for image folders; digits is a registered data set"),
     # run folders and checkpoints
     Case("out-is-a-file", ("train", "--out", "{tmp}/c.yaml"), "--out … is a file; give a folder",
          setup=_write("c.yaml", "")),

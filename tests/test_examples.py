@@ -7,6 +7,7 @@ The one training run the image-folder and retrieval examples share is made once 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -57,7 +58,7 @@ def folder_run(tmp_path_factory):
 def test_readme_gives_a_command_for_every_example():
     readme = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".py", ".sh"))
-    assert len(scripts) == 4
+    assert len(scripts) == 5
     for name in scripts:
         assert f"examples/{name}" in readme, name
 
@@ -123,3 +124,28 @@ def test_torchrun_example_trains_with_two_processes(tmp_path):
     assert 20.0 < results["test_top1"] <= 100.0  # chance is 10%
     assert "2 processes x 32 images = global batch 64" in (tmp_path / "run" / "train.log").read_text()
     assert done.stdout.count("results:") == 1  # only rank 0 reports
+
+
+def test_hierarchical_labels_example_trains_on_fine_plus_coarse_multi_hot_labels():
+    spec = importlib.util.spec_from_file_location("hierarchical_labels", EXAMPLES / "hierarchical_labels.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rows = example.hierarchy(torch.arange(10))  # [10, 14]: the class, then its group
+    assert rows.shape == (10, 14) and rows.sum(1).tolist() == [2] * 10
+    assert torch.equal(rows[:, :10], torch.eye(10, dtype=rows.dtype))
+    assert [int(r[10:].argmax()) for r in rows] == [0, 1, 0, 1, 0, 2, 0, 2, 3, 2]
+
+    cmd = [sys.executable, str(EXAMPLES / "hierarchical_labels.py"), "--train-size", "512", "--test-size",
+           "256", "--epochs", "1"]
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 and "fashion-mnist is not on disk" in done.stderr.lower():
+        pytest.skip("Fashion-MNIST is not on disk")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert len(re.findall(r"SupCon loss by epoch: [\d.]+", out)) == 2, out
+    table = {name: [float(v) for v in re.findall(r"([\d.]+)%", line)]
+             for name in ("fine labels", "fine + coarse", "random weights")
+             for line in out.splitlines() if line.strip().startswith(name) and "%" in line}
+    assert len(table) == 3 and all(len(v) == 3 for v in table.values()), out
+    for fine, coarse, _ in table.values():
+        assert 10.0 < fine <= coarse <= 100.0, out  # a right class is a right group; chance is 10%

@@ -585,8 +585,10 @@ BAD_INPUTS = {  # name: (features, kwargs, regex the message must match)
     "list labels": (FEATURES, {"labels": [0, 1, 0, 1]}, r"labels.*list"),
     "mask wrong shape": (FEATURES, {"mask": torch.ones(4, 3)}, r"mask.*\[4, 4\].*\(4, 3\)"),
     "mask 3x3 for 4": (FEATURES, {"mask": torch.eye(3)}, r"mask.*\[4, 4\].*\(3, 3\)"),
-    "mask not 0/1": (FEATURES, {"mask": torch.eye(4) * 0.5}, r"mask.*0/1.*0\.5"),
-    "mask with 2": (FEATURES, {"mask": torch.eye(4, dtype=torch.long) * 2}, r"mask.*0/1.*2"),
+    "mask above 1": (FEATURES, {"mask": torch.eye(4) * 1.5}, r"mask.*\[0, 1\].*1\.5"),
+    "mask with 2": (FEATURES, {"mask": torch.eye(4, dtype=torch.long) * 2}, r"mask.*\[0, 1\].*2"),
+    "mask negative": (FEATURES, {"mask": -torch.eye(4)}, r"mask.*\[0, 1\].*-1\.0"),
+    "mask nan": (FEATURES, {"mask": torch.full((4, 4), math.nan)}, r"mask.*\[0, 1\].*nan"),
     "labels and mask": (
         FEATURES,
         {"labels": torch.arange(4), "mask": torch.eye(4)},

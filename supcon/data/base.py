@@ -37,9 +37,14 @@ class DatasetInfo:
 
 
 class ImageDataset(Dataset):
-    """Base class: ``(uint8 [C, H, W] image, int label)`` items plus ``.labels`` (int64 ``[n]``)."""
+    """Base class: ``(uint8 [C, H, W] image, int label)`` items plus ``.labels`` (int64 ``[n]``).
+
+    ``.targets`` is None, or (a folder read with a ``labels_csv``) each item's label set as a
+    float32 0/1 ``[n, C]`` multi-hot matrix, which ``subset`` carries along.
+    """
 
     labels: Tensor
+    targets: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -58,13 +63,15 @@ class ImageDataset(Dataset):
 
 
 class TensorImageDataset(ImageDataset):
-    """All images in memory as one uint8 tensor ``[N, C, H, W]``; labels int64 ``[N]``.
+    """All images in memory as one uint8 tensor ``[N, C, H, W]``; labels int64 ``[N]``; optional
+    ``targets`` ``[N, C]`` (label sets, see `ImageDataset`).
 
     Raises:
-        DataError: ``images`` is not uint8 ``[N, C, H, W]``, or the label count differs from N.
+        DataError: ``images`` is not uint8 ``[N, C, H, W]``, or the label (or target) count
+            differs from N.
     """
 
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
+    def __init__(self, images: Tensor, labels: Tensor, targets: Tensor | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(
                 f"images: expected uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
@@ -72,8 +79,11 @@ class TensorImageDataset(ImageDataset):
         labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
         if labels.numel() != images.shape[0]:
             raise DataError(f"labels: {labels.numel()} labels for {images.shape[0]} images")
+        if targets is not None and targets.shape[0] != images.shape[0]:
+            raise DataError(f"targets: {targets.shape[0]} label sets for {images.shape[0]} images")
         self.images = images.contiguous()
         self.labels = labels
+        self.targets = targets
 
     def get_batch(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.int64)
@@ -81,7 +91,8 @@ class TensorImageDataset(ImageDataset):
 
     def subset(self, indices: Tensor) -> TensorImageDataset:
         idx = torch.as_tensor(indices, dtype=torch.int64)
-        return TensorImageDataset(self.images[idx], self.labels[idx])
+        targets = None if self.targets is None else self.targets[idx]
+        return TensorImageDataset(self.images[idx], self.labels[idx], targets)
 
 
 @dataclass
@@ -104,6 +115,8 @@ class SourceData:
     class_names: tuple[str, ...]
     channels: int
     image_size: int
+    target_names: tuple[str, ...] = ()
+    """Names of the columns of ``train.targets`` (label sets from a ``labels_csv``), else ()."""
 
 
 def _mix64(x: int) -> int:

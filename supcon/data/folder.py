@@ -11,6 +11,9 @@ Folders that fit in ``MEMORY_LIMIT`` bytes at ``image_size`` are decoded once, r
 side to ``image_size``, centre crop) and held as one uint8 tensor; larger ones are decoded per
 item at their own size (`FileImageDataset`), with only the header (and PNG checksums) verified
 up front: a truncated JPEG there surfaces as a `DataError` naming the file when it is read.
+
+A ``labels_csv`` gives the training images label sets (multi-hot ``targets``) on top of their
+class folder: see :mod:`supcon.data.label_sets`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch import Tensor
 
 from .base import DataError, ImageDataset, SourceData, TensorImageDataset
 from .images import IMAGE_EXTENSIONS, describe, fit_square, is_gray_mode, read_header, read_image
+from .label_sets import multi_hot, read_label_sets, resolve_csv
 
 MEMORY_LIMIT = 2**30  # bytes of uint8 pixels a folder may take in memory
 MAX_AUTO_SIZE = 224  # cap on the automatic image size
@@ -38,10 +42,12 @@ class FileImageDataset(ImageDataset):
     `DataError` naming it.
     """
 
-    def __init__(self, files: Sequence[str], labels: Tensor, channels: int) -> None:
+    def __init__(self, files: Sequence[str], labels: Tensor, channels: int,
+                 targets: Tensor | None = None) -> None:
         self.files = list(files)
         self.labels = torch.as_tensor(labels, dtype=torch.int64)
         self.channels = channels
+        self.targets = targets
 
     def get_batch(self, indices: Sequence[int]) -> tuple[list[Tensor], Tensor]:
         images = [read_image(self.files[int(i)], self.channels) for i in indices]
@@ -50,7 +56,8 @@ class FileImageDataset(ImageDataset):
     def subset(self, indices: Tensor) -> FileImageDataset:
         idx = torch.as_tensor(indices, dtype=torch.int64)
         return FileImageDataset(
-            [self.files[i] for i in idx.tolist()], self.labels[idx], self.channels
+            [self.files[i] for i in idx.tolist()], self.labels[idx], self.channels,
+            None if self.targets is None else self.targets[idx],
         )
 
 
@@ -141,9 +148,11 @@ def _scan_split(split_root: Path, names: list[str], trouble: _Trouble, verify: b
     return scan
 
 
-def _decode_all(scan: _Scan, channels: int, size: int, trouble: _Trouble) -> TensorImageDataset:
-    """Decode and fit every image of ``scan`` into one ``[N, C, size, size]`` uint8 tensor."""
-    images, labels = [], []
+def _decode_all(scan: _Scan, channels: int, size: int, trouble: _Trouble,
+                targets: dict[Path, Tensor] | None = None) -> TensorImageDataset:
+    """Decode and fit every image of ``scan`` into one ``[N, C, size, size]`` uint8 tensor
+    (with the label sets of the images ``targets`` gives them for)."""
+    images, labels, rows = [], [], []
     for path, label in scan.items:
         try:
             images.append(fit_square(read_image(path, channels), size))
@@ -151,9 +160,12 @@ def _decode_all(scan: _Scan, channels: int, size: int, trouble: _Trouble) -> Ten
             trouble.bad_image(path, exc.__cause__ or exc)
             continue
         labels.append(label)
+        if targets is not None:
+            rows.append(targets[path])
     if not images:
         raise DataError(f"no readable images under {trouble.root}")
-    return TensorImageDataset(torch.stack(images), torch.tensor(labels, dtype=torch.int64))
+    return TensorImageDataset(torch.stack(images), torch.tensor(labels, dtype=torch.int64),
+                              torch.stack(rows) if targets is not None else None)
 
 
 def _auto_size(sizes: list[tuple[int, int]]) -> int:
@@ -174,18 +186,24 @@ def _split_roots(root: Path) -> tuple[Path, Path | None]:
 
 
 def load_folder(
-    path: str | Path, *, strict: bool = False, image_size: int | None = None
+    path: str | Path, *, strict: bool = False, image_size: int | None = None,
+    labels_csv: str | Path | None = None,
 ) -> SourceData:
     """Read an ImageFolder-layout folder (see the module docstring for every rule).
 
+    With ``labels_csv`` (a CSV of ``file,labels`` rows, relative to the folder unless absolute;
+    format in :mod:`supcon.data.label_sets`) the training images also get label sets:
+    ``train.targets`` ``[n, C]`` multi-hot, ``target_names`` its columns.
+
     Raises:
         DataError: missing folder, no class folders, a single class, an empty class folder, a
-            test class unknown to ``train/``, no readable images, or (``strict``) an
-            unreadable image file.
+            test class unknown to ``train/``, no readable images, (``strict``) an unreadable
+            image file, or a missing or malformed ``labels_csv``.
     """
     root = Path(path).expanduser()
     train_root, test_root = _split_roots(root)
     trouble = _Trouble(root, strict)
+    csv_path = resolve_csv(labels_csv, root) if labels_csv is not None else None
     names = [p.name for p in _class_dirs(train_root, trouble)]
     if len(names) < 2:
         raise DataError(f"only one class folder ({names[0]}) under {train_root}; need at least 2")
@@ -196,23 +214,31 @@ def load_folder(
                         "add them there or remove them from the test folder")
     train_scan = _scan_split(train_root, names, trouble, verify=True)
     test_scan = _scan_split(test_root, names, trouble, verify=True) if test_root else None
+    targets, target_names = None, ()
+    if csv_path is not None:
+        trouble.non_images = [p for p in trouble.non_images if p != csv_path]
+        targets, target_names = multi_hot([p for p, _ in train_scan.items],
+                                          [p for p, _ in test_scan.items] if test_scan else [],
+                                          root, read_label_sets(csv_path), csv_path)
     all_modes = train_scan.modes + (test_scan.modes if test_scan else [])
     channels = 1 if all(is_gray_mode(m) for m in all_modes) else 3
     size = image_size or _auto_size(train_scan.sizes)
     n_files = len(train_scan.items) + (len(test_scan.items) if test_scan else 0)
     if n_files * channels * size * size <= MEMORY_LIMIT:
-        train = _decode_all(train_scan, channels, size, trouble)
+        train = _decode_all(train_scan, channels, size, trouble, targets)
         test = _decode_all(test_scan, channels, size, trouble) if test_scan else None
         _check_classes(train, names, train_root)
     else:
-        train, test = (_lazy(s, channels) if s else None for s in (train_scan, test_scan))
+        train = _lazy(train_scan, channels, targets)
+        test = _lazy(test_scan, channels) if test_scan else None
     trouble.report()
-    return SourceData(train, test, tuple(names), channels, size)
+    return SourceData(train, test, tuple(names), channels, size, target_names)
 
 
-def _lazy(scan: _Scan, channels: int) -> FileImageDataset:
+def _lazy(scan: _Scan, channels: int, targets: dict[Path, Tensor] | None = None) -> FileImageDataset:
     files = [str(p) for p, _ in scan.items]
-    return FileImageDataset(files, torch.tensor([lab for _, lab in scan.items]), channels)
+    rows = torch.stack([targets[p] for p, _ in scan.items]) if targets is not None else None
+    return FileImageDataset(files, torch.tensor([lab for _, lab in scan.items]), channels, rows)
 
 
 def _check_classes(train: ImageDataset, names: list[str], train_root: Path) -> None:

@@ -74,14 +74,19 @@ def _read_source(
     strict: bool,
     download: bool,
     image_size: int | None,
+    labels_csv: str | Path | None = None,
 ) -> tuple[str, SourceData]:
     text = str(name_or_path)
     name = None if isinstance(name_or_path, Path) else _registered(text)
     if name is None:
         path = Path(text).expanduser()
         if path.exists() or _looks_like_path(text) or isinstance(name_or_path, Path):
-            return path.name or text, load_folder(path, strict=strict, image_size=image_size)
+            return path.name or text, load_folder(path, strict=strict, image_size=image_size,
+                                                  labels_csv=labels_csv)
         raise _unknown(text)
+    if labels_csv is not None:
+        raise DataError(f"data.labels_csv is for image folders; {name} is a registered data set "
+                        "(write its images to a folder, or build multi-hot labels in your own loop)")
     roots = [Path(data_dir).expanduser()] if data_dir is not None else []
     env = tvs.env_root()
     roots += [env] if env is not None else []
@@ -100,6 +105,7 @@ def load_dataset(
     download: bool = True,
     test_fraction: float = 0.2,
     image_size: int | None = None,
+    labels_csv: str | Path | None = None,
 ) -> Splits:
     """Load a registered data set or an ImageFolder-layout folder as `Splits`.
 
@@ -116,11 +122,15 @@ def load_dataset(
             has none (``digits``, folders without ``test/``).
         image_size: side the transforms output; default: the set's own (folders: median shorter
             side, at most 224).
+        labels_csv: folders only: a CSV of ``file,labels`` giving each training image a label
+            set, kept as ``train.targets`` (``[n, C]`` multi-hot; see
+            :mod:`supcon.data.label_sets`), carried through the validation split.
 
     Raises:
-        DataError: unknown name (with the closest registered one), missing path, bad files.
+        DataError: unknown name (with the closest registered one), missing path, bad files, a
+            bad ``labels_csv`` or one given for a registered set.
     """
-    name, src = _read_source(name_or_path, data_dir, strict, download, image_size)
+    name, src = _read_source(name_or_path, data_dir, strict, download, image_size, labels_csv)
     train, test = src.train, src.test
     if test is None:
         keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)

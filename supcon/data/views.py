@@ -62,23 +62,31 @@ class AugmentedDataset(Dataset):
         transform: a `Policy`, a `MultiView` (batched: one vectorised call per batch), or any
             callable that draws from the global torch RNG (seeded per item, then restored).
         seed: the run's seed.
+        targets: yield each item's label set (a row of ``base.targets``, float32 ``[C]``
+            multi-hot) instead of its class; ``.labels`` stays the classes (for sampling).
         defer: leave the augmentation to the training device: items are then
             ``(uint8 image, label, u)``, ``u`` the uniforms of every view, and
             :class:`DeviceAugment` finishes the batch where the model is (same result).
 
     Items are ``(image, label)``: ``image`` float32 ``[C, S, S]`` (``[V, C, S, S]`` for a
-    `MultiView`), ``label`` an int. A key is an index or an ``(epoch, index)`` pair.
+    `MultiView`), ``label`` an int (or the label set). A key is an index or an ``(epoch, index)``
+    pair.
 
     Raises:
-        ValueError: ``defer`` with a transform that cannot run on a whole batch (not a
-            `Policy` or a `MultiView` of one), or with images of several sizes.
+        ValueError: ``targets`` while ``base`` has no ``.targets``; ``defer`` with a transform
+            that cannot run on a whole batch (not a `Policy` or a `MultiView` of one), or with
+            images of several sizes.
     """
 
     def __init__(
         self, base: ImageDataset, transform: Callable[[Tensor], Tensor], seed: int = 0,
-        defer: bool = False,
+        targets: bool = False, defer: bool = False,
     ) -> None:
+        if targets and getattr(base, "targets", None) is None:
+            raise ValueError("targets=True: the dataset has no label sets (.targets); read the "
+                             "folder with a labels_csv")
         self.base, self.transform, self.seed = base, transform, int(seed)
+        self.targets = targets
         self.epoch = 0
         self.defer = defer
         if defer and _batched_form(transform) is None:
@@ -115,16 +123,20 @@ class AugmentedDataset(Dataset):
         epochs, indices = self._split_keys(keys)
         images, labels = self.base.get_batch(indices)
         form = _batched_form(self.transform)
+        if self.targets:
+            labels = self.base.targets[torch.as_tensor(indices)].unbind(0)
+        else:
+            labels = labels.tolist()
         if self.defer:
             if not isinstance(images, Tensor):
                 raise ValueError("defer=True needs images of one size (a folder resized at load)")
             rep, u = self._repeat_and_draw(images, epochs, indices, *form[1:])
-            return list(zip(rep, labels.tolist(), u, strict=True))
+            return list(zip(rep, labels, u, strict=True))
         if form is None:
             out = [self._one(im, e, i) for im, e, i in zip(images, epochs, indices, strict=True)]
         else:
             out = self._batch(images, epochs, indices, *form)
-        return list(zip(out, labels.tolist(), strict=True))
+        return list(zip(out, labels, strict=True))
 
     def _repeat_and_draw(self, images: Tensor, epochs, indices, views: int, multi: bool):
         """Deferred items: images ``[B, C, H, W]`` uint8 (once, not per view: less to move) and

@@ -115,6 +115,8 @@ def method_options(cfg: Config) -> dict[str, Any]:
     options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
     if cfg.method == "supcon":
         options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap)
+        if cfg.data.labels_csv is not None:  # label sets: how positives are weighted
+            options.update(label_overlap=cfg.loss.label_overlap)
         if cfg.loss.memory:  # the momentum-queue variant
             options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
     return options
@@ -132,7 +134,8 @@ def build(cfg: Config) -> Components:
     if device.type == "cpu":
         retain_freed_memory()  # no page faults on every step's activations
     splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
-                          seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size)
+                          seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
+                          labels_csv=cfg.data.labels_csv)
     info = splits.info
     method = create_method(cfg.method, **method_options(cfg))
     encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
@@ -143,12 +146,14 @@ def build(cfg: Config) -> Components:
     model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
     train_model = maybe_compile(train_model, cfg.train.compile, device)
     probe = None
-    if cfg.method in CONTRASTIVE and cfg.train.online_probe:
+    # with label sets (data.labels_csv) the batches carry those, not classes: no online probe
+    if cfg.method in CONTRASTIVE and cfg.train.online_probe and cfg.data.labels_csv is None:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
     transform = build_transform(cfg.data.augmentation, info, train=True, **cfg.data.augmentation_options)
     if cfg.data.n_views > 1 or cfg.method in CONTRASTIVE:
         transform = MultiView(transform, cfg.data.n_views)
     train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
+                                  targets=cfg.data.labels_csv is not None,
                                   defer=cfg.data.augment_on_device)
     augment = DeviceAugment(transform) if cfg.data.augment_on_device else None
     loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,

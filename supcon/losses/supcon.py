@@ -3,6 +3,10 @@
 Notation used in comments: B samples, V views each, N = B*V views in all, D feature size,
 Na anchors (N when contrast_mode="all", B when "one"). Views are laid out view-major, so
 row n of the flattened features is view n // B of sample n % B; anchors are the first Na rows.
+With ``gather=True`` the contrasts are the views of every rank (Bt = world_size * B samples,
+still view-major) and the anchors this rank's views; reference rows (``ref_features``, K of
+them) come after the views. Positives carry a weight w in (0, 1] (1 unless a real-valued mask or
+``label_overlap="jaccard"`` says otherwise); the formula is in docs/loss.md.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import distributed as dist
 from . import _tiled
 
 logger = logging.getLogger(__name__)
@@ -22,9 +28,13 @@ logger = logging.getLogger(__name__)
 VARIANTS = ("out", "in")
 CONTRAST_MODES = ("all", "one")
 IMPLS = ("auto", "dense", "tiled")
+LABEL_OVERLAPS = ("any", "jaccard")
 # impl="auto" takes the tiled path from this many views (N = B * V) on: on 2 CPU cores it was
 # 1.6x faster than the dense path at N = 1024 (3x at 4096), and it needs O(N) memory, not O(N^2).
 TILED_MIN_VIEWS = 1024
+# Rows of a multi-hot label matrix compared at a time (a [chunk, B] float32 product: 128 MB at
+# B = 32768).
+_OVERLAP_CHUNK = 1024
 
 
 def supcon_loss(
@@ -38,17 +48,24 @@ def supcon_loss(
     positives_cap: int | None = None,
     generator: torch.Generator | None = None,
     impl: str = "auto",
+    label_overlap: str = "any",
+    ref_features: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    ref_mask: Tensor | None = None,
+    gather: bool = False,
 ) -> Tensor:
     """Supervised contrastive loss, averaged over anchors that have at least one positive.
 
     Args:
         features: ``[B, V, D]`` (B samples, V views) or ``[N, D]`` (one view each). L2-normalised
             here, so the scale of each row does not matter.
-        labels: ``[B]`` integer class of each sample. Views of samples with equal labels are
-            positives of one another.
-        mask: ``[B, B]`` 0/1 (or bool) matrix; ``mask[i, j]`` says the views of sample j are
-            positives for the views of sample i. Give ``labels`` or ``mask``, never both. With
-            neither, each sample's other views are its only positives (SimCLR's NT-Xent).
+        labels: ``[B]`` integer class of each sample: views of samples with equal labels are
+            positives of one another. Or ``[B, C]`` multi-hot (0/1 or bool; every row needs a 1):
+            samples sharing at least one label are positives, weighted by ``label_overlap``.
+        mask: ``[B, B]`` matrix of weights in [0, 1] (bool, 0/1 or real); ``mask[i, j] > 0`` makes
+            the views of sample j positives of the views of sample i, with that weight. Give
+            ``labels`` or ``mask``, never both. With neither, each sample's other views are its
+            only positives (SimCLR's NT-Xent).
         temperature: tau in ``exp(z_i . z_j / tau)``; no other rescaling is applied.
         variant: ``"out"`` (L_out, the paper's: mean over positives outside the log) or ``"in"``.
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
@@ -56,49 +73,77 @@ def supcon_loss(
             supplementary Table 5); dropped positives leave the denominator as well.
         generator: random source for ``positives_cap``.
         impl: ``"dense"`` builds the [Na, N] logits; ``"tiled"`` computes the same value and
-            gradients block by block in O(N) memory (see :mod:`supcon.losses._tiled`); ``"auto"`` picks
-            tiled from ``TILED_MIN_VIEWS`` (1024) views on. The tiled path declines
-            ``positives_cap`` and temperatures below 1/650 (it falls back to dense, warning if
-            ``"tiled"`` was asked for). The tiled gradient is not itself differentiable:
-            a backward with ``create_graph=True`` raises ``RuntimeError``; use ``"dense"``.
+            gradients block by block in O(N) memory (see :mod:`supcon.losses._tiled`); ``"auto"``
+            picks tiled from ``TILED_MIN_VIEWS`` (1024) views on. The tiled path serves labels
+            (also multi-hot with ``label_overlap="any"``), 0/1 masks and SimCLR; it declines
+            ``positives_cap``, real-valued mask weights, ``label_overlap="jaccard"`` with
+            multi-hot labels, ``ref_features``, ``gather=True`` and temperatures below 1/650 (it
+            falls back to dense, warning if ``"tiled"`` was asked for). The tiled gradient is not
+            itself differentiable: a backward with ``create_graph=True`` raises
+            ``RuntimeError``; use ``"dense"``.
+        label_overlap: weight of a positive pair under multi-hot ``labels``: ``"any"`` (1 when
+            the two samples share a label) or ``"jaccard"`` (shared labels / labels of either,
+            ``|Y_i & Y_j| / |Y_i | Y_j|``). With ``[B]`` labels both give 1 for equal labels.
+        ref_features: ``[K, D]`` extra contrasts (a queue or memory bank): never anchors, but
+            in every anchor's denominator, and positives as ``ref_labels``/``ref_mask`` say.
+            Not gathered under ``gather=True``: give every rank the same set. K may be 0.
+        ref_labels: labels of ``ref_features`` in the form of ``labels`` (``[K]`` or
+            ``[K, C]``); required when ``labels`` is given with ``ref_features``.
+        ref_mask: ``[B, K]`` weights in [0, 1] of the references for each sample; required when
+            ``mask`` is given with ``ref_features``. Without labels or mask the references are
+            negatives only (as in MoCo).
+        gather: contrast this rank's anchors against the views of every rank of the initialised
+            ``torch.distributed`` process group (gathered with gradients; labels are gathered too,
+            and a ``mask`` is then ``[B, world_size * B]``: this rank's samples against every
+            rank's, in rank order). Every rank must pass the same shapes. The value returned on
+            each rank is ``world_size * (sum of L(i) over this rank's anchors) / (anchors with a
+            positive on all ranks)``: its mean over ranks is the single-process loss of the
+            concatenated batch, and after DDP averages the gradients over ranks they equal the
+            single-process gradients (docs/loss.md).
 
     Returns:
         A scalar float32 (float64 for float64 input) tensor. Anchors with no positive are left out
         of the mean; if none has one the result is 0.0 and its gradient is zero.
 
     Raises:
-        ValueError: on wrong shapes, dtypes, non-finite features or unknown options; the message
-            names the argument and what was seen.
+        ValueError: on wrong shapes, dtypes, non-finite features, mask weights outside [0, 1], a
+            multi-hot row with no label, ``ref_features`` of another feature size, ``gather=True``
+            without an initialised process group, or unknown options; the message names the
+            argument and what was seen.
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    tiled_dtype = _tiled_dtype(impl, features, temperature, positives_cap)
+    _check_features_and_options(features, temperature, variant, contrast_mode, positives_cap)
+    if label_overlap not in LABEL_OVERLAPS:
+        raise ValueError(f"label_overlap must be one of {LABEL_OVERLAPS}, got {label_overlap!r}")
+    if not isinstance(gather, bool):
+        raise ValueError(f"gather must be True or False, got {gather!r}")
+    if gather and not dist.is_distributed():
+        raise ValueError("gather=True needs an initialised torch.distributed process group "
+                         "(torch.distributed.init_process_group, e.g. under torchrun); none is")
+    if features.dim() == 2:
+        features = features.unsqueeze(1)  # [N, D] -> [N, 1, D]
+    batch, views, dim = features.shape
+    world = dist.world_size() if gather else 1
+    labels, mask = _check_positives(labels, mask, batch, world * batch, features.device)
+    refs = _check_refs(ref_features, ref_labels, ref_mask, labels, mask, batch, dim, features.device)
+
+    tiled_dtype = _tiled_dtype(impl, batch * views, features.dtype, temperature,
+                               _tiled_declines(positives_cap, labels, mask, label_overlap, refs, gather))
     if tiled_dtype is not None:
-        return _supcon_tiled(features, labels, mask, temperature, variant, contrast_mode,
-                             tiled_dtype)
-    z, pos = _prepare(features, labels, mask, temperature, variant, contrast_mode, positives_cap)
-    num_anchors = pos.shape[0]
-    keep_in_denominator = None
-    if positives_cap is not None:
-        pos, dropped = _cap_positives(pos, positives_cap, generator)
-        keep_in_denominator = ~dropped
+        return _supcon_tiled(features, labels, mask, label_overlap, temperature, variant,
+                             contrast_mode, tiled_dtype)
+    return _supcon_dense(features, labels, mask, label_overlap, refs, temperature, variant,
+                         contrast_mode, positives_cap, generator, gather)
 
-    has_positive = pos.any(dim=1)
-    if not bool(has_positive.any()):
-        return _attached_zero(features)
-    anchor_rows = has_positive.nonzero().squeeze(1)
-    pos = pos[anchor_rows]  # [Na', N]
-    if keep_in_denominator is not None:
-        keep_in_denominator = keep_in_denominator[anchor_rows]
 
-    # Similarities in float32 (float64 for float64 input) even under autocast: bf16 logits / tau
-    # lose about 1% of the loss at small temperatures, and this product is cheap next to the encoder.
-    compute_dtype = _result_dtype(features)
-    with torch.autocast(z.device.type, enabled=False):
-        zc = z.to(compute_dtype)
-        logits = (zc[:num_anchors][anchor_rows] @ zc.T) / temperature  # [Na', N]
-    per_anchor = _loss_from_logits(logits, pos, anchor_rows, keep_in_denominator, variant)
-    return per_anchor.mean()
+@dataclass
+class _Refs:
+    """Validated reference rows: features ``[K, D]`` and their labels or mask (or neither)."""
+
+    features: Tensor
+    labels: Tensor | None
+    mask: Tensor | None
 
 
 def _result_dtype(features: Tensor) -> torch.dtype:
@@ -110,60 +155,187 @@ def _attached_zero(features: Tensor) -> Tensor:
     return features.sum().to(_result_dtype(features)) * 0.0
 
 
-def _tiled_dtype(impl, features, temperature, positives_cap) -> torch.dtype | None:
-    """The dtype the tiled path would compute in, or None when the dense path must run."""
-    if impl == "dense" or not isinstance(features, Tensor) or features.dim() not in (2, 3):
-        return None  # malformed input: let _prepare raise the usual error
-    views = features.shape[0] * (features.shape[1] if features.dim() == 3 else 1)
-    if impl == "auto" and views < TILED_MIN_VIEWS:
-        return None
-    declined = None
+def _tiled_declines(positives_cap, labels, mask, label_overlap, refs, gather) -> str | None:
+    """Why the tiled path cannot serve these options, or None when it can."""
     if positives_cap is not None:
-        declined = "positives_cap (a per-anchor random subset)"
-    elif not (isinstance(temperature, (int, float)) and temperature > 0):
-        return None  # invalid: _prepare raises
-    elif (dtype := _tiled.compute_dtype(features.dtype, float(temperature))) is None:
-        declined = f"temperature={temperature} (exp would underflow)"
+        return "positives_cap (a per-anchor random subset)"
+    if gather:
+        return "gather=True"
+    if refs is not None:
+        return "ref_features"
+    if labels is not None and labels.dim() == 2 and label_overlap == "jaccard":
+        return "label_overlap='jaccard' (weighted positives)"
+    if mask is not None and mask.dtype != torch.bool:
+        return "a mask with weights between 0 and 1"
+    return None
+
+
+def _tiled_dtype(impl, views, dtype, temperature, declined) -> torch.dtype | None:
+    """The dtype the tiled path would compute in, or None when the dense path must run."""
+    if impl == "dense" or (impl == "auto" and views < TILED_MIN_VIEWS):
+        return None
+    if declined is None and (tiled := _tiled.compute_dtype(dtype, float(temperature))) is not None:
+        return tiled
     if declined is None:
-        return dtype
+        declined = f"temperature={temperature} (exp would underflow)"
     if impl == "tiled":
         warnings.warn(f"impl='tiled' cannot serve {declined}; using the dense path", stacklevel=3)
     logger.debug("tiled SupCon loss declines %s; using the dense path", declined)
     return None
 
 
-def _supcon_tiled(features, labels, mask, temperature, variant, contrast_mode, dtype) -> Tensor:
-    """The tiled path: same validation and result as the dense one, no [Na, N] tensors."""
-    _check_features_and_options(features, temperature, variant, contrast_mode, None)
-    if features.dim() == 2:
-        features = features.unsqueeze(1)
+def _supcon_tiled(features, labels, mask, label_overlap, temperature, variant, contrast_mode,
+                  dtype) -> Tensor:
+    """The tiled path: the same result as the dense one, no [Na, N] tensors."""
     batch, views, _ = features.shape
-    labels, mask = _check_positives(labels, mask, batch, features.device)
+    if labels is not None and labels.dim() == 2:  # multi-hot, "any": a [B, B] bool mask
+        labels, mask = None, _overlap(labels, labels, "any").bool()
     z = F.normalize(features.transpose(0, 1).reshape(batch * views, -1), dim=1).to(dtype)
     num_anchors = batch if contrast_mode == "one" else batch * views
     pos = _tiled.Positives(batch, views, labels, mask, z.device, dtype)
     if not bool((pos.counts(dtype)[:num_anchors] > 0).any()):
         return _attached_zero(features)
     loss = _tiled.tiled_supcon_loss(z, pos, num_anchors, float(temperature), variant)
-    return loss.to(torch.float64 if features.dtype == torch.float64 else torch.float32)
+    return loss.to(_result_dtype(features))
+
+
+def _supcon_dense(features, labels, mask, label_overlap, refs, temperature, variant,
+                  contrast_mode, positives_cap, generator, gather) -> Tensor:
+    """The dense path: anchor-vs-contrast logits, positives weighted, any option."""
+    batch, views, dim = features.shape
+    device = features.device
+    world, offset = (dist.world_size(), dist.rank() * batch) if gather else (1, 0)
+    z = F.normalize(features, dim=2)  # [B, V, D]
+    if gather:
+        _check_same_shapes(features, labels, refs)
+        z = dist.gather_with_grad(z.contiguous())  # [Bt, V, D], rank order
+        if labels is not None:
+            labels = dist.gather(labels)
+    total = world * batch
+    weights = _sample_weights(labels, mask, label_overlap, offset, batch, total, device)  # [B, Bt]
+
+    # view-major rows: view v of global sample s is row v * Bt + s; anchors are ours
+    anchor_views = views if contrast_mode == "all" else 1
+    anchor_sample = torch.arange(batch, device=device).repeat(anchor_views)  # [Na]
+    anchor_rows = (torch.arange(anchor_views, device=device)[:, None] * total
+                   + offset + torch.arange(batch, device=device)).reshape(-1)  # [Na]
+    column_sample = torch.arange(views * total, device=device) % total
+    w = weights[anchor_sample][:, column_sample]  # [Na, V*Bt]
+    w[torch.arange(len(anchor_rows), device=device), anchor_rows] = False  # never its own positive
+    contrasts = z.transpose(0, 1).reshape(views * total, dim)
+    if refs is not None:
+        ref_w = _ref_weights(refs, labels, mask, label_overlap, offset, batch, device)  # [B, K]
+        if ref_w.dtype != w.dtype:  # one of them weighted: both as weights
+            w, ref_w = w.to(torch.float64), ref_w.to(torch.float64)
+        w = torch.cat([w, ref_w[anchor_sample]], dim=1)  # [Na, V*Bt + K]
+        contrasts = torch.cat([contrasts, F.normalize(refs.features, dim=1).to(contrasts.dtype)])
+
+    keep_in_denominator = None
+    if positives_cap is not None:
+        kept, dropped = _cap_positives(w != 0, positives_cap, generator)
+        w = w & kept if w.dtype == torch.bool else w * kept
+        keep_in_denominator = ~dropped
+    has_positive = (w != 0).any(dim=1)
+    count = has_positive.sum()
+    if gather:  # every rank takes part in the all_reduce, whatever its own anchors have
+        total_count = count.to(torch.float64)
+        torch.distributed.all_reduce(total_count)
+        if int(count) == 0:
+            return _attached_zero(z)  # through the gathered tensor: backward joins its all_reduce
+    elif int(count) == 0:
+        return _attached_zero(features)
+    valid = has_positive.nonzero().squeeze(1)
+    w = w[valid]
+    if keep_in_denominator is not None:
+        keep_in_denominator = keep_in_denominator[valid]
+
+    # Similarities in float32 (float64 for float64 input) even under autocast: bf16 logits / tau
+    # lose about 1% of the loss at small temperatures, and this product is cheap next to the encoder.
+    compute_dtype = _result_dtype(features)
+    with torch.autocast(device.type, enabled=False):
+        zc = contrasts.to(compute_dtype)
+        logits = (zc[anchor_rows[valid]] @ zc.T) / temperature  # [Na', M]
+        w = w if w.dtype == torch.bool else w.to(compute_dtype)
+        per_anchor = _loss_from_logits(logits, w, anchor_rows[valid], keep_in_denominator, variant)
+    if gather:
+        return per_anchor.sum() * world / total_count.to(compute_dtype)
+    return per_anchor.mean()
 
 
 def _loss_from_logits(
-    logits: Tensor, pos: Tensor, self_cols: Tensor, keep: Tensor | None, variant: str
+    logits: Tensor, w: Tensor, self_cols: Tensor, keep: Tensor | None, variant: str
 ) -> Tensor:
-    """Per-anchor loss from anchor-vs-all logits; every row has at least one positive."""
-    excluded = torch.zeros_like(pos)
-    excluded[torch.arange(len(self_cols), device=pos.device), self_cols] = True
+    """Per-anchor loss from anchor-vs-contrast logits and positive weights ``w`` (same shape:
+    bool for 0/1 weights, else the logits' dtype); every row has a positive somewhere."""
+    excluded = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
+    excluded[torch.arange(len(self_cols), device=logits.device), self_cols] = True
     if keep is not None:
         excluded |= ~keep
     # log of the softmax denominator over A(i): every other (non-dropped) view.
     log_denominator = torch.logsumexp(logits.masked_fill(excluded, -math.inf), dim=1)
-    num_pos = pos.sum(dim=1).to(logits.dtype)
-    if variant == "out":
-        mean_pos_logit = torch.where(pos, logits, torch.zeros_like(logits)).sum(dim=1) / num_pos
-        return log_denominator - mean_pos_logit
-    log_mean_pos = torch.logsumexp(logits.masked_fill(~pos, -math.inf), dim=1) - num_pos.log()
-    return log_denominator - log_mean_pos
+    if w.dtype == torch.bool:
+        num_pos = w.sum(dim=1).to(logits.dtype)
+        if variant == "out":
+            return log_denominator - torch.where(w, logits, torch.zeros_like(logits)).sum(dim=1) / num_pos
+        return log_denominator - (torch.logsumexp(logits.masked_fill(~w, -math.inf), dim=1) - num_pos.log())
+    total_weight = w.sum(dim=1)
+    if variant == "out":  # sum_p w_ip s_ip / sum_p w_ip
+        return log_denominator - (w * logits).sum(dim=1) / total_weight
+    # log( sum_p w_ip exp(s_ip) / sum_p w_ip ); w = 0 gives log 0 = -inf, which drops out
+    log_weighted = torch.logsumexp(logits + w.log(), dim=1) - total_weight.log()
+    return log_denominator - log_weighted
+
+
+def _overlap(a: Tensor, b: Tensor, how: str) -> Tensor:
+    """Weights ``[len(a), len(b)]`` between multi-hot rows: 1 where they share a label ("any") or
+    their Jaccard index ("jaccard"); computed a few rows of ``a`` at a time."""
+    a, b = a.to(torch.float32), b.to(torch.float32)  # label counts: exact below 2^24
+    b_sizes = b.sum(dim=1)
+    parts = []
+    for rows in a.split(_OVERLAP_CHUNK):
+        shared = rows @ b.T
+        if how == "any":
+            parts.append(shared > 0)
+        else:
+            union = rows.sum(dim=1)[:, None] + b_sizes[None, :] - shared
+            parts.append(shared.to(torch.float64) / union.to(torch.float64))
+    return torch.cat(parts)
+
+
+def _sample_weights(labels, mask, label_overlap, offset, batch, total, device) -> Tensor:
+    """``[B, Bt]`` weight of sample j (every rank's) as a positive of our sample i: bool for
+    0/1 weights, float64 otherwise."""
+    ours = slice(offset, offset + batch)
+    if labels is not None and labels.dim() == 1:
+        return labels[ours, None] == labels[None, :]
+    if labels is not None:
+        return _overlap(labels[ours], labels, label_overlap)
+    if mask is not None:
+        return mask
+    return (torch.arange(batch, device=device)[:, None] + offset
+            == torch.arange(total, device=device)[None, :])
+
+
+def _ref_weights(refs: _Refs, labels, mask, label_overlap, offset, batch, device) -> Tensor:
+    """``[B, K]`` weight of each reference row as a positive of our sample i."""
+    ours = slice(offset, offset + batch)
+    if labels is not None and labels.dim() == 1:
+        return labels[ours, None] == refs.labels[None, :]
+    if labels is not None:
+        return _overlap(labels[ours], refs.labels, label_overlap)
+    if mask is not None:
+        return refs.mask
+    return torch.zeros(batch, refs.features.shape[0], dtype=torch.bool, device=device)
+
+
+def _check_same_shapes(features: Tensor, labels: Tensor | None, refs: _Refs | None) -> None:
+    """gather=True: every rank must bring the same shapes (all_gather needs them)."""
+    mine = [*features.shape, labels.shape[1] if labels is not None and labels.dim() == 2 else 0,
+            -1 if refs is None else refs.features.shape[0]]
+    every = dist.gather(torch.tensor([mine], device=features.device)).tolist()
+    if any(row != mine for row in every):
+        raise ValueError("gather=True needs the same features shape (and label columns, and "
+                         f"ref_features count) on every rank; got [B, V, D, C, K] = {every}")
 
 
 def _cap_positives(pos: Tensor, cap: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
@@ -178,40 +350,9 @@ def _cap_positives(pos: Tensor, cap: int, generator: torch.Generator | None) -> 
     return kept, pos & ~kept
 
 
-def _prepare(features, labels, mask, temperature, variant, contrast_mode, positives_cap):
-    """Validate arguments; return normalised views ``z`` [N, D] and the positives mask [Na, N]."""
-    _check_features_and_options(features, temperature, variant, contrast_mode, positives_cap)
-    if features.dim() == 2:
-        features = features.unsqueeze(1)  # [N, D] -> [N, 1, D]
-    batch, views, _ = features.shape
-    same = _positive_pairs(labels, mask, batch, features.device)  # [B, B] bool
-
-    # view-major flattening: row v*B + b holds view v of sample b
-    z = F.normalize(features.transpose(0, 1).reshape(batch * views, -1), dim=1)
-    num_anchors = batch if contrast_mode == "one" else batch * views
-    sample_of = torch.arange(batch * views, device=features.device) % batch
-    pos = same[sample_of[:num_anchors]][:, sample_of]  # [Na, N]
-    pos[torch.arange(num_anchors), torch.arange(num_anchors)] = False  # never its own positive
-    return z, pos
-
-
 def _check_features_and_options(features, temperature, variant, contrast_mode, positives_cap):
     """Raise ValueError on bad features or options (everything but labels/mask)."""
-    if not isinstance(features, Tensor):
-        raise ValueError(f"features must be a torch.Tensor, got {type(features).__name__}")
-    if features.dim() not in (2, 3):
-        raise ValueError(
-            f"features must be [B, V, D] or [N, D], got shape {tuple(features.shape)}"
-        )
-    if not features.is_floating_point():
-        raise ValueError(f"features must be floating point, got dtype {features.dtype}")
-    if features.numel() == 0:
-        raise ValueError(f"features must not be empty, got shape {tuple(features.shape)}")
-    if not bool(torch.isfinite(features).all()):
-        raise ValueError(
-            f"features contain NaN or inf (shape {tuple(features.shape)}); check the encoder "
-            "output or lower the learning rate"
-        )
+    _check_float_tensor("features", features, (2, 3), "[B, V, D] or [N, D]")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if contrast_mode not in CONTRAST_MODES:
@@ -226,43 +367,124 @@ def _check_features_and_options(features, temperature, variant, contrast_mode, p
         raise ValueError(f"positives_cap must be None or an int >= 1, got {positives_cap!r}")
 
 
-def _positive_pairs(labels, mask, batch: int, device) -> Tensor:
-    """[B, B] bool: are sample j's views positives of sample i's?"""
-    labels, mask = _check_positives(labels, mask, batch, device)
-    if labels is not None:
-        return labels[:, None] == labels[None, :]
-    if mask is not None:
-        return mask
-    return torch.eye(batch, dtype=torch.bool, device=device)
+def _check_float_tensor(name: str, x, dims: tuple[int, ...], form: str, empty_ok: bool = False) -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() not in dims:
+        raise ValueError(f"{name} must be {form}, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
+    if x.numel() == 0 and not empty_ok:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            f"{name} contain NaN or inf (shape {tuple(x.shape)}); check the encoder "
+            "output or lower the learning rate"
+        )
 
 
-def _check_positives(labels, mask, batch: int, device) -> tuple[Tensor | None, Tensor | None]:
-    """Validate labels/mask; return them on ``device`` (mask as bool), None where not given."""
+def _check_positives(labels, mask, batch: int, total: int, device) -> tuple[Tensor | None, Tensor | None]:
+    """Validate labels/mask; return them on ``device``, None where not given.
+
+    ``total`` is the number of samples a mask's columns cover (``world_size * batch`` under
+    gather). Labels come back as int64 ``[B]`` or float64 multi-hot ``[B, C]``; a mask as bool
+    when it holds only 0/1, else float64 weights.
+    """
     if labels is not None and mask is not None:
         raise ValueError("pass labels or mask, not both")
     if labels is not None:
-        if not isinstance(labels, Tensor):
-            raise ValueError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-        if labels.dim() != 1 or labels.shape[0] != batch:
-            raise ValueError(
-                f"labels must have shape [{batch}] to match features, got {tuple(labels.shape)}"
-            )
-        if labels.is_floating_point() or labels.is_complex():
-            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        return labels.to(device), None
+        return _check_labels("labels", labels, batch, None, device), None
     if mask is not None:
-        if not isinstance(mask, Tensor):
-            raise ValueError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-        if mask.shape != (batch, batch):
-            raise ValueError(
-                f"mask must have shape [{batch}, {batch}] to match features, got {tuple(mask.shape)}"
-            )
-        if mask.dtype != torch.bool:
-            bad = mask[(mask != 0) & (mask != 1)]
-            if bad.numel():
-                raise ValueError(f"mask must hold only 0/1 (or bool) values, found {bad[0].item()!r}")
-        return None, mask.to(device=device, dtype=torch.bool)
+        return None, _check_weights("mask", mask, (batch, total), device, gathered=total != batch)
     return None, None
+
+
+def _check_labels(name: str, labels, rows: int, columns: int | None, device) -> Tensor:
+    """``[rows]`` integer labels (int64) or ``[rows, C]`` multi-hot (float64; C = ``columns`` if
+    given, else any); raise ValueError naming ``name`` otherwise."""
+    if not isinstance(labels, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.is_complex():
+        raise ValueError(f"{name} must be integers or multi-hot, got dtype {labels.dtype}")
+    want_2d = columns is not None
+    if labels.dim() == 1 and not want_2d:
+        if labels.shape[0] != rows:
+            raise ValueError(f"{name} must have shape [{rows}] to match, got {tuple(labels.shape)}")
+        if labels.is_floating_point():
+            raise ValueError(f"{name} must be integers, got dtype {labels.dtype}")
+        return labels.to(device=device, dtype=torch.int64)
+    if labels.dim() != 2 or labels.shape[0] != rows or (want_2d and labels.shape[1] != columns):
+        form = f"[{rows}, {columns}] multi-hot" if want_2d else f"[{rows}] or [{rows}, C] multi-hot"
+        raise ValueError(f"{name} must have shape {form} to match, got {tuple(labels.shape)}")
+    if labels.shape[1] == 0:
+        raise ValueError(f"{name}: a multi-hot matrix needs at least one column, got "
+                         f"{tuple(labels.shape)}")
+    hot = labels.to(torch.float64)
+    bad = hot[(hot != 0) & (hot != 1)]
+    if bad.numel():
+        raise ValueError(f"{name}: a multi-hot matrix {tuple(labels.shape)} must hold only 0/1 "
+                         f"(or bool), found {bad[0].item()!r}")
+    empty = (hot.sum(dim=1) == 0).nonzero()
+    if empty.numel():
+        raise ValueError(f"{name}: row {int(empty[0])} of the multi-hot matrix "
+                         f"{tuple(labels.shape)} is all zero ({empty.numel()} such row(s)); every "
+                         "sample needs at least one label")
+    return hot.to(device)
+
+
+def _check_weights(name: str, mask, shape: tuple[int, int], device, gathered: bool = False) -> Tensor:
+    """A ``shape`` matrix of weights in [0, 1]: bool if it holds only 0/1, else float64."""
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
+    if tuple(mask.shape) != shape:
+        what = " (this rank's samples x every rank's, gather=True)" if gathered else ""
+        raise ValueError(f"{name} must have shape [{shape[0]}, {shape[1]}]{what} to match features, "
+                         f"got {tuple(mask.shape)}")
+    if mask.dtype == torch.bool:
+        return mask.to(device)
+    if mask.is_complex():
+        raise ValueError(f"{name} must hold real weights in [0, 1], got dtype {mask.dtype}")
+    weights = mask.to(torch.float64)
+    bad = weights[~((weights >= 0) & (weights <= 1))]  # NaN fails both
+    if bad.numel():
+        raise ValueError(f"{name} weights must be in [0, 1] (bool, 0/1 or real), found "
+                         f"{bad[0].item()!r}")
+    if bool(((weights == 0) | (weights == 1)).all()):
+        return (weights == 1).to(device)
+    return weights.to(device)
+
+
+def _check_refs(ref_features, ref_labels, ref_mask, labels, mask, batch, dim, device) -> _Refs | None:
+    """Validate the reference set against the batch's positives; None when there is none."""
+    if ref_features is None:
+        for name, value in (("ref_labels", ref_labels), ("ref_mask", ref_mask)):
+            if value is not None:
+                raise ValueError(f"{name} was given without ref_features")
+        return None
+    _check_float_tensor("ref_features", ref_features, (2,), "[K, D]", empty_ok=True)
+    if ref_features.shape[1] != dim:
+        raise ValueError(f"ref_features must be [K, {dim}] (the feature size of features), got "
+                         f"{tuple(ref_features.shape)}")
+    k = ref_features.shape[0]
+    if labels is not None:
+        if ref_mask is not None:
+            raise ValueError("ref_mask goes with mask; with labels give ref_labels")
+        if ref_labels is None:
+            raise ValueError(f"ref_labels is required with labels and ref_features: the labels of "
+                             f"the {k} reference rows")
+        columns = labels.shape[1] if labels.dim() == 2 else None
+        return _Refs(ref_features, _check_labels("ref_labels", ref_labels, k, columns, device), None)
+    if mask is not None:
+        if ref_labels is not None:
+            raise ValueError("ref_labels goes with labels; with mask give ref_mask")
+        if ref_mask is None:
+            raise ValueError(f"ref_mask is required with mask and ref_features: [{batch}, {k}] "
+                             "weights of the reference rows")
+        return _Refs(ref_features, None, _check_weights("ref_mask", ref_mask, (batch, k), device))
+    if ref_labels is not None or ref_mask is not None:
+        raise ValueError("ref_labels / ref_mask need labels / mask for the batch; without either "
+                         "the reference rows are negatives only")
+    return _Refs(ref_features, None, None)
 
 
 class SupConLoss(torch.nn.Module):
@@ -273,6 +495,9 @@ class SupConLoss(torch.nn.Module):
         variant: ``"out"`` (L_out) or ``"in"`` (L_in).
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0).
         positives_cap: keep at most this many random positives per anchor (None: all).
+        label_overlap: ``"any"`` or ``"jaccard"``: the weight of a positive under multi-hot labels.
+        gather: contrast against the views of every rank of the process group (see
+            :func:`supcon_loss` for what each rank then returns).
 
     The options are checked at the first call, which raises ``ValueError`` as
     :func:`supcon_loss` does. ``impl`` is always ``"auto"``.
@@ -284,18 +509,31 @@ class SupConLoss(torch.nn.Module):
         variant: str = "out",
         contrast_mode: str = "all",
         positives_cap: int | None = None,
+        label_overlap: str = "any",
+        gather: bool = False,
     ) -> None:
         super().__init__()
         self.temperature = temperature
         self.variant = variant
         self.contrast_mode = contrast_mode
         self.positives_cap = positives_cap
+        self.label_overlap = label_overlap
+        self.gather = gather
 
     def forward(
-        self, features: Tensor, labels: Tensor | None = None, mask: Tensor | None = None
+        self,
+        features: Tensor,
+        labels: Tensor | None = None,
+        mask: Tensor | None = None,
+        *,
+        ref_features: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        ref_mask: Tensor | None = None,
     ) -> Tensor:
         """:func:`supcon_loss` of ``features`` ``[B, V, D]`` or ``[N, D]`` with ``labels`` ``[B]``
-        or ``mask`` ``[B, B]`` (neither: SimCLR); returns a scalar."""
+        (or ``[B, C]`` multi-hot) or ``mask`` ``[B, B]`` (neither: SimCLR), against the optional
+        reference rows ``ref_features`` ``[K, D]`` (with ``ref_labels`` or ``ref_mask``);
+        returns a scalar."""
         return supcon_loss(
             features,
             labels,
@@ -304,11 +542,19 @@ class SupConLoss(torch.nn.Module):
             variant=self.variant,
             contrast_mode=self.contrast_mode,
             positives_cap=self.positives_cap,
+            label_overlap=self.label_overlap,
+            ref_features=ref_features,
+            ref_labels=ref_labels,
+            ref_mask=ref_mask,
+            gather=self.gather,
         )
 
     def extra_repr(self) -> str:
         """The options, shown by ``print(module)``."""
-        return (
+        text = (
             f"temperature={self.temperature}, variant={self.variant!r}, "
             f"contrast_mode={self.contrast_mode!r}, positives_cap={self.positives_cap}"
         )
+        if self.label_overlap != "any":
+            text += f", label_overlap={self.label_overlap!r}"
+        return text + (", gather=True" if self.gather else "")

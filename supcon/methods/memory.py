@@ -19,7 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
-from ..losses import queue_supcon_loss
+from ..losses import (
+    queue_supcon_loss,  # noqa: F401 (re-exported by supcon.methods)
+    supcon_loss,
+)
 from ._common import ContrastiveModel, check_views, full_precision
 from .supcon import SupCon
 
@@ -159,13 +162,14 @@ class MemorySupCon:
         return model(images)[1]
 
     def loss_from_embeddings(self, z: Tensor, labels: Tensor) -> Tensor:
-        """:func:`queue_supcon_loss` of ``z`` ``[B, V, D]`` against the queue, in float32."""
+        """:func:`supcon_loss` of ``z`` ``[B, V, D]`` with the queued keys as ``ref_features``
+        (and their labels as ``ref_labels``), in float32."""
         keys, key_labels = self._bound().queue.contents()
         b = self.base
         with full_precision(z.device):
-            return queue_supcon_loss(z.float(), labels, keys, key_labels, temperature=b.temperature,
-                                     variant=b.variant, contrast_mode=b.contrast_mode,
-                                     positives_cap=b.positives_cap)
+            return supcon_loss(z.float(), labels, temperature=b.temperature, variant=b.variant,
+                               contrast_mode=b.contrast_mode, positives_cap=b.positives_cap,
+                               ref_features=keys.to(z.device), ref_labels=key_labels.to(z.device))
 
     @torch.no_grad()
     def remember(self, model: nn.Module, images: Tensor, labels: Tensor, chunk: int | None = None) -> None:

@@ -25,6 +25,8 @@ class SupCon:
         feat_dim: size of the projection z.
         positives_cap: keep at most this many random positives per anchor (None: all).
         contrast_mode: ``"all"`` views are anchors, or only view 0 (``"one"``).
+        label_overlap: with ``[B, C]`` multi-hot labels (label sets), the weight of a positive:
+            ``"any"`` or ``"jaccard"`` (see :func:`supcon_loss`).
 
     Raises:
         ValueError: an option the loss or head would refuse (checked here, not at the first
@@ -42,8 +44,12 @@ class SupCon:
         feat_dim: int = 128,
         positives_cap: int | None = None,
         contrast_mode: str = "all",
+        label_overlap: str = "any",
     ) -> None:
         check_contrastive_options(temperature, head, feat_dim, variant, contrast_mode)
+        if label_overlap not in ("any", "jaccard"):
+            raise ValueError(f"label_overlap must be one of ('any', 'jaccard'), got {label_overlap!r}")
+        self.label_overlap = label_overlap
         if positives_cap is not None and (
             isinstance(positives_cap, bool)
             or not isinstance(positives_cap, int)
@@ -59,7 +65,8 @@ class SupCon:
         return ContrastiveModel(encoder, head)
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """images ``[B, V, C, H, W]``, labels ``[B]`` -> ``{"loss", "features" [B, F]}``.
+        """images ``[B, V, C, H, W]``, labels ``[B]`` (or ``[B, C]`` label sets) ->
+        ``{"loss", "features" [B, F]}``.
 
         All B*V views go through ``model`` in one pass (so BatchNorm sees them together).
 
@@ -78,7 +85,8 @@ class SupCon:
         return model(images)[1]
 
     def loss_from_embeddings(self, z: Tensor, labels: Tensor) -> Tensor:
-        """SupCon loss of ``z`` ``[B, V, D]`` (or ``[N, D]``) with ``labels`` ``[B]``, in float32."""
+        """SupCon loss of ``z`` ``[B, V, D]`` (or ``[N, D]``) with ``labels`` ``[B]`` (or ``[B, C]``
+        multi-hot), in float32."""
         with full_precision(z.device):
             return supcon_loss(
                 z.float(),
@@ -87,4 +95,5 @@ class SupCon:
                 variant=self.variant,
                 contrast_mode=self.contrast_mode,
                 positives_cap=self.positives_cap,
+                label_overlap=self.label_overlap,
             )

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .external import create_external, is_external
+
 EncoderFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, EncoderFactory] = {}
 
@@ -46,22 +48,30 @@ def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
     """Build the encoder registered as ``name`` for images with ``in_channels`` channels.
 
     ``kwargs`` are the encoder's own options (e.g. ``widths`` of ``small-resnet``, ``norm``).
+    ``timm:<name>`` and ``torchvision:<name>`` build that library's backbone without its
+    classifier, adapted to ``in_channels`` (options: ``pretrained``, from files already on disk
+    only, and for timm ``drop_rate``, ``drop_path_rate``; see :mod:`supcon.models.external`).
     The result maps ``[B, in_channels, H, W] -> [B, num_features]`` and records how it was built
     in ``.encoder_config``.
 
     Raises:
-        ValueError: unknown name (the closest names are suggested), a bad ``in_channels``, or
-            an option the encoder does not take (its valid options are listed).
+        ValueError: unknown name (the closest names are suggested), a bad ``in_channels``, an
+            option the encoder does not take (its valid options are listed), timm missing,
+            pretrained weights not on disk, or a backbone whose output is not ``[B, F]``.
     """
     factory = _REGISTRY.get(name)
-    if factory is None:
+    if factory is None and not is_external(name):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())})")
+        raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())}; "
+                         "or timm:<name>, torchvision:<name>)")
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
-    _check_options(name, factory, kwargs)
-    encoder = factory(in_channels=in_channels, **kwargs)
+    if factory is None:
+        encoder = create_external(name, in_channels, **kwargs)
+    else:
+        _check_options(name, factory, kwargs)
+        encoder = factory(in_channels=in_channels, **kwargs)
     encoder.encoder_config = {"name": name, "in_channels": in_channels, **kwargs}
     return encoder
 

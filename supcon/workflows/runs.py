@@ -99,6 +99,7 @@ def open_run(path: str | Path, what: str = "--run") -> Run:
 def _load_model(path: Path, cfg: Config, meta: dict[str, Any], what: str) -> nn.Module:
     """The stage-1 model rebuilt from the checkpoint (this is where the head comes from)."""
     from ..models import create_encoder
+    from ..models.external import is_external
 
     ckpt = path / CHECKPOINT_NAME
     if not ckpt.is_file():
@@ -107,8 +108,10 @@ def _load_model(path: Path, cfg: Config, meta: dict[str, Any], what: str) -> nn.
         state = load_checkpoint(ckpt)
     except CheckpointError:
         raise RunError(f"{what} {path}: {CHECKPOINT_NAME} is corrupt or unreadable{_DAMAGED}") from None
-    encoder = create_encoder(cfg.model.encoder, in_channels=meta.get("in_channels", 3),
-                             **cfg.model.encoder_options)
+    options = dict(cfg.model.encoder_options)
+    if is_external(cfg.model.encoder):  # the checkpoint has the weights: fetch no pretrained ones
+        options["pretrained"] = False
+    encoder = create_encoder(cfg.model.encoder, in_channels=meta.get("in_channels", 3), **options)
     num_classes = len(meta.get("class_names", ())) or 2
     model = create_method(cfg.method, **method_options(cfg)).build_model(encoder, num_classes)
     try:

@@ -1,0 +1,214 @@
+"""timm and torchvision backbones as encoders (``timm:<name>``, ``torchvision:<name>``): channels
+adapted, classifier removed, feature size read from the model, pretrained weights only from disk,
+and ``load_encoder`` rebuilding them from a run folder alone, in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import supcon
+from supcon import cli
+from supcon.models import create_encoder
+from supcon.weights import save_encoder
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network (a connection attempt fails the test) and empty weight caches."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    try:
+        from huggingface_hub import constants
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    except ImportError:
+        pass
+    return tmp_path
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+def test_torchvision_backbone_grayscale_without_classifier(offline):
+    encoder = create_encoder("torchvision:resnet18", in_channels=1)
+    backbone = encoder.backbone
+    assert isinstance(backbone.fc, nn.Identity) and backbone.conv1.in_channels == 1
+    assert encoder.num_features == 512 and encoder.encoder_config == {"name": "torchvision:resnet18",
+                                                                      "in_channels": 1}
+    out = encoder(torch.randn(3, 1, 32, 32))
+    assert out.shape == (3, 512)
+    small = create_encoder("torchvision:mobilenet_v3_small", in_channels=3)
+    assert small.num_features == 576 and small(torch.randn(2, 3, 40, 40)).shape == (2, 576)
+
+
+def test_torchvision_pretrained_weights_come_from_the_hub_cache_only(offline):
+    import torchvision
+
+    reference = torchvision.models.resnet18()
+    with pytest.raises(ValueError, match=r"pretrained weights are not on disk.*resnet18-f37072fd\.pth.*"
+                                         r"nothing is downloaded at run time"):
+        create_encoder("torchvision:resnet18", in_channels=1, pretrained=True)
+    cache = offline / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache / "resnet18-f37072fd.pth")
+    gray = create_encoder("torchvision:resnet18", in_channels=1, pretrained=True).backbone
+    torch.testing.assert_close(gray.conv1.weight, reference.conv1.weight.sum(1, keepdim=True))
+    torch.testing.assert_close(gray.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    rgb = create_encoder("torchvision:resnet18", in_channels=3, pretrained=True).backbone
+    torch.testing.assert_close(rgb.conv1.weight, reference.conv1.weight)
+    # five channels: R, G, B, R, G, scaled by 3/5 (timm's adapt_input_conv)
+    five = create_encoder("torchvision:resnet18", in_channels=5, pretrained=True).backbone
+    w = reference.conv1.weight
+    torch.testing.assert_close(five.conv1.weight, torch.cat([w, w[:, :2]], dim=1) * 3 / 5)
+
+
+# ----------------------------------------------------------------------------- timm
+
+
+def test_timm_backbone_reads_its_feature_size_and_adapts_channels(offline):
+    timm = pytest.importorskip("timm")
+    for channels in (1, 3):
+        encoder = create_encoder("timm:test_resnet", in_channels=channels)
+        plain = timm.create_model("test_resnet", num_classes=0, in_chans=channels)
+        assert encoder.num_features == plain.num_features == 96
+        assert encoder(torch.randn(2, channels, 24, 24)).shape == (2, 96)
+    dropped = create_encoder("timm:test_efficientnet", in_channels=1, drop_rate=0.1, drop_path_rate=0.1)
+    assert dropped.encoder_config == {"name": "timm:test_efficientnet", "in_channels": 1, "drop_rate": 0.1,
+                                      "drop_path_rate": 0.1}
+
+
+def test_timm_pretrained_from_a_file_or_the_cache_never_downloads(offline):
+    timm = pytest.importorskip("timm")
+    with pytest.raises(ValueError, match=r"pretrained weights are not on disk.*nothing is downloaded"):
+        create_encoder("timm:test_resnet", pretrained=True)
+    source = timm.create_model("test_resnet")
+    path = offline / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    loaded = create_encoder("timm:test_resnet", in_channels=3, pretrained=str(path)).backbone
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, source.state_dict()[key], msg=key)
+    gray = create_encoder("timm:test_resnet", in_channels=1, pretrained=str(path)).backbone
+    first = source.pretrained_cfg["first_conv"] + ".weight"
+    torch.testing.assert_close(gray.state_dict()[first], source.state_dict()[first].sum(1, keepdim=True))
+    # pretrained=True: from the Hugging Face cache, laid out as huggingface_hub leaves a download
+    repo = offline / "hf" / "models--timm--test_resnet.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abc")
+    (repo / "snapshots" / "0123abc").mkdir(parents=True)
+    path.rename(repo / "snapshots" / "0123abc" / "model.safetensors")
+    cached = create_encoder("timm:test_resnet", in_channels=3, pretrained=True).backbone
+    torch.testing.assert_close(cached.state_dict()[first], source.state_dict()[first])
+    with pytest.raises(ValueError, match=r"pretrained='nope.pth' is not a file"):
+        create_encoder("timm:test_resnet", pretrained="nope.pth")
+
+
+def test_a_backbone_that_does_not_pool_is_refused(offline, monkeypatch):
+    timm = pytest.importorskip("timm")
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: nn.Conv2d(k["in_chans"], 4, 3))
+    with pytest.raises(ValueError, match=r"encoder 'timm:test_resnet': the backbone's output after pooling "
+                                         r"is \(2, 4, 62, 62\), not \[B, F\]"):
+        create_encoder("timm:test_resnet", in_channels=1)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("timm:resnt18", r"unknown encoder 'timm:resnt18': timm has no model 'resnt18'; did you mean 'timm:resnet18'"),
+    ("torchvision:resnet19", r"torchvision has no model 'resnet19'; did you mean 'torchvision:resnet18'"),
+    ("timm:hf-hub:timm/resnet18.a1_in1k", r"timm has no model 'hf-hub:timm/resnet18.a1_in1k'"),
+    ("torchvision:os.system", r"torchvision has no model 'os.system'"),
+    ("tim:resnet18", r"unknown encoder 'tim:resnet18'.*or timm:<name>, torchvision:<name>"),
+])
+def test_unknown_names_suggest_close_ones_and_never_reach_a_hub(name, message, offline):
+    if name.startswith("timm"):
+        pytest.importorskip("timm")
+    with pytest.raises(ValueError, match=message):
+        create_encoder(name)
+
+
+def test_bad_options(offline):
+    with pytest.raises(ValueError, match=r"got unknown option\(s\) \['widths'\]; valid options: \['pretrained'\]"):
+        create_encoder("torchvision:resnet18", widths=[8])
+    with pytest.raises(ValueError, match=r"pretrained must be true, false or a file path, got 1"):
+        create_encoder("torchvision:resnet18", pretrained=1)
+    pytest.importorskip("timm")
+    with pytest.raises(ValueError, match=r"drop_rate must be a number in \[0, 1\), got 2"):
+        create_encoder("timm:test_resnet", drop_rate=2)
+
+
+def test_load_encoder_rebuilds_without_fetching_pretrained_weights(offline, tmp_path):
+    pytest.importorskip("timm")
+    encoder = create_encoder("timm:test_resnet", in_channels=1).eval()
+    meta = {"encoder": "timm:test_resnet", "in_channels": 1,
+            "encoder_kwargs": {"pretrained": True, "drop_rate": 0.0}}  # pretrained: ignored on load
+    save_encoder(encoder, tmp_path / "run", meta)
+    loaded = supcon.load_encoder(tmp_path / "run")
+    x = torch.randn(2, 1, 20, 20)
+    torch.testing.assert_close(loaded(x), encoder(x))
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _stripes(root: Path) -> Path:
+    """Two classes of 16x16 grey images: horizontal and vertical stripes at random phases."""
+    rng = np.random.default_rng(0)
+    for name, axis in (("horizontal", 0), ("vertical", 1)):
+        (root / name).mkdir(parents=True)
+        for i in range(20):
+            wave = (np.arange(16) + rng.integers(0, 4)) % 4 < 2
+            image = np.repeat(wave[:, None] if axis == 0 else wave[None, :], 16, axis=1 - axis)
+            noise = rng.integers(0, 40, (16, 16))
+            Image.fromarray((image * 200 + noise).astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_timm_backbone_trains_from_the_cli_and_loads_in_a_fresh_process(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    monkeypatch.chdir(tmp_path)
+    images, run = _stripes(tmp_path / "stripes"), tmp_path / "run"
+    argv = ["train", "--data", str(images), "--out", str(run), "--method", "supcon", "--epochs", "1",
+            "--batch-size", "8", "--workers", "0", "--no-progress", "model.encoder=timm:test_resnet",
+            "linear.epochs=1", "data.val_fraction=0.2"]
+    assert cli.main(argv) == 0
+    meta = json.loads((run / "encoder.json").read_text())
+    assert meta["encoder"] == "timm:test_resnet" and meta["in_channels"] == 1 and meta["num_features"] == 96
+    x = torch.rand(4, 1, 16, 16)
+    save_file({"x": x}, str(tmp_path / "x.safetensors"))
+    script = f"""
+import sys, torch
+from safetensors.torch import load_file, save_file
+import supcon
+encoder = supcon.load_encoder({str(run)!r})
+with torch.no_grad():
+    y = encoder(load_file({str(tmp_path / 'x.safetensors')!r})["x"])
+save_file({{"y": y}}, {str(tmp_path / 'y.safetensors')!r})
+training = [m for m in sys.modules if m.startswith(("supcon.engine", "supcon.methods", "supcon.cli",
+                                                    "supcon.workflows", "supcon.data"))]
+print("training modules:", training)
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training modules: []" in done.stdout, done.stdout
+    here = supcon.load_encoder(run)
+    with torch.no_grad():
+        want = here(x)
+    torch.testing.assert_close(load_file(str(tmp_path / "y.safetensors"))["y"], want)
+    assert want.shape == (4, 96)
