@@ -22,7 +22,7 @@ data:
 	fi
 
 run: setup data
-	$(BIN)/supcon train --method supcon --data fashion-mnist --out runs/fashion-mnist-supcon
+	$(BIN)/supcon train --config fashion-mnist --method supcon --data fashion-mnist --out runs/fashion-mnist-supcon
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
