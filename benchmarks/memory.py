@@ -60,8 +60,8 @@ def _setup(batch: int, micro: int | None, device):
     """Model, optimizer, one input batch and a step_fn for the loop."""
     import torch
 
-    from supcon.engine.gradcache import contrastive_step
     from supcon.methods import create_method
+    from supcon.methods.gradcache import contrastive_step
     from supcon.models import create_encoder
 
     torch.manual_seed(0)

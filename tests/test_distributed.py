@@ -24,9 +24,9 @@ from safetensors.torch import load_file
 from supcon import distributed as dist
 from supcon.config import build_config
 from supcon.engine import pipeline
-from supcon.engine.gradcache import contrastive_step
 from supcon.engine.loop import BACKWARD_DONE
 from supcon.methods import create_method
+from supcon.methods.gradcache import contrastive_step
 from supcon.models import create_encoder
 
 WORLD = 2

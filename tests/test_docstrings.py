@@ -172,7 +172,7 @@ def test_checker_sees_what_it_should():
     objects = _public_objects()
     assert "supcon.losses.supcon.supcon_loss" in objects
     assert "supcon.losses.supcon.SupConLoss" in objects
-    assert "supcon.methods._common.ContrastiveModel" in objects  # re-exported by supcon.methods
+    assert "supcon.methods.base.ContrastiveModel" in objects  # re-exported by supcon.methods
     assert all(q.startswith("supcon.") for q in objects)  # no torch/stdlib re-exports
     assert not any(q.split(".")[-1].startswith("_") for q in objects)
 
@@ -255,7 +255,7 @@ ENTRY_POINTS = [
     ("supcon.data", "AugmentedDataset"),
     ("supcon.engine.pipeline", "run_training"),
     ("supcon.engine.loop", "train_loop"),
-    ("supcon.engine.gradcache", "contrastive_step"),
+    ("supcon.methods.gradcache", "contrastive_step"),
     ("supcon.engine.linear", "fit_linear"),
     ("supcon.methods", "create_method"),
     ("supcon.methods", "SupCon"),

@@ -26,6 +26,7 @@ from ..config import Config, save_config
 from ..data import AugmentedDataset, MultiView, build_loader, build_transform, load_dataset
 from ..eval.knn import extract_features
 from ..methods import create_method
+from ..methods.gradcache import contrastive_step
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
 from .checkpoint import (
@@ -37,7 +38,6 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .gradcache import contrastive_step
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
 from .loop import LoopSpec, Position, train_loop

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 
-from ._common import ClassifierModel, ContrastiveModel
+from .base import ClassifierModel, ContrastiveModel
 from .ce import CrossEntropy
 from .memory import KeyQueue, MemorySupCon, MomentumModel, queue_supcon_loss
 from .simclr import SimCLR

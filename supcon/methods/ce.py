@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.heads import LinearClassifier
-from ._common import ClassifierModel, num_features
+from .base import ClassifierModel, num_features
 
 
 class CrossEntropy:

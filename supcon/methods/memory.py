@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .. import distributed as dist
 from ..losses import queue_supcon_loss
-from ._common import ContrastiveModel, check_views, full_precision
+from .base import ContrastiveModel, check_views, full_precision
 from .supcon import SupCon
 
 

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from ..losses import supcon_loss
 from ..models.heads import ProjectionHead
-from ._common import (
+from .base import (
     ContrastiveModel,
     check_contrastive_options,
     check_views,

@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from supcon.config import build_config
-from supcon.engine import gradcache, pipeline
-from supcon.engine.gradcache import cached_backward, contrastive_step
+from supcon.engine import pipeline
 from supcon.engine.loop import BACKWARD_DONE, LoopSpec, Position, train_loop
-from supcon.methods import ContrastiveModel, create_method
+from supcon.methods import ContrastiveModel, create_method, gradcache
+from supcon.methods.gradcache import cached_backward, contrastive_step
 from supcon.models import ProjectionHead, create_encoder
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
-from .loop import BACKWARD_DONE
+from ..engine.loop import BACKWARD_DONE
 
 Embed = Callable[[nn.Module, Tensor], Tensor]
 
