@@ -24,9 +24,7 @@ from safetensors.torch import load_file
 from supcon import distributed as dist
 from supcon.config import build_config
 from supcon.engine import pipeline
-from supcon.engine.loop import BACKWARD_DONE
-from supcon.methods import create_method
-from supcon.methods.gradcache import contrastive_step
+from supcon.methods import BACKWARD_DONE, create_method
 from supcon.models import create_encoder
 
 WORLD = 2
@@ -132,7 +130,7 @@ def _steps_match_one_process(rank: int, init) -> None:
     for (kind, micro), (ref_loss, ref_grads, ref_queue) in zip(CASES, refs, strict=True):
         method, model = _make(kind)
         ddp = dist.wrap_model(model, torch.device("cpu"))
-        out = contrastive_step(method, ddp, images[half], labels[half], micro_batch_size=micro)
+        out = method(ddp, images[half], labels[half], micro_batch_size=micro)
         if not out[BACKWARD_DONE]:
             out["loss"].backward()
         where = f"{kind}, micro-batch {micro}, rank {rank}"

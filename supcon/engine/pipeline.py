@@ -25,8 +25,7 @@ from .. import distributed as dist
 from ..config import Config, save_config
 from ..data import AugmentedDataset, MultiView, build_loader, build_transform, load_dataset
 from ..eval.knn import extract_features
-from ..methods import create_method
-from ..methods.gradcache import contrastive_step
+from ..methods import Method, create_method
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
 from .checkpoint import (
@@ -44,7 +43,6 @@ from .loop import LoopSpec, Position, train_loop
 from .optim import build_optimizer
 
 log = logging.getLogger("supcon")
-CONTRASTIVE = ("supcon", "simclr")
 
 
 class RunFolderError(ValueError):
@@ -56,7 +54,7 @@ class Components:
     """Everything stage 1 needs, built from a Config."""
 
     splits: Any
-    method: Any
+    method: Method
     model: nn.Module
     probe: nn.Module | None
     train_data: AugmentedDataset
@@ -128,10 +126,10 @@ def build(cfg: Config) -> Components:
     train_model = dist.wrap_model(model, device, sync_bn=cfg.train.sync_bn)
     model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
     probe = None
-    if cfg.method in CONTRASTIVE and cfg.train.online_probe:
+    if method.multi_view and cfg.train.online_probe:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
     transform = build_transform(cfg.data.augmentation, info, train=True)
-    if cfg.data.n_views > 1 or cfg.method in CONTRASTIVE:
+    if cfg.data.n_views > 1 or method.multi_view:
         transform = MultiView(transform, cfg.data.n_views)
     train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed)
     loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
@@ -222,16 +220,12 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
              cfg.train.batch_size * dist.world_size(), cfg.data.n_views, lr)
     _log_scale(cfg, lr)
     micro = cfg.train.micro_batch_size
-    # Contrastive steps go through gradient caching and/or the cross-rank gather when either is on.
-    global_step = cfg.method in CONTRASTIVE and (micro is not None or dist.world_size() > 1)
 
     def step_fn(batch):
         images, labels = (t.to(c.device, non_blocking=True) for t in batch)
-        if global_step:
-            out = contrastive_step(c.method, c.train_model, images, labels, micro_batch_size=micro,
-                                   grad_scale=scaler.get_scale() if scaler.is_enabled() else 1.0)
-        else:
-            out = c.method(c.train_model, images, labels)
+        # get_scale() waits for the GPU: only gradient caching, which does its own backward, needs it
+        scale = scaler.get_scale() if scaler.is_enabled() and micro is not None else 1.0
+        out = c.method(c.train_model, images, labels, micro_batch_size=micro, grad_scale=scale)
         if c.probe is not None:
             out["probe_acc"] = _probe_step(c.probe, probe_opt, out["features"], labels)
         return out
@@ -263,7 +257,7 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
 
     return train_loop(c.model, step_fn, _epoch_batches(c), optimizer, spec, position, scaler=scaler,
                       on_step=on_step, on_epoch=on_epoch, progress=_tqdm if progress else None, stage="pretrain",
-                      after_step=getattr(c.method, "after_step", None))
+                      after_step=c.method.after_step)
 
 
 def _log_scale(cfg: Config, lr: float) -> None:
@@ -278,7 +272,7 @@ def _log_scale(cfg: Config, lr: float) -> None:
     else:
         log.info("lr %.4g = optim.lr, not scaled with the global batch %d (optim.scale_lr=false)",
                  lr, world * batch)
-    if cfg.train.micro_batch_size is not None and cfg.method in CONTRASTIVE:
+    if cfg.train.micro_batch_size is not None:  # validated: contrastive methods only
         log.info("gradient caching: micro-batches of %d images", cfg.train.micro_batch_size)
 
 
@@ -346,7 +340,7 @@ def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progres
     encoder = c.model.encoder
     banks = {name: extract_features(encoder, eval_loader(getattr(c.splits, name), info, cfg), c.device)
              for name in ("train", "val", "test")}
-    if cfg.method == "ce":
+    if not c.method.multi_view:  # the model holds its own classifier
         classifier = copy.deepcopy(c.model.classifier).cpu().eval()
         selected = {"val_top1": _accuracy(classifier, banks["val"], 1)}
     else:

@@ -1,7 +1,8 @@
 """Training methods: small objects that turn a batch into ``{"loss": ..., "features": ...}``.
 
-``create_method(name, **options)`` builds one; names are ``supcon``, ``simclr`` and ``ce``.
-``supcon`` with a ``memory`` option is the momentum-queue variant (:class:`MemorySupCon`).
+Every method follows the contract :class:`~.base.Method`; ``create_method(name, **options)``
+builds one; names are ``supcon``, ``simclr`` and ``ce``. ``supcon`` with a ``memory`` option is
+the momentum-queue variant (:class:`MemorySupCon`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import difflib
 import inspect
 
-from .base import ClassifierModel, ContrastiveModel
+from .base import BACKWARD_DONE, ClassifierModel, ContrastiveModel, Method
 from .ce import CrossEntropy
-from .memory import KeyQueue, MemorySupCon, MomentumModel, queue_supcon_loss
+from .contrastive import ContrastiveMethod
+from .memory import KeyQueue, MemorySupCon, MomentumModel
 from .simclr import SimCLR
 from .supcon import SupCon
 
@@ -23,7 +25,7 @@ def list_methods() -> list[str]:
     return list(METHODS)
 
 
-def create_method(name: str, **options) -> SupCon | SimCLR | CrossEntropy | MemorySupCon:
+def create_method(name: str, **options) -> Method:
     """Build the method ``name`` with its ``options`` (see each class for the valid ones).
 
     ``create_method("supcon", memory=N, momentum=m)`` gives :class:`MemorySupCon`.
@@ -46,16 +48,18 @@ def create_method(name: str, **options) -> SupCon | SimCLR | CrossEntropy | Memo
 
 
 __all__ = [
+    "BACKWARD_DONE",
     "METHODS",
     "ClassifierModel",
+    "ContrastiveMethod",
     "ContrastiveModel",
     "CrossEntropy",
     "KeyQueue",
     "MemorySupCon",
+    "Method",
     "MomentumModel",
     "SimCLR",
     "SupCon",
     "create_method",
     "list_methods",
-    "queue_supcon_loss",
 ]

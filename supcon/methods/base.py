@@ -1,4 +1,5 @@
-"""Pieces the methods share: the two model wrappers and batch-shape helpers.
+"""The method contract (:class:`Method`) and the pieces the methods share: the two model
+wrappers and batch-shape helpers.
 
 Each wrapper's ``forward`` does the whole computation, so that a wrapped model (DDP,
 ``torch.compile``) sees every call go through its own ``forward``.
@@ -7,9 +8,45 @@ Each wrapper's ``forward`` does the whole computation, so that a wrapped model (
 from __future__ import annotations
 
 import contextlib
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+
+# A step that back-propagated its own loss (gradient caching) returns this key set to True; the
+# training loop then only clips and steps.
+BACKWARD_DONE = "backward_done"
+
+
+class Method(Protocol):
+    """What the train job needs of a training method (SupCon, SimCLR, the memory variant, CE).
+
+    The train job knows methods only through this contract: it never asks for a method's name.
+    """
+
+    name: str
+    """Registry name: ``supcon``, ``simclr`` or ``ce``."""
+    multi_view: bool
+    """True for the contrastive methods: batches are ``[B, V, C, H, W]`` (the train job makes the
+    views), the model has no classifier, so the job trains the online probe during stage 1 and
+    fits the linear stage after it. False: batches ``[B, C, H, W]``, and the model's
+    ``classifier`` is the one evaluated."""
+
+    def build_model(self, encoder: nn.Module, num_classes: int) -> nn.Module:
+        """The stage-1 model around ``encoder`` (kept as ``.encoder``); its ``forward`` maps
+        ``[N, C, H, W]`` to ``(r [N, F], outputs)``."""
+        ...
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor | None, *,
+                 micro_batch_size: int | None = None, grad_scale: float = 1.0) -> dict[str, Any]:
+        """One step's ``{"loss", "features" [B, F] (detached, for the probe), ...}``. A result
+        with ``BACKWARD_DONE: True`` was already back-propagated (gradient caching, with
+        ``micro_batch_size`` images at a time and the backward multiplied by ``grad_scale``)."""
+        ...
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (the memory variant's momentum update)."""
+        ...
 
 
 class ContrastiveModel(nn.Module):

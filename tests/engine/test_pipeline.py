@@ -118,13 +118,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         c = real_build(cfg)
         real_method, calls = c.method, []
 
-        def poisoned(model, images, labels):
-            out = real_method(model, images, labels)
+        def poisoned(model, images, labels, **step_options):
+            out = real_method(model, images, labels, **step_options)
             calls.append(1)
             if len(calls) == 8:
                 out["loss"] = out["loss"] * float("nan")
             return out
 
+        poisoned.after_step = real_method.after_step  # the rest of the method contract
         c.method = poisoned
         return c
 

@@ -14,8 +14,8 @@ from supcon.config import build_config
 from supcon.engine import pipeline
 from supcon.engine.checkpoint import load_checkpoint, save_checkpoint
 from supcon.engine.loop import LoopSpec, Position, train_loop
-from supcon.losses import supcon_loss
-from supcon.methods import KeyQueue, MemorySupCon, create_method, queue_supcon_loss
+from supcon.losses import queue_supcon_loss, supcon_loss
+from supcon.methods import KeyQueue, MemorySupCon, create_method
 from supcon.models import create_encoder
 
 
