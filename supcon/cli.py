@@ -145,7 +145,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        dotted=args.overrides)
     out = _out_folder(args.out)
     from . import distributed as dist  # torch is imported only once the config is known to be fine
-    from .engine.pipeline import run_training
+    from .engine.train_job import run_training
 
     dist.init_from_env(cfg.train.device)  # a no-op unless launched by torchrun
     main = dist.is_main()
@@ -268,7 +268,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace, seeds: int = 1):
-    from .engine.pipeline import resolve_device
+    from .engine.train_job import resolve_device
     from .workflows import StudySpec
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from supcon import distributed as dist
 from supcon.config import build_config
-from supcon.engine import pipeline
+from supcon.engine import train_job
 from supcon.methods import BACKWARD_DONE, create_method
 from supcon.models import create_encoder
 
@@ -148,7 +148,7 @@ def test_two_process_step_equals_one_process_on_the_whole_batch():
 
 
 def _interrupt_after(batches: int):
-    real = pipeline._epoch_batches
+    real = train_job._epoch_batches
 
     def cut(c):
         inner = real(c)
@@ -166,19 +166,19 @@ def _pipeline_and_resume(rank: int, init, tmp: Path) -> None:
     init()
     cfg = build_config(None, overrides={"method": "supcon"},
                        dotted=[*TINY, "train.batch_size=128", "train.checkpoint_every_steps=2"])
-    full = pipeline.run_training(cfg, tmp / "full")
-    real = pipeline._epoch_batches
-    pipeline._epoch_batches = _interrupt_after(3)
+    full = train_job.run_training(cfg, tmp / "full")
+    real = train_job._epoch_batches
+    train_job._epoch_batches = _interrupt_after(3)
     try:
-        pipeline.run_training(cfg, tmp / "cut")
+        train_job.run_training(cfg, tmp / "cut")
     except KeyboardInterrupt:
         pass
     else:
         raise AssertionError("the run was not interrupted")
     finally:
-        pipeline._epoch_batches = real
+        train_job._epoch_batches = real
     assert not (tmp / "cut" / "results.json").exists()
-    resumed = pipeline.run_training(cfg, tmp / "cut", resume=True)
+    resumed = train_job.run_training(cfg, tmp / "cut", resume=True)
     assert {k: v for k, v in resumed.items() if k != "train_time_s"} == \
         {k: v for k, v in full.items() if k != "train_time_s"}
 
@@ -187,7 +187,7 @@ def test_ddp_pipeline_resumes_and_matches_one_process_with_the_global_batch(tmp_
     run_ranks(_pipeline_and_resume, tmp_path)
     torch.set_num_threads(1)
     single = build_config(None, overrides={"method": "supcon"}, dotted=[*TINY, "train.batch_size=256"])
-    pipeline.run_training(single, tmp_path / "single")
+    train_job.run_training(single, tmp_path / "single")
     records = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["stage"] == "pretrain_epoch"] == [1]  # rank 0 only
     ddp, one = load_file(str(tmp_path / "full" / "encoder.safetensors")), \

@@ -156,7 +156,7 @@ def _raises_undocumented(objects: dict[str, object]) -> list[str]:
 
 
 def test_every_module_imports():
-    assert {"supcon.losses._tiled", "supcon.cli", "supcon.engine.pipeline"} <= set(ALL_MODULES)
+    assert {"supcon.losses._tiled", "supcon.cli", "supcon.engine.train_job"} <= set(ALL_MODULES)
     assert "supcon.losses" in MODULES and "supcon.losses._tiled" not in MODULES
     for name in ALL_MODULES:
         importlib.import_module(name)
@@ -253,7 +253,7 @@ ENTRY_POINTS = [
     ("supcon.data", "EpochBatchSampler"),
     ("supcon.data", "MultiView"),
     ("supcon.data", "AugmentedDataset"),
-    ("supcon.engine.pipeline", "run_training"),
+    ("supcon.engine.train_job", "run_training"),
     ("supcon.engine.loop", "train_loop"),
     ("supcon.methods", "ContrastiveMethod"),
     ("supcon.methods.gradcache", "cached_backward"),

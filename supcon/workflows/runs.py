@@ -20,7 +20,7 @@ from torch import nn
 
 from ..config import Config, ConfigError, load_config
 from ..engine.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from ..engine.pipeline import method_options, run_training
+from ..engine.train_job import method_options, run_training
 from ..methods import create_method
 from ..weights import ENCODER_META, ENCODER_WEIGHTS, load_encoder
 

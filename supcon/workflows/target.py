@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..config import Config
 from ..data import DatasetInfo, ImageDataset, Splits, build_transform, load_dataset
 from ..data.images import fit_square
-from ..engine.pipeline import eval_loader
+from ..engine.train_job import eval_loader
 from ..eval.knn import extract_features
 from .runs import Run, RunError
 

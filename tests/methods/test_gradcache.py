@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from supcon.config import build_config
-from supcon.engine import pipeline
+from supcon.engine import train_job
 from supcon.engine.loop import LoopSpec, Position, train_loop
 from supcon.methods import BACKWARD_DONE, ContrastiveModel, create_method, gradcache
 from supcon.methods.gradcache import cached_backward
@@ -156,7 +156,7 @@ def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path):
             "linear.epochs=1", "data.augmentation=none", "train.online_probe=false"]
     for name, extra in (("full", []), ("micro", ["train.micro_batch_size=64"])):
         cfg = build_config(None, overrides={"method": "supcon"}, dotted=tiny + extra)
-        pipeline.run_training(cfg, tmp_path / name)
+        train_job.run_training(cfg, tmp_path / name)
     full = load_file(str(tmp_path / "full" / "encoder.safetensors"))
     micro = load_file(str(tmp_path / "micro" / "encoder.safetensors"))
     for key in full:

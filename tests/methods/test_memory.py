@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from supcon.cli import build_parser
 from supcon.config import build_config
-from supcon.engine import pipeline
+from supcon.engine import train_job
 from supcon.engine.checkpoint import load_checkpoint, save_checkpoint
 from supcon.engine.loop import LoopSpec, Position, train_loop
 from supcon.losses import queue_supcon_loss, supcon_loss
@@ -203,8 +203,8 @@ def test_pipeline_run_with_memory_resumes_exactly(tmp_path, monkeypatch):
         "data.name=digits", "data.num_workers=0", "train.batch_size=256", "train.epochs=1",
         "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2]}", "linear.epochs=1",
         "loss.memory=1024", "loss.momentum=0.9", "train.checkpoint_every_steps=2"])
-    full = pipeline.run_training(cfg, tmp_path / "full")
-    real = pipeline._epoch_batches
+    full = train_job.run_training(cfg, tmp_path / "full")
+    real = train_job._epoch_batches
 
     def cut_after_three(c):
         def batches(epoch, start):
@@ -214,13 +214,13 @@ def test_pipeline_run_with_memory_resumes_exactly(tmp_path, monkeypatch):
                 yield batch
         return batches
 
-    monkeypatch.setattr(pipeline, "_epoch_batches", cut_after_three)
+    monkeypatch.setattr(train_job, "_epoch_batches", cut_after_three)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run_training(cfg, tmp_path / "cut")
+        train_job.run_training(cfg, tmp_path / "cut")
     saved = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert saved["position"]["step"] == 2 and int(saved["model"]["queue.count"]) == 2 * 512
     monkeypatch.undo()
-    resumed = pipeline.run_training(cfg, tmp_path / "cut", resume=True)
+    resumed = train_job.run_training(cfg, tmp_path / "cut", resume=True)
     assert {k: v for k, v in resumed.items() if k != "train_time_s"} == \
         {k: v for k, v in full.items() if k != "train_time_s"}
     a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt")["model"] for name in ("full", "cut"))

@@ -3,9 +3,9 @@
 import pytest
 
 from supcon.config import build_config
-from supcon.engine.pipeline import run_training
+from supcon.engine.train_job import run_training
 
-# The tiny setting of tests/engine/test_pipeline.py, one epoch shorter for the contrastive runs.
+# The tiny setting of tests/engine/test_train_job.py, one epoch shorter for the contrastive runs.
 TINY = [
     "data.num_workers=0", "train.batch_size=64", "train.epochs=1",
     "model.encoder_options={widths: [16, 32], blocks: [1, 1], strides: [2, 2]}",

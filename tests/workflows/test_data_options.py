@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from supcon.config import load_config
-from supcon.engine.pipeline import build
+from supcon.engine.train_job import build
 from supcon.workflows.runs import open_run
 from supcon.workflows.target import load_target
 

@@ -12,7 +12,7 @@ from torch import nn
 import supcon
 from supcon.config import load_config
 from supcon.data import load_dataset
-from supcon.engine.pipeline import eval_loader
+from supcon.engine.train_job import eval_loader
 from supcon.eval import corruption_errors, expected_calibration_error, extract_features, knn_top1
 from supcon.workflows import robust
 from supcon.workflows.target import preprocess_fn, to_channels

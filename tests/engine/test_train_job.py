@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 import supcon
 from supcon.config import build_config
-from supcon.engine import pipeline
+from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
 
@@ -30,7 +30,7 @@ def tiny(method: str, *extra: str):
 
 @pytest.mark.parametrize("method", ["supcon", "simclr", "ce"])
 def test_each_method_runs_the_whole_pipeline(method, tmp_path):
-    results = pipeline.run_training(tiny(method), tmp_path)
+    results = train_job.run_training(tiny(method), tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
     assert {"method", "data", "epochs", "test_top1"} <= results.keys()
@@ -45,7 +45,7 @@ def test_each_method_runs_the_whole_pipeline(method, tmp_path):
 
 
 def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
-    pipeline.run_training(tiny("supcon"), tmp_path)
+    train_job.run_training(tiny("supcon"), tmp_path)
     encoder = supcon.load_encoder(tmp_path)
     trained = {k[len("encoder."):]: v for k, v in load_checkpoint(tmp_path / "checkpoint.pt")["model"].items()
                if k.startswith("encoder.")}
@@ -58,7 +58,7 @@ def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
 
 
 def _interrupt_after_checkpoints(monkeypatch, count: int):
-    real_save, saved = pipeline.save_checkpoint, []
+    real_save, saved = train_job.save_checkpoint, []
 
     def save_then_die(state, path):
         real_save(state, path)
@@ -66,7 +66,7 @@ def _interrupt_after_checkpoints(monkeypatch, count: int):
         if len(saved) == count:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(train_job, "save_checkpoint", save_then_die)
     return saved
 
 
@@ -76,14 +76,14 @@ def _interrupt_after_checkpoints(monkeypatch, count: int):
 def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, resume_workers, tmp_path,
                                                                     monkeypatch):
     cfg = tiny("supcon", "train.checkpoint_every_steps=7")
-    full = pipeline.run_training(cfg, tmp_path / "full")
+    full = train_job.run_training(cfg, tmp_path / "full")
     saved = _interrupt_after_checkpoints(monkeypatch, stop_after)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run_training(cfg, tmp_path / "cut")
+        train_job.run_training(cfg, tmp_path / "cut")
     monkeypatch.undo()
     assert saved[-1]["step"] < full["steps"]
     again = tiny("supcon", "train.checkpoint_every_steps=7", f"data.num_workers={resume_workers}")
-    resumed = pipeline.run_training(again, tmp_path / "cut", resume=True)
+    resumed = train_job.run_training(again, tmp_path / "cut", resume=True)
     drop = ("train_time_s",)
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
     a = load_file(str(tmp_path / "full" / "encoder.safetensors"))
@@ -94,25 +94,25 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, 
 def test_run_folder_misuse_is_refused(tmp_path):
     cfg = tiny("ce", "train.epochs=1")
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        pipeline.run_training(cfg, tmp_path, resume=True)
-    pipeline.run_training(cfg, tmp_path)
-    with pytest.raises(pipeline.RunFolderError, match="already holds a run"):
-        pipeline.run_training(cfg, tmp_path)
+        train_job.run_training(cfg, tmp_path, resume=True)
+    train_job.run_training(cfg, tmp_path)
+    with pytest.raises(train_job.RunFolderError, match="already holds a run"):
+        train_job.run_training(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="configuration differs"):
-        pipeline.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
+        train_job.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
     ckpt = tmp_path / "checkpoint.pt"
     state = load_checkpoint(ckpt)
     assert state["world_size"] == 1
     save_checkpoint({**state, "world_size": 2}, ckpt)  # as if written by two torchrun processes
     with pytest.raises(CheckpointError, match="written by 2 process\\(es\\), this run has 1"):
-        pipeline.run_training(cfg, tmp_path, resume=True)
+        train_job.run_training(cfg, tmp_path, resume=True)
     save_checkpoint({k: v for k, v in state.items() if k != "world_size"}, ckpt)  # an older checkpoint
-    assert pipeline.run_training(cfg, tmp_path, resume=True)["steps"] == state["position"]["step"]
+    assert train_job.run_training(cfg, tmp_path, resume=True)["steps"] == state["position"]["step"]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     cfg = tiny("ce", "train.checkpoint_every_steps=5")
-    real_build = pipeline.build
+    real_build = train_job.build
 
     def build_with_poisoned_method(cfg):
         c = real_build(cfg)
@@ -129,20 +129,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         c.method = poisoned
         return c
 
-    monkeypatch.setattr(pipeline, "build", build_with_poisoned_method)
+    monkeypatch.setattr(train_job, "build", build_with_poisoned_method)
     with pytest.raises(NonFiniteLossError, match="at step 7"):
-        pipeline.run_training(cfg, tmp_path)
+        train_job.run_training(cfg, tmp_path)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 5
 
 
 def test_image_size_resizes_a_registered_set_in_the_transforms():
     """digits is 32x32 on disk; data.image_size=16 gives 16x16 training and evaluation batches."""
-    c = pipeline.build(tiny("supcon", "data.image_size=16"))
+    c = train_job.build(tiny("supcon", "data.image_size=16"))
     assert c.splits.info.image_size == 16 and c.splits.train.images.shape[-2:] == (32, 32)
     c.loader.set_epoch(0)
     images, _ = next(iter(c.loader))
     assert images.shape == (64, 2, 1, 16, 16)
-    test_images, _ = next(iter(pipeline.eval_loader(c.splits.test, c.splits.info, tiny("supcon"))))
+    test_images, _ = next(iter(train_job.eval_loader(c.splits.test, c.splits.info, tiny("supcon"))))
     # eval transform: antialiased bilinear 32 -> 16 (on uint8: rounded), then normalised
     raw = c.splits.test.images[:4].float()
     small = torch.nn.functional.interpolate(raw, size=16, mode="bilinear", antialias=True).round() / 255
