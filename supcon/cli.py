@@ -268,7 +268,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace, seeds: int = 1):
-    from .engine.train_job import resolve_device
+    from .distributed import resolve_device
     from .workflows import StudySpec
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

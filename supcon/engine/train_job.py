@@ -23,9 +23,16 @@ from torch import nn
 
 from .. import distributed as dist
 from ..config import Config, save_config
-from ..data import AugmentedDataset, MultiView, build_loader, build_transform, load_dataset
+from ..data import (
+    AugmentedDataset,
+    MultiView,
+    build_loader,
+    build_transform,
+    eval_loader,
+    load_dataset,
+)
 from ..eval.knn import extract_features
-from ..methods import Method, create_method
+from ..methods import Method, method_from_config
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
 from .checkpoint import (
@@ -40,7 +47,7 @@ from .checkpoint import (
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
 from .loop import LoopSpec, Position, train_loop
-from .optim import build_optimizer
+from .optim import build_optimizer, peak_lr
 
 log = logging.getLogger("supcon")
 
@@ -68,44 +75,6 @@ class Components:
             self.train_model = self.model
 
 
-def resolve_device(name: str, what: str = "train.device") -> torch.device:
-    """``train.device`` as a device: ``auto`` is cuda when available, else cpu; under torchrun a
-    CUDA device becomes ``cuda:LOCAL_RANK``.
-
-    Raises:
-        ValueError: not a device name, or a cuda device that is not there (``what`` names
-            the setting in the message).
-    """
-    if name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise ValueError(f"{what} {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"{what} {name!r}: CUDA is not available on this machine; use --device cpu")
-        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(f"{what} {name!r}: only {torch.cuda.device_count()} CUDA device(s) are "
-                             "visible; use cuda:0 or check CUDA_VISIBLE_DEVICES")
-    if device.type == "cuda" and dist.world_size() > 1:
-        return torch.device("cuda", dist.local_rank())  # torchrun: one GPU per process
-    return device
-
-
-def method_options(cfg: Config) -> dict[str, Any]:
-    """The ``create_method`` options that ``cfg`` implies for its method (``loss.*`` and
-    ``model.head``/``feat_dim``; ``memory``/``momentum`` when ``loss.memory > 0``)."""
-    if cfg.method == "ce":
-        return {"label_smoothing": cfg.loss.label_smoothing}
-    options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
-    if cfg.method == "supcon":
-        options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap)
-        if cfg.loss.memory:  # the momentum-queue variant
-            options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
-    return options
-
-
 def build(cfg: Config) -> Components:
     """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``).
 
@@ -114,11 +83,11 @@ def build(cfg: Config) -> Components:
             or the data set, encoder or method rejects its options (DataError, ValueError).
     """
     torch.manual_seed(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    device = dist.resolve_device(cfg.train.device)
     splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
                           seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size)
     info = splits.info
-    method = create_method(cfg.method, **method_options(cfg))
+    method = method_from_config(cfg)
     encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
     model = method.build_model(encoder, info.num_classes).to(device)
     if cfg.train.channels_last:
@@ -203,7 +172,7 @@ def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict 
 
 
 def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Position:
-    lr = cfg.optim.lr * (cfg.train.batch_size * dist.world_size() / 256 if cfg.optim.scale_lr else 1.0)
+    lr = peak_lr(cfg.optim, cfg.train.batch_size * dist.world_size())
     optimizer = build_optimizer(c.model, cfg.optim, lr)
     probe_opt = torch.optim.SGD(c.probe.parameters(), lr=0.1, momentum=0.9) if c.probe else None
     scaler = torch.amp.GradScaler(c.device.type, enabled=cfg.train.precision == "fp16")
@@ -328,18 +297,12 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
 
 
-def eval_loader(split, info, cfg: Config):
-    """Deterministic (no augmentation) loader over a split for feature extraction and testing."""
-    data = AugmentedDataset(split, build_transform("none", info, train=False), seed=cfg.train.seed)
-    return build_loader(data, batch_size=max(cfg.linear.batch_size, 256), shuffle=False, drop_last=False,
-                        seed=cfg.train.seed, num_workers=0)
-
-
 def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool) -> dict:
     info = c.splits.info
     encoder = c.model.encoder
-    banks = {name: extract_features(encoder, eval_loader(getattr(c.splits, name), info, cfg), c.device)
-             for name in ("train", "val", "test")}
+    loaders = {name: eval_loader(getattr(c.splits, name), info, batch_size=cfg.linear.batch_size,
+                                 seed=cfg.train.seed) for name in ("train", "val", "test")}
+    banks = {name: extract_features(encoder, loader, c.device) for name, loader in loaders.items()}
     if not c.method.multi_view:  # the model holds its own classifier
         classifier = copy.deepcopy(c.model.classifier).cpu().eval()
         selected = {"val_top1": _accuracy(classifier, banks["val"], 1)}

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from ..distributed import resolve_device
 from ..engine.linear import fit_linear, topk_accuracy
-from ..engine.train_job import resolve_device
 from ..eval.calibration import expected_calibration_error, reliability_diagram
 from ..eval.corruptions import CORRUPTIONS, SEVERITIES
 from ..eval.embeddings import METHODS as EMBEDDINGS

@@ -20,8 +20,8 @@ from torch import nn
 
 from ..config import Config, ConfigError, load_config
 from ..engine.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from ..engine.train_job import method_options, run_training
-from ..methods import create_method
+from ..engine.train_job import run_training
+from ..methods import method_from_config
 from ..weights import ENCODER_META, ENCODER_WEIGHTS, load_encoder
 
 log = logging.getLogger("supcon")
@@ -110,7 +110,7 @@ def _load_model(path: Path, cfg: Config, meta: dict[str, Any], what: str) -> nn.
     encoder = create_encoder(cfg.model.encoder, in_channels=meta.get("in_channels", 3),
                              **cfg.model.encoder_options)
     num_classes = len(meta.get("class_names", ())) or 2
-    model = create_method(cfg.method, **method_options(cfg)).build_model(encoder, num_classes)
+    model = method_from_config(cfg).build_model(encoder, num_classes)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, TypeError):

@@ -19,9 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config
-from ..data import DatasetInfo, ImageDataset, Splits, build_transform, load_dataset
+from ..data import DatasetInfo, ImageDataset, Splits, build_transform, eval_loader, load_dataset
 from ..data.images import fit_square
-from ..engine.train_job import eval_loader
 from ..eval.knn import extract_features
 from .runs import Run, RunError
 
@@ -135,9 +134,9 @@ def features(encoder: nn.Module, target: Target, cfg: Config,
              device: torch.device | str) -> dict[str, tuple[Tensor, Tensor]]:
     """Encoder representations ``(feats [n, F], labels [n])`` of every split (no augmentation)."""
     encoder = encoder.to(device)
-    return {name: extract_features(encoder, eval_loader(getattr(target.splits, name), target.info, cfg),
-                                   device)
-            for name in ("train", "val", "test")}
+    loaders = {name: eval_loader(getattr(target.splits, name), target.info, batch_size=cfg.linear.batch_size,
+                                 seed=cfg.train.seed) for name in ("train", "val", "test")}
+    return {name: extract_features(encoder, loader, device) for name, loader in loaders.items()}
 
 
 def uint8_images(dataset: ImageDataset, indices: Tensor, size: int) -> Tensor:

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 import supcon
 from supcon.config import build_config
+from supcon.data import eval_loader
 from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
@@ -142,7 +143,7 @@ def test_image_size_resizes_a_registered_set_in_the_transforms():
     c.loader.set_epoch(0)
     images, _ = next(iter(c.loader))
     assert images.shape == (64, 2, 1, 16, 16)
-    test_images, _ = next(iter(train_job.eval_loader(c.splits.test, c.splits.info, tiny("supcon"))))
+    test_images, _ = next(iter(eval_loader(c.splits.test, c.splits.info, batch_size=64, seed=0)))
     # eval transform: antialiased bilinear 32 -> 16 (on uint8: rounded), then normalised
     raw = c.splits.test.images[:4].float()
     small = torch.nn.functional.interpolate(raw, size=16, mode="bilinear", antialias=True).round() / 255

@@ -11,8 +11,7 @@ from torch import nn
 
 import supcon
 from supcon.config import load_config
-from supcon.data import load_dataset
-from supcon.engine.train_job import eval_loader
+from supcon.data import eval_loader, load_dataset
 from supcon.eval import corruption_errors, expected_calibration_error, extract_features, knn_top1
 from supcon.workflows import robust
 from supcon.workflows.target import preprocess_fn, to_channels
@@ -29,7 +28,7 @@ def banks_of(run):
     cfg = load_config(run / "config.yaml")
     splits = load_dataset("digits", val_fraction=cfg.data.val_fraction, seed=cfg.train.seed)
     encoder = supcon.load_encoder(run)
-    banks = {s: extract_features(encoder, eval_loader(getattr(splits, s), splits.info, cfg))
+    banks = {s: extract_features(encoder, eval_loader(getattr(splits, s), splits.info, batch_size=256, seed=0))
              for s in ("train", "val", "test")}
     weights = load_file(str(run / "classifier.safetensors"))
     classifier = nn.Linear(*weights["weight"].shape[::-1])
