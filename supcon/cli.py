@@ -25,6 +25,7 @@ from ._cli_messages import (  # noqa: F401  (exit codes are public)
     interrupted_message,
 )
 from .config import DataConfig, LossConfig, TrainConfig, list_presets
+from .run_folder import CONFIG, RESULTS, TRAIN_LOG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +139,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
              "train.batch_size": args.batch_size, "data.data_dir": args.data_dir, "train.seed": args.seed,
              "train.device": args.device, "data.num_workers": args.workers, "loss.memory": args.memory}
     config = args.config
-    saved = Path(args.out) / "config.yaml"
+    saved = Path(args.out) / CONFIG
     if args.resume and config is None and saved.is_file():
         config = str(saved)  # `--out RUN --resume` alone continues the run as it was configured
     cfg = build_config(config, overrides={k: v for k, v in flags.items() if v is not None},
@@ -151,7 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     main = dist.is_main()
     if not main:  # the other ranks only speak up about problems
         logging.getLogger("supcon").setLevel(logging.WARNING)
-    with _file_log(out / "train.log" if main else None):
+    with _file_log(out / TRAIN_LOG if main else None):
         try:
             results = run_training(cfg, out, resume=args.resume,
                                    progress=main and not args.no_progress and sys.stderr.isatty())
@@ -169,7 +170,7 @@ def _print_results(results: dict, out: Path) -> None:
                                       "train_time_s") if k in results]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {out / RESULTS}")
 
 
 def _add_workflow_parsers(sub) -> None:

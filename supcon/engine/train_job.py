@@ -10,7 +10,6 @@ accuracy is computed once, at the end.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from .. import distributed as dist
+from .. import run_folder
 from ..config import Config, save_config
 from ..data import (
     AugmentedDataset,
@@ -36,7 +35,6 @@ from ..methods import Method, method_from_config
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
 from .checkpoint import (
-    CHECKPOINT_NAME,
     CheckpointError,
     check_resumable,
     load_checkpoint,
@@ -50,10 +48,6 @@ from .loop import LoopSpec, Position, train_loop
 from .optim import build_optimizer, peak_lr
 
 log = logging.getLogger("supcon")
-
-
-class RunFolderError(ValueError):
-    """The output folder cannot be used as asked (e.g. it holds another run and --resume is off)."""
 
 
 @dataclass
@@ -128,20 +122,21 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         ``seed`` and ``train_time_s``.
 
     Raises:
-        RunFolderError: ``out_dir`` already holds a run and ``resume`` is False.
+        RunFolderError: ``out_dir`` already holds a run and ``resume`` is False
+            (:func:`supcon.run_folder.check_unused`).
         CheckpointError: ``resume`` without a checkpoint, with another config or number of
             processes, or with an unreadable checkpoint.
         ValueError: anything :func:`build` rejects (data, device, batch size).
         NonFiniteLossError: the loss became NaN or inf (the last checkpoint is kept).
     """
     out = Path(out_dir)
-    ckpt_path = out / CHECKPOINT_NAME
+    ckpt_path = out / run_folder.CHECKPOINT
     state = _start_state(cfg, out, ckpt_path, resume)
     dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
     c = build(cfg)
     logger = MetricsLogger(out if dist.is_main() else None)
     if dist.is_main():
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, out / run_folder.CONFIG)
     started = time.perf_counter()
     try:
         position = _pretrain(cfg, c, state, ckpt_path, logger, progress)
@@ -155,19 +150,18 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
                    encoder=cfg.model.encoder, seed=cfg.train.seed,
                    train_time_s=round(time.perf_counter() - started, 1))
     if dist.is_main():
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        run_folder.write_results(out, results)
     return results
 
 
 def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict | None:
     if resume:
-        if not ckpt_path.is_file():
+        if not run_folder.has_checkpoint(out):
             raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
         state = load_checkpoint(ckpt_path)
         check_resumable(state, cfg.to_dict(), dist.world_size(), out)
         return state
-    if (out / "results.json").exists() or ckpt_path.exists():
-        raise RunFolderError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+    run_folder.check_unused(out)
     return None
 
 
@@ -322,9 +316,8 @@ def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progres
     results = {"test_top1": _accuracy(classifier, banks["test"], 1),
                "test_top5": _accuracy(classifier, banks["test"], 5), **selected}
     if dist.is_main() and logger.folder is not None:
-        linear = getattr(classifier, "fc", classifier)  # one format for every method: weight, bias
-        weights = {k: v.detach().cpu().contiguous() for k, v in linear.state_dict().items()}
-        save_file(weights, str(logger.folder / "classifier.safetensors"))
+        # one format for every method: the linear layer's weight and bias
+        run_folder.save_classifier(getattr(classifier, "fc", classifier), logger.folder)
     logger.log("final", 0, results)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
 

@@ -21,14 +21,15 @@ from ..eval.corruptions import CORRUPTIONS, SEVERITIES
 from ..eval.embeddings import METHODS as EMBEDDINGS
 from ..eval.embeddings import embed_2d, plot_embedding, umap_available
 from ..eval.knn import knn_top1
+from ..run_folder import EVAL as EVAL_NAME
+from ..run_folder import RunError
 from . import robust
 from .gradients import gradient_summary
 from .plots import plot_corruption_curves
-from .runs import Run, RunError, open_run
+from .runs import Run, open_run
 from .target import Target, check_same_data, features, load_target
 
 log = logging.getLogger("supcon")
-EVAL_NAME = "eval.json"
 PLOTS = ("reliability.png", "corruptions.png", "embedding.png", "gradients.png")
 
 

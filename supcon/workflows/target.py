@@ -22,7 +22,8 @@ from ..config import Config
 from ..data import DatasetInfo, ImageDataset, Splits, build_transform, eval_loader, load_dataset
 from ..data.images import fit_square
 from ..eval.knn import extract_features
-from .runs import Run, RunError
+from ..run_folder import RunError
+from .runs import Run
 
 LUMA = (0.299, 0.587, 0.114)
 TRANSFER_RULE = (

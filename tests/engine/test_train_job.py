@@ -12,6 +12,7 @@ from supcon.data import eval_loader
 from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
+from supcon.run_folder import RunFolderError
 
 TINY = [
     "data.name=digits", "data.num_workers=0", "train.batch_size=64", "train.epochs=2",
@@ -97,7 +98,7 @@ def test_run_folder_misuse_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         train_job.run_training(cfg, tmp_path, resume=True)
     train_job.run_training(cfg, tmp_path)
-    with pytest.raises(train_job.RunFolderError, match="already holds a run"):
+    with pytest.raises(RunFolderError, match="already holds a run"):
         train_job.run_training(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="configuration differs"):
         train_job.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
