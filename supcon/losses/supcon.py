@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checks import check_int
 from . import _tiled
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,18 @@ def _check_features_and_options(features, temperature, variant, contrast_mode, p
             f"features contain NaN or inf (shape {tuple(features.shape)}); check the encoder "
             "output or lower the learning rate"
         )
+    check_options(temperature=temperature, variant=variant, contrast_mode=contrast_mode,
+                  positives_cap=positives_cap)
+
+
+def check_options(*, temperature: float = 0.1, variant: str = "out", contrast_mode: str = "all",
+                  positives_cap: int | None = None) -> None:
+    """The loss's option checks (the methods run them at construction, before any batch).
+
+    Raises:
+        ValueError: an unknown ``variant`` or ``contrast_mode``, a ``temperature`` that is not a
+            positive finite number, or a ``positives_cap`` that is not None or an int >= 1.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if contrast_mode not in CONTRAST_MODES:
@@ -220,10 +233,7 @@ def _check_features_and_options(features, temperature, variant, contrast_mode, p
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    if positives_cap is not None and (
-        isinstance(positives_cap, bool) or not isinstance(positives_cap, int) or positives_cap < 1
-    ):
-        raise ValueError(f"positives_cap must be None or an int >= 1, got {positives_cap!r}")
+    check_int("positives_cap", positives_cap, allow_none=True)
 
 
 def _positive_pairs(labels, mask, batch: int, device) -> Tensor:

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
+
 # A step that back-propagated its own loss (gradient caching) returns this key set to True; the
 # training loop then only clips and steps.
 BACKWARD_DONE = "backward_done"
@@ -84,11 +86,7 @@ def num_features(encoder: nn.Module) -> int:
         ValueError: the encoder has no int ``num_features >= 1``.
     """
     dim = getattr(encoder, "num_features", None)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(
-            f"encoder must have an int attribute num_features >= 1, got {dim!r} "
-            f"on {type(encoder).__name__}"
-        )
+    check_int(f"the encoder's num_features ({type(encoder).__name__})", dim)
     return dim
 
 
@@ -110,32 +108,3 @@ def full_precision(device: torch.device):
         return torch.autocast(device.type, enabled=False)
     except RuntimeError:  # a device type autocast does not know: nothing to turn off
         return contextlib.nullcontext()
-
-
-def check_contrastive_options(
-    temperature: float, head: str, feat_dim: int, variant: str = "out", contrast_mode: str = "all"
-) -> None:
-    """Fail at construction (not at the first step) on options the loss or head would refuse.
-
-    Raises:
-        ValueError: a non-positive or non-finite ``temperature``, an unknown ``head``,
-            ``variant`` or ``contrast_mode``, or ``feat_dim`` not an int >= 1.
-    """
-    from ..losses import CONTRAST_MODES, VARIANTS
-    from ..models.heads import HEAD_KINDS
-
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not (0 < temperature < float("inf"))
-    ):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    for arg, value, choices in (
-        ("head", head, HEAD_KINDS),
-        ("variant", variant, VARIANTS),
-        ("contrast_mode", contrast_mode, CONTRAST_MODES),
-    ):
-        if value not in choices:
-            raise ValueError(f"{arg} must be one of {choices}, got {value!r}")
-    if isinstance(feat_dim, bool) or not isinstance(feat_dim, int) or feat_dim < 1:
-        raise ValueError(f"feat_dim must be an int >= 1, got {feat_dim!r}")

@@ -16,15 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
-from ..models.heads import ProjectionHead
-from .base import (
-    BACKWARD_DONE,
-    ContrastiveModel,
-    check_contrastive_options,
-    check_views,
-    full_precision,
-    num_features,
-)
+from ..checks import check_int
+from ..losses import check_options
+from ..models.heads import HEAD_KINDS, ProjectionHead
+from .base import BACKWARD_DONE, ContrastiveModel, check_views, full_precision, num_features
 from .gradcache import cached_backward, outputs_of
 
 
@@ -35,10 +30,13 @@ class ContrastiveMethod:
     ``[B, V, D]`` -> scalar); the memory variant also overrides :meth:`remember` and
     :meth:`after_step`.
 
+    ``loss_options`` (``variant``, ``contrast_mode``, ``positives_cap``, for the subclasses that
+    take them) and ``temperature`` are checked here by the loss's own
+    :func:`supcon.losses.check_options`, so a bad one fails at construction, not at the first step.
+
     Raises:
-        ValueError: a non-positive ``temperature``, an unknown ``head``, ``variant`` or
-            ``contrast_mode`` (the loss's options, checked here for the subclasses that take
-            them), or a bad ``feat_dim``.
+        ValueError: an option the loss refuses, an unknown ``head``, or ``feat_dim`` not an
+            int >= 1.
     """
 
     name = "contrastive"
@@ -46,9 +44,11 @@ class ContrastiveMethod:
     needs_labels = False
     """Whether the loss needs class labels (SupCon) or makes its own positives (SimCLR)."""
 
-    def __init__(self, temperature: float, head: str = "mlp", feat_dim: int = 128,
-                 variant: str = "out", contrast_mode: str = "all") -> None:
-        check_contrastive_options(temperature, head, feat_dim, variant, contrast_mode)
+    def __init__(self, temperature: float, head: str = "mlp", feat_dim: int = 128, **loss_options) -> None:
+        check_options(temperature=temperature, **loss_options)
+        if head not in HEAD_KINDS:
+            raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
+        check_int("feat_dim", feat_dim)
         self.temperature, self.head, self.feat_dim = temperature, head, feat_dim
 
     def build_model(self, encoder: nn.Module, num_classes: int | None = None) -> ContrastiveModel:

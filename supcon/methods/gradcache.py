@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
+from ..checks import check_int
 
 Embed = Callable[[nn.Module, Tensor], Tensor]
 
@@ -50,8 +51,7 @@ def cached_backward(
     Raises:
         ValueError: ``chunk_size < 1``.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_int("chunk_size", chunk_size)
     chunks = inputs.split(chunk_size)
     states, parts = [], []
     with torch.no_grad():

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
+from ..checks import check_int
 from ..losses import queue_supcon_loss
 from .base import ContrastiveModel
 from .supcon import SupCon
@@ -37,9 +38,8 @@ class KeyQueue(nn.Module):
 
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
-        for arg, value in (("size", size), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
+        check_int("size", size)
+        check_int("dim", dim)
         self.register_buffer("keys", torch.zeros(size, dim))
         self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))  # next slot to write
@@ -126,8 +126,7 @@ class MemorySupCon(SupCon):
                  feat_dim: int = 128, positives_cap: int | None = None, contrast_mode: str = "all",
                  memory: int = 8192, momentum: float = 0.999) -> None:
         super().__init__(temperature, variant, head, feat_dim, positives_cap, contrast_mode)
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
-            raise ValueError(f"memory must be an int >= 1 (the queue size), got {memory!r}")
+        check_int("memory", memory)  # the queue size
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.memory, self.momentum = memory, float(momentum)

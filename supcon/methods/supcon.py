@@ -37,13 +37,8 @@ class SupCon(ContrastiveMethod):
         positives_cap: int | None = None,
         contrast_mode: str = "all",
     ) -> None:
-        super().__init__(temperature, head, feat_dim, variant, contrast_mode)
-        if positives_cap is not None and (
-            isinstance(positives_cap, bool)
-            or not isinstance(positives_cap, int)
-            or positives_cap < 1
-        ):
-            raise ValueError(f"positives_cap must be None or an int >= 1, got {positives_cap!r}")
+        super().__init__(temperature, head, feat_dim, variant=variant, contrast_mode=contrast_mode,
+                         positives_cap=positives_cap)
         self.variant, self.contrast_mode, self.positives_cap = variant, contrast_mode, positives_cap
 
     def loss(self, z: Tensor, labels: Tensor | None) -> Tensor:

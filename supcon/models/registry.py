@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ..checks import check_int
+
 EncoderFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, EncoderFactory] = {}
 
@@ -58,8 +60,7 @@ def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())})")
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
+    check_int("in_channels", in_channels)
     _check_options(name, factory, kwargs)
     encoder = factory(in_channels=in_channels, **kwargs)
     encoder.encoder_config = {"name": name, "in_channels": in_channels, **kwargs}

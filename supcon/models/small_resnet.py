@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
+from ..checks import is_int
 from .layers import init_conv, norm_factory, zero_init_residuals
 from .registry import register_encoder
 
@@ -90,18 +91,14 @@ def _check_stages(widths, blocks, strides) -> tuple[list[int], list[int], list[i
         if not isinstance(values, (list, tuple)):
             raise ValueError(f"{arg} must be a list of ints, got {values!r}")
     widths, blocks, strides = list(widths), list(blocks), list(strides)
-    if not widths or not all(_positive_int(w) for w in widths):
+    if not widths or not all(is_int(w) for w in widths):
         raise ValueError(f"widths must be a non-empty list of ints >= 1, got {widths!r}")
     for arg, values in (("blocks", blocks), ("strides", strides)):
-        if len(values) != len(widths) or not all(_positive_int(v) for v in values):
+        if len(values) != len(widths) or not all(is_int(v) for v in values):
             raise ValueError(
                 f"{arg} must be {len(widths)} ints >= 1 (one per width), got {values!r}"
             )
     return widths, blocks, strides
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @register_encoder("small-resnet")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_int
 from ..config import METHODS, Config, build_config
 from .compare_report import build_sections, headline, summarise
 from .evaluate import EvalOptions, evaluate_if_needed
@@ -50,10 +51,8 @@ class StudySpec:
             raise ValueError(f"--methods must name some of {', '.join(METHODS)}, got {list(self.methods)}")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"--methods names a method twice: {list(self.methods)}")
-        if self.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {self.epochs}")
+        check_int("--seeds", self.seeds)
+        check_int("--epochs", self.epochs, allow_none=True)
 
     def config_for(self, method: str, seed: int, extra: dict[str, Any] | None = None) -> Config:
         """The resolved config of one run: shared settings, then the method's own defaults."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..checks import check_int
 from ..distributed import resolve_device
 from ..engine.linear import fit_linear, topk_accuracy
 from ..eval.calibration import expected_calibration_error, reliability_diagram
@@ -72,17 +73,17 @@ class EvalOptions:
             (not unknown, f"--corruptions: unknown {unknown}; known: {', '.join(CORRUPTIONS)}"),
             (all(s in SEVERITIES for s in self.severities) and len(self.severities) > 0,
              f"--severities must be values in 1..5, got {list(self.severities)}"),
-            (self.corruption_samples >= 1, f"--corruption-samples must be >= 1, got {self.corruption_samples}"),
-            (self.knn_k >= 1, f"--knn-k must be >= 1, got {self.knn_k}"),
             (self.knn_temperature > 0, f"--knn-temperature must be > 0, got {self.knn_temperature}"),
             (self.embedding in (*EMBEDDINGS, "none"),
              f"--embedding must be one of {', '.join((*EMBEDDINGS, 'none'))}, got {self.embedding!r}"),
-            (self.embedding_samples >= 4, f"--embedding-samples must be >= 4, got {self.embedding_samples}"),
-            (self.gradient_batch >= 2, f"gradient_batch must be >= 2, got {self.gradient_batch}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        for name, value, low in (("--corruption-samples", self.corruption_samples, 1), ("--knn-k", self.knn_k, 1),
+                                 ("--embedding-samples", self.embedding_samples, 4),
+                                 ("gradient_batch", self.gradient_batch, 2)):
+            check_int(name, value, low=low)
 
     @property
     def corruption_names(self) -> list[str]:

@@ -48,7 +48,7 @@ def test_queue_rejects_bad_input():
         queue.push(torch.zeros(3, 5), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must be \[3\] integers"):
         queue.push(torch.zeros(3, 2), torch.zeros(3))
-    with pytest.raises(ValueError, match="size must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
         KeyQueue(0, 2)
 
 
@@ -115,7 +115,7 @@ def test_factory_options_and_errors():
     method, model = tiny_memory()
     assert isinstance(method, MemorySupCon) and model.queue.size == 64 and len(model.queue) == 0
     assert not any(p.requires_grad for p in [*model.key_encoder.parameters(), *model.key_head.parameters()])
-    for bad, message in [({"memory": 0}, "memory must be an int >= 1"),
+    for bad, message in [({"memory": 0}, "memory must be >= 1"),
                          ({"memory": 8, "momentum": 1.0}, r"momentum must be in \[0, 1\)"),
                          ({"memory": 8, "variant": "mid"}, "variant")]:
         with pytest.raises(ValueError, match=message):
