@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from . import torchvision_sets as tvs
+from . import mnist as tvs
 from .base import DataError, DatasetInfo, SourceData, Splits, channel_stats, stratified_split
 from .cifar import load_cifar10, load_cifar100
 from .folder import load_folder

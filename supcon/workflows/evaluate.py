@@ -24,11 +24,11 @@ from ..eval.embeddings import embed_2d, plot_embedding, umap_available
 from ..eval.knn import knn_top1
 from ..run_folder import EVAL as EVAL_NAME
 from ..run_folder import RunError
-from . import robust
-from .gradients import gradient_summary
+from . import eval_corruptions
+from .eval_data import Target, check_same_data, features, load_target
+from .eval_gradients import gradient_summary
 from .plots import plot_corruption_curves
 from .runs import Run, open_run
-from .target import Target, check_same_data, features, load_target
 
 log = logging.getLogger("supcon")
 PLOTS = ("reliability.png", "corruptions.png", "embedding.png", "gradients.png")
@@ -211,8 +211,8 @@ def _add_corruptions(result, run, reference, target, classifier, options, out, d
     kwargs = dict(names=options.corruption_names, severities=options.severities,
                   samples=options.corruption_samples, seed=options.seed,
                   batch_size=options.batch_size, device=device)
-    table = robust.corruption_table(run.encoder, classifier, target, **kwargs)
-    summary = robust.summary(table)
+    table = eval_corruptions.corruption_table(run.encoder, classifier, target, **kwargs)
+    summary = eval_corruptions.summary(table)
     result["corruptions"] = summary
     plot_corruption_curves(summary, out / "corruptions.png",
                            title=f"{run.method} on {target.info.name}: top-1 under corruption")
@@ -220,7 +220,7 @@ def _add_corruptions(result, run, reference, target, classifier, options, out, d
     if reference is not None:
         ref_table = _reference_table(run, reference, target, table, options, kwargs)
         result["reference"] = {"run": str(reference.path), "method": reference.method,
-                               **robust.against_reference(table, ref_table)}
+                               **eval_corruptions.against_reference(table, ref_table)}
 
 
 def _reference_table(run, reference, target, table, options, kwargs) -> dict:
@@ -234,7 +234,7 @@ def _reference_table(run, reference, target, table, options, kwargs) -> dict:
             previous = json.loads(cached.read_text())
             if _same_corruptions(previous.get("settings", {}), options, previous.get("data"), target):
                 log.info("reference errors from %s", cached)
-                return robust.as_table(previous["corruptions"])
+                return eval_corruptions.as_table(previous["corruptions"])
         except (ValueError, KeyError, TypeError):
             pass  # unreadable or old format: recompute below
     log.info("computing the reference's corruption errors (%s)", reference.path)
@@ -243,7 +243,7 @@ def _reference_table(run, reference, target, table, options, kwargs) -> dict:
     if ref_target.transfer is not None:  # the reference gets its own head on the target too
         banks = features(reference.encoder, ref_target, reference.cfg, kwargs["device"])
         ref_classifier, _ = _classifier(reference, ref_target, banks)
-    return robust.corruption_table(reference.encoder, ref_classifier, ref_target, **kwargs)
+    return eval_corruptions.corruption_table(reference.encoder, ref_classifier, ref_target, **kwargs)
 
 
 def _same_corruptions(settings: dict, options: EvalOptions, data, target: Target) -> bool:
@@ -257,7 +257,7 @@ def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOpt
         result["embedding"] = None
         return
     feats, labels = test_bank
-    idx = robust.subsample(len(labels), options.embedding_samples, options.seed)
+    idx = eval_corruptions.subsample(len(labels), options.embedding_samples, options.seed)
     method = options.embedding
     if method == "auto":
         method = "umap" if umap_available() else "tsne"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from supcon.data import DataError, list_datasets, load_dataset, stratified_split
-from supcon.data import torchvision_sets as tvs
+from supcon.data import mnist as tvs
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 

@@ -18,9 +18,9 @@ import torch
 
 from ..data import build_transform
 from ..eval.gradients import gradient_analysis, plot_gradient_magnitudes
-from .robust import subsample
+from .eval_corruptions import subsample
+from .eval_data import Target, uint8_images
 from .runs import Run
-from .target import Target, uint8_images
 
 if TYPE_CHECKING:
     from .evaluate import EvalOptions
