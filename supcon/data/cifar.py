@@ -26,8 +26,8 @@ import torch
 from torchvision import datasets as tvd
 
 from .base import DataError, SourceData, TensorImageDataset
-from .mnist import _download, _not_found
 from .safe_pickle import load_cifar_pickle, text_list
+from .sources import _download, _not_found
 
 PIXELS = 3 * 32 * 32  # bytes of one image
 
