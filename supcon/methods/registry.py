@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..config import Config
 from .base import Method
 from .ce import CrossEntropy
 from .memory import MemorySupCon
 from .simclr import SimCLR
 from .supcon import SupCon
-
-if TYPE_CHECKING:
-    from ..config import Config
 
 METHODS: dict[str, type] = {"supcon": SupCon, "simclr": SimCLR, "ce": CrossEntropy}
 

@@ -6,15 +6,13 @@ import json
 import statistics
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Config
 from ..run_folder import METRICS as METRICS_FILE
 from .plots import plot_severity_by_method, plot_training_curves
 from .report import Figure, Section, Table
-
-if TYPE_CHECKING:
-    from .compare import StudySpec
+from .study import StudySpec
 
 # key, column title, how to read it from an eval.json, decimals
 METRICS: list[tuple[str, str, Callable[[dict], float | None], int]] = [

@@ -11,7 +11,7 @@ SimCLR (SupCon with sample ids as labels). z is already normalised, so magnitude
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,10 +20,8 @@ from ..data import build_transform
 from ..eval.gradients import gradient_analysis, plot_gradient_magnitudes
 from .eval_corruptions import subsample
 from .eval_data import Target, uint8_images
+from .eval_options import EvalOptions
 from .runs import Run
-
-if TYPE_CHECKING:
-    from .evaluate import EvalOptions
 
 BINS = 10
 
