@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def build(cfg: Config) -> Components:
     return Components(splits, method, model, probe, train_data, loader, device, train_model)
 
 
-def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False) -> dict:
+def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
+                 on_checkpoint: Callable[[Position], None] | None = None) -> dict:
     """Run the whole job into ``out_dir`` and return the results (also written as results.json).
 
     Args:
@@ -115,6 +117,9 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one
             (``data.num_workers`` may differ) and so must the number of processes.
         progress: show tqdm progress bars (else a log line every ~10% of an epoch).
+        on_checkpoint: called on every process with the position right after each stage-1
+            checkpoint (every K steps and every epoch); an exception raised there stops the run
+            as an interruption at that point would (how the tests interrupt a run).
 
     Returns:
         ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
@@ -139,7 +144,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         save_config(cfg, out / run_folder.CONFIG)
     started = time.perf_counter()
     try:
-        position = _pretrain(cfg, c, state, ckpt_path, logger, progress)
+        position = _pretrain(cfg, c, state, ckpt_path, logger, progress, on_checkpoint)
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
@@ -165,7 +170,7 @@ def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict 
     return None
 
 
-def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Position:
+def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpoint) -> Position:
     lr = peak_lr(cfg.optim, cfg.train.batch_size * dist.world_size())
     optimizer = build_optimizer(c.model, cfg.optim, lr)
     probe_opt = torch.optim.SGD(c.probe.parameters(), lr=0.1, momentum=0.9) if c.probe else None
@@ -196,6 +201,8 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
     def checkpoint(pos: Position) -> None:
         if dist.is_main():
             save_checkpoint(_state(cfg, c, optimizer, probe_opt, scaler, pos), ckpt_path)
+        if on_checkpoint is not None:
+            on_checkpoint(pos)
 
     report_every = max(1, steps // 10)
 

@@ -7,32 +7,16 @@ import torch
 from safetensors.torch import load_file
 
 import supcon
-from supcon.config import build_config
 from supcon.data import eval_loader
 from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
 from supcon.run_folder import RunFolderError
 
-TINY = [
-    "data.name=digits", "data.num_workers=0", "train.batch_size=64", "train.epochs=2",
-    "model.encoder_options={widths: [16, 32], blocks: [1, 1], strides: [2, 2]}",
-    "linear.epochs=3", "optim.warmup_epochs=0.5",
-]
-
-
-# Flipped and shifted digits make 40 steps of cross-entropy too few to leave chance level.
-CE_EXTRA = ["data.augmentation=none", "optim.lr=0.3"]
-
-
-def tiny(method: str, *extra: str):
-    base = TINY + (CE_EXTRA if method == "ce" else [])
-    return build_config(None, overrides={"method": method}, dotted=base + list(extra))
-
 
 @pytest.mark.parametrize("method", ["supcon", "simclr", "ce"])
-def test_each_method_runs_the_whole_pipeline(method, tmp_path):
-    results = train_job.run_training(tiny(method), tmp_path)
+def test_each_method_runs_the_whole_pipeline(method, tmp_path, tiny_config):
+    results = train_job.run_training(tiny_config(method), tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
     assert {"method", "data", "epochs", "test_top1"} <= results.keys()
@@ -46,8 +30,8 @@ def test_each_method_runs_the_whole_pipeline(method, tmp_path):
     assert len(losses) == 2 and losses[1] < losses[0]
 
 
-def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
-    train_job.run_training(tiny("supcon"), tmp_path)
+def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path, tiny_config):
+    train_job.run_training(tiny_config("supcon"), tmp_path)
     encoder = supcon.load_encoder(tmp_path)
     trained = {k[len("encoder."):]: v for k, v in load_checkpoint(tmp_path / "checkpoint.pt")["model"].items()
                if k.startswith("encoder.")}
@@ -59,32 +43,18 @@ def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
     assert not encoder.training
 
 
-def _interrupt_after_checkpoints(monkeypatch, count: int):
-    real_save, saved = train_job.save_checkpoint, []
-
-    def save_then_die(state, path):
-        real_save(state, path)
-        saved.append(state["position"])
-        if len(saved) == count:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_job, "save_checkpoint", save_then_die)
-    return saved
-
-
 # mid-epoch (step checkpoint), resumed with a DataLoader worker instead of none (allowed: it
 # cannot change results), and at an epoch end with the same config
 @pytest.mark.parametrize("stop_after, resume_workers", [(1, 1), (3, 0)])
 def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, resume_workers, tmp_path,
-                                                                    monkeypatch):
-    cfg = tiny("supcon", "train.checkpoint_every_steps=7")
+                                                                    tiny_config, interrupt):
+    cfg = tiny_config("supcon", "train.checkpoint_every_steps=7")
     full = train_job.run_training(cfg, tmp_path / "full")
-    saved = _interrupt_after_checkpoints(monkeypatch, stop_after)
+    stop = interrupt(stop_after)
     with pytest.raises(KeyboardInterrupt):
-        train_job.run_training(cfg, tmp_path / "cut")
-    monkeypatch.undo()
-    assert saved[-1]["step"] < full["steps"]
-    again = tiny("supcon", "train.checkpoint_every_steps=7", f"data.num_workers={resume_workers}")
+        train_job.run_training(cfg, tmp_path / "cut", on_checkpoint=stop)
+    assert stop.positions[-1]["step"] < full["steps"]
+    again = tiny_config("supcon", "train.checkpoint_every_steps=7", f"data.num_workers={resume_workers}")
     resumed = train_job.run_training(again, tmp_path / "cut", resume=True)
     drop = ("train_time_s",)
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
@@ -93,15 +63,15 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_run_folder_misuse_is_refused(tmp_path):
-    cfg = tiny("ce", "train.epochs=1")
+def test_run_folder_misuse_is_refused(tmp_path, tiny_config):
+    cfg = tiny_config("ce", "train.epochs=1")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         train_job.run_training(cfg, tmp_path, resume=True)
     train_job.run_training(cfg, tmp_path)
     with pytest.raises(RunFolderError, match="already holds a run"):
         train_job.run_training(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="configuration differs"):
-        train_job.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
+        train_job.run_training(tiny_config("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
     ckpt = tmp_path / "checkpoint.pt"
     state = load_checkpoint(ckpt)
     assert state["world_size"] == 1
@@ -112,8 +82,8 @@ def test_run_folder_misuse_is_refused(tmp_path):
     assert train_job.run_training(cfg, tmp_path, resume=True)["steps"] == state["position"]["step"]
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    cfg = tiny("ce", "train.checkpoint_every_steps=5")
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, tiny_config):
+    cfg = tiny_config("ce", "train.checkpoint_every_steps=5")
     real_build = train_job.build
 
     def build_with_poisoned_method(cfg):
@@ -137,9 +107,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 5
 
 
-def test_image_size_resizes_a_registered_set_in_the_transforms():
+def test_image_size_resizes_a_registered_set_in_the_transforms(tiny_config):
     """digits is 32x32 on disk; data.image_size=16 gives 16x16 training and evaluation batches."""
-    c = train_job.build(tiny("supcon", "data.image_size=16"))
+    c = train_job.build(tiny_config("supcon", "data.image_size=16"))
     assert c.splits.info.image_size == 16 and c.splits.train.images.shape[-2:] == (32, 32)
     c.loader.set_epoch(0)
     images, _ = next(iter(c.loader))

@@ -7,7 +7,6 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from supcon.config import build_config
 from supcon.engine import train_job
 from supcon.engine.loop import LoopSpec, Position, train_loop
 from supcon.methods import BACKWARD_DONE, ContrastiveModel, create_method, gradcache
@@ -148,15 +147,13 @@ def test_the_loop_steps_on_cached_gradients_and_scales_them():
         torch.testing.assert_close(big, 8 * small, rtol=1e-5, atol=1e-7)
 
 
-def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path):
+def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path, tiny_config, norm_free):
     # Norm-free and 5 steps: training amplifies float rounding (even a permuted batch drifts
     # ~1e-4 by step 20, and GroupNorm on near-constant digit borders amplifies it further)
-    tiny = ["data.name=digits", "data.num_workers=0", "train.batch_size=256", "train.epochs=1",
-            "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2], norm: none}",
-            "linear.epochs=1", "data.augmentation=none", "train.online_probe=false"]
+    tiny = ["train.batch_size=256", "train.epochs=1", norm_free, "linear.epochs=1", "data.augmentation=none",
+            "train.online_probe=false"]
     for name, extra in (("full", []), ("micro", ["train.micro_batch_size=64"])):
-        cfg = build_config(None, overrides={"method": "supcon"}, dotted=tiny + extra)
-        train_job.run_training(cfg, tmp_path / name)
+        train_job.run_training(tiny_config("supcon", *tiny, *extra), tmp_path / name)
     full = load_file(str(tmp_path / "full" / "encoder.safetensors"))
     micro = load_file(str(tmp_path / "micro" / "encoder.safetensors"))
     for key in full:

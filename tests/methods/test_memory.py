@@ -198,28 +198,15 @@ def test_cli_flag_and_config_checks():
             build_config(None, dotted=dotted)
 
 
-def test_pipeline_run_with_memory_resumes_exactly(tmp_path, monkeypatch):
-    cfg = build_config(None, overrides={"method": "supcon"}, dotted=[
-        "data.name=digits", "data.num_workers=0", "train.batch_size=256", "train.epochs=1",
-        "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2]}", "linear.epochs=1",
-        "loss.memory=1024", "loss.momentum=0.9", "train.checkpoint_every_steps=2"])
+def test_pipeline_run_with_memory_resumes_exactly(tmp_path, tiny_config, interrupt):
+    cfg = tiny_config("supcon", "train.batch_size=256", "train.epochs=1", "linear.epochs=1",
+                      "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2]}",
+                      "loss.memory=1024", "loss.momentum=0.9", "train.checkpoint_every_steps=2")
     full = train_job.run_training(cfg, tmp_path / "full")
-    real = train_job._epoch_batches
-
-    def cut_after_three(c):
-        def batches(epoch, start):
-            for k, batch in enumerate(real(c)(epoch, start)):
-                if k == 3:
-                    raise KeyboardInterrupt
-                yield batch
-        return batches
-
-    monkeypatch.setattr(train_job, "_epoch_batches", cut_after_three)
     with pytest.raises(KeyboardInterrupt):
-        train_job.run_training(cfg, tmp_path / "cut")
+        train_job.run_training(cfg, tmp_path / "cut", on_checkpoint=interrupt(1))
     saved = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert saved["position"]["step"] == 2 and int(saved["model"]["queue.count"]) == 2 * 512
-    monkeypatch.undo()
     resumed = train_job.run_training(cfg, tmp_path / "cut", resume=True)
     assert {k: v for k, v in resumed.items() if k != "train_time_s"} == \
         {k: v for k, v in full.items() if k != "train_time_s"}
