@@ -24,7 +24,7 @@ from ._cli_messages import (  # noqa: F401  (exit codes are public)
     failure_message,
     interrupted_message,
 )
-from .config import DataConfig, LossConfig, TrainConfig, list_presets
+from .config import METHODS, DataConfig, LossConfig, TrainConfig, list_presets
 from .run_folder import CONFIG, RESULTS, TRAIN_LOG
 
 
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do; see supcon COMMAND --help")
     text = "pre-train (supcon/simclr) + linear stage, or train ce end to end"
     train = sub.add_parser("train", help=text, description=text, formatter_class=_HelpFormatter)
-    train.add_argument("--method", choices=("supcon", "simclr", "ce"), default=None,
+    train.add_argument("--method", choices=METHODS, default=None,
                        help="training method (default: the config's, else supcon)")
     train.add_argument("--data", default=None,
                        help="data set name (fashion-mnist, cifar10, cifar100, mnist, svhn, stl10, digits) "
