@@ -142,10 +142,12 @@ def _supcon_tiled(features, labels, mask, temperature, variant, contrast_mode, d
     labels, mask = _check_positives(labels, mask, batch, features.device)
     z = F.normalize(features.transpose(0, 1).reshape(batch * views, -1), dim=1).to(dtype)
     num_anchors = batch if contrast_mode == "one" else batch * views
-    pos = _tiled.Positives(batch, views, labels, mask, z.device, dtype)
-    if not bool((pos.counts(dtype)[:num_anchors] > 0).any()):
-        return _attached_zero(features)
-    loss = _tiled.tiled_supcon_loss(z, pos, num_anchors, float(temperature), variant)
+    # In `dtype` even under autocast, as the dense path: bf16 counts positives exactly only up to 256.
+    with torch.autocast(z.device.type, enabled=False):
+        pos = _tiled.Positives(batch, views, labels, mask, z.device, dtype)
+        if not bool((pos.counts(dtype)[:num_anchors] > 0).any()):
+            return _attached_zero(features)
+        loss = _tiled.tiled_supcon_loss(z, pos, num_anchors, float(temperature), variant)
     return loss.to(torch.float64 if features.dtype == torch.float64 else torch.float32)
 
 
