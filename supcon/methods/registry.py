@@ -62,7 +62,8 @@ def _options(cfg: Config) -> dict[str, Any]:
         return {"label_smoothing": cfg.loss.label_smoothing}
     options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
     if cfg.method == "supcon":
-        options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap)
+        options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap,
+                       contrast_mode=cfg.loss.contrast_mode)
         if cfg.loss.memory:  # the momentum-queue variant
             options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
     return options
