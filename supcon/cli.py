@@ -229,8 +229,8 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities")
     p.add_argument("--knn-k", type=int, default=200, help="neighbours of the kNN classifier")
     p.add_argument("--knn-temperature", type=float, default=0.1, help="kNN weight temperature")
-    p.add_argument("--embedding", default="auto", choices=("auto", "tsne", "umap", "none"),
-                   help="2-D embedding plot (auto: UMAP when installed, else t-SNE)")
+    p.add_argument("--embedding", default="tsne", choices=("tsne", "umap", "none"),
+                   help="2-D embedding plot: t-SNE, UMAP (needs umap-learn) or none")
     p.add_argument("--embedding-samples", type=int, default=2000, help="test points in the embedding")
     p.add_argument("--eval-seed", type=int, default=0, help="seed of the subsamples and corruptions")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (for the evaluation)")

@@ -32,8 +32,8 @@ class EvalOptions:
     severities: tuple[int, ...] = SEVERITIES
     knn_k: int = 200
     knn_temperature: float = 0.1
-    embedding: str = "auto"
-    """auto (UMAP when installed, else t-SNE), tsne, umap, or none."""
+    embedding: str = "tsne"
+    """tsne, umap (needs umap-learn) or none; never chosen by what is installed."""
     embedding_samples: int = 2000
     tsne_iter: int = 1000
     gradients: bool = True

@@ -16,7 +16,7 @@ import torch
 from ..distributed import resolve_device
 from ..engine.linear import fit_linear, topk_accuracy
 from ..eval.calibration import expected_calibration_error, reliability_diagram
-from ..eval.embeddings import embed_2d, plot_embedding, umap_available
+from ..eval.embeddings import embed_2d, plot_embedding
 from ..eval.knn import knn_top1
 from ..run_folder import EVAL as EVAL_NAME
 from ..run_folder import RunError
@@ -190,8 +190,6 @@ def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOpt
     feats, labels = test_bank
     idx = eval_corruptions.subsample(len(labels), options.embedding_samples, options.seed)
     method = options.embedding
-    if method == "auto":
-        method = "umap" if umap_available() else "tsne"
     log.info("embedding %d test representations with %s", len(idx), method)
     points = embed_2d(feats[idx], method, seed=options.seed, max_iter=options.tsne_iter)
     shown = {"tsne": "t-SNE", "umap": "UMAP"}[method]
