@@ -53,8 +53,10 @@ def supcon_loss(
         temperature: tau in ``exp(z_i . z_j / tau)``; no other rescaling is applied.
         variant: ``"out"`` (L_out, the paper's: mean over positives outside the log) or ``"in"``.
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
-        positives_cap: keep at most this many positives per anchor, drawn at random (the paper's
-            supplementary Table 5); dropped positives leave the denominator as well.
+        positives_cap: keep at most this many positives per anchor, drawn uniformly at random
+            per anchor and call, the anchor's own other views among them with no priority (the
+            paper's supplementary Table 5; docs/loss.md); dropped positives leave the
+            denominator as well.
         generator: random source for ``positives_cap``.
         impl: ``"dense"`` builds the [Na, N] logits; ``"tiled"`` computes the same value and
             gradients block by block in O(N) memory (see :mod:`supcon.losses._tiled`); ``"auto"`` picks
