@@ -37,7 +37,8 @@ class StudySpec:
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"--methods names a method twice: {list(self.methods)}")
         check_int("--seeds", self.seeds)
-        check_int("--epochs", self.epochs, allow_none=True)
+        if self.epochs is not None:  # None: the config's
+            check_int("--epochs", self.epochs)
 
     def config_for(self, method: str, seed: int, extra: dict[str, Any] | None = None) -> Config:
         """The resolved config of one run: shared settings, then the method's own defaults."""
