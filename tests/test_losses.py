@@ -2,7 +2,7 @@
 
 The reference (``reference_loss``) is a Python loop over anchors in float64 that builds P(i) and
 A(i) as Python sets of ``(sample, view)`` pairs, so it shares nothing with the vectorised,
-view-major implementation under test except the formulas in DESIGN.md ("Formulas"):
+view-major implementation under test except the formulas of docs/loss.md ("The formula"):
 
     L_out(i) = -(1/|P(i)|) sum_{p in P(i)} log( exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t) )
     L_in(i)  = -log( (1/|P(i)|) sum_{p in P(i)} exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t) )

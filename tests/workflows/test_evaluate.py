@@ -37,7 +37,7 @@ def banks_of(run):
 
 
 def hand_mce(run_eval, ref_eval):
-    """mCE and relative mCE from the two error tables, formulas written out (DESIGN.md)."""
+    """mCE and relative mCE from the two error tables, formulas written out (docs/evaluation.md)."""
     e, r = run_eval["corruptions"], ref_eval["corruptions"]
     kept = [c for c in e["error"] if abs(sum(x - r["clean"]["error"] for x in r["error"][c])) > 1e-12]
     ce = [sum(e["error"][c]) / sum(r["error"][c]) for c in kept]
