@@ -60,7 +60,6 @@ def _setup(batch: int, micro: int | None, device):
     """Model, optimizer, one input batch and a step_fn for the loop."""
     import torch
 
-    from supcon.engine.gradcache import contrastive_step
     from supcon.methods import create_method
     from supcon.models import create_encoder
 
@@ -73,9 +72,7 @@ def _setup(batch: int, micro: int | None, device):
     labels = torch.randint(0, CLASSES, (batch,), generator=g).to(device)
 
     def step_fn(b):
-        if micro is None:
-            return method(model, *b)
-        return contrastive_step(method, model, *b, micro_batch_size=micro)
+        return method(model, *b, micro_batch_size=micro)
     return model, optimizer, (images, labels), step_fn
 
 

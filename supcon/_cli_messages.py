@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
-from pathlib import Path
+
+from .checks import first_line
+from .run_folder import has_checkpoint
 
 EXIT_FAILED = 1  # the run itself failed: out of memory, non-finite loss
 EXIT_USER_ERROR = 2
@@ -25,11 +27,11 @@ def failure_message(err: Exception, args: argparse.Namespace) -> tuple[str, int]
                    "at a time) or lower --batch-size, and train again into a new --out")
         code = EXIT_FAILED
     elif _is_non_finite(err):
-        message, code = _first_line(err), EXIT_FAILED
+        message, code = first_line(err), EXIT_FAILED
     elif isinstance(err, OSError):
         message, code = _os_message(err), EXIT_USER_ERROR
     elif isinstance(err, ValueError):
-        message, code = _first_line(err), EXIT_USER_ERROR
+        message, code = first_line(err), EXIT_USER_ERROR
     else:
         return None
     return message, code
@@ -53,7 +55,7 @@ def _is_non_finite(err: Exception) -> bool:
 def _os_message(err: OSError) -> str:
     """``PATH: reason; what to do`` instead of ``[Errno N] ...``."""
     if not err.strerror:  # raised with a message of our own
-        return _first_line(err)
+        return first_line(err)
     hint = {errno.ENOSPC: "free some disk space", errno.EACCES: "choose a path you may write to",
             errno.EPERM: "choose a path you may write to", errno.EROFS: "choose a writable path",
             errno.ENOENT: "check the path"}.get(err.errno, "check the path and retry")
@@ -64,15 +66,10 @@ def _os_message(err: OSError) -> str:
 def interrupted_message(args: argparse.Namespace) -> str:
     """What Ctrl-C left behind, and how to go on."""
     if args.command == "train":
-        if (Path(args.out) / "checkpoint.pt").is_file():
+        if has_checkpoint(args.out):
             return f"interrupted; the checkpoint in {args.out} is kept: re-run with --resume to continue"
         return "interrupted before the first checkpoint; re-run the same command (without --resume) to start"
     if args.command in ("compare", "sweep"):
         return ("interrupted; re-run the same command to continue (finished runs are skipped, "
                 "the interrupted one resumes from its checkpoint)")
     return "interrupted; nothing was saved: re-run the same command to evaluate"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

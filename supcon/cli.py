@@ -24,7 +24,8 @@ from ._cli_messages import (  # noqa: F401  (exit codes are public)
     failure_message,
     interrupted_message,
 )
-from .config import DataConfig, LossConfig, TrainConfig, list_presets
+from .config import METHODS, DataConfig, LossConfig, TrainConfig, list_presets
+from .run_folder import CONFIG, RESULTS, TRAIN_LOG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do; see supcon COMMAND --help")
     text = "pre-train (supcon/simclr) + linear stage, or train ce end to end"
     train = sub.add_parser("train", help=text, description=text, formatter_class=_HelpFormatter)
-    train.add_argument("--method", choices=("supcon", "simclr", "ce"), default=None,
+    train.add_argument("--method", choices=METHODS, default=None,
                        help="training method (default: the config's, else supcon)")
     train.add_argument("--data", default=None,
                        help="data set name (fashion-mnist, cifar10, cifar100, mnist, svhn, stl10, digits) "
@@ -138,20 +139,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
              "train.batch_size": args.batch_size, "data.data_dir": args.data_dir, "train.seed": args.seed,
              "train.device": args.device, "data.num_workers": args.workers, "loss.memory": args.memory}
     config = args.config
-    saved = Path(args.out) / "config.yaml"
+    saved = Path(args.out) / CONFIG
     if args.resume and config is None and saved.is_file():
         config = str(saved)  # `--out RUN --resume` alone continues the run as it was configured
     cfg = build_config(config, overrides={k: v for k, v in flags.items() if v is not None},
                        dotted=args.overrides)
     out = _out_folder(args.out)
     from . import distributed as dist  # torch is imported only once the config is known to be fine
-    from .engine.pipeline import run_training
+    from .engine.train_job import run_training
 
     dist.init_from_env(cfg.train.device)  # a no-op unless launched by torchrun
     main = dist.is_main()
     if not main:  # the other ranks only speak up about problems
         logging.getLogger("supcon").setLevel(logging.WARNING)
-    with _file_log(out / "train.log" if main else None):
+    with _file_log(out / TRAIN_LOG if main else None):
         try:
             results = run_training(cfg, out, resume=args.resume,
                                    progress=main and not args.no_progress and sys.stderr.isatty())
@@ -169,7 +170,7 @@ def _print_results(results: dict, out: Path) -> None:
                                       "train_time_s") if k in results]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {out / RESULTS}")
 
 
 def _add_workflow_parsers(sub) -> None:
@@ -228,8 +229,8 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities")
     p.add_argument("--knn-k", type=int, default=200, help="neighbours of the kNN classifier")
     p.add_argument("--knn-temperature", type=float, default=0.1, help="kNN weight temperature")
-    p.add_argument("--embedding", default="auto", choices=("auto", "tsne", "umap", "none"),
-                   help="2-D embedding plot (auto: UMAP when installed, else t-SNE)")
+    p.add_argument("--embedding", default="tsne", choices=("tsne", "umap", "none"),
+                   help="2-D embedding plot: t-SNE, UMAP (needs umap-learn) or none")
     p.add_argument("--embedding-samples", type=int, default=2000, help="test points in the embedding")
     p.add_argument("--eval-seed", type=int, default=0, help="seed of the subsamples and corruptions")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (for the evaluation)")
@@ -268,7 +269,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace, seeds: int = 1):
-    from .engine.pipeline import resolve_device
+    from .distributed import resolve_device
     from .workflows import StudySpec
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

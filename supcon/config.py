@@ -98,6 +98,8 @@ class LossConfig:
     label_overlap: str = "any"
     """With data.labels_csv: weight of a positive pair, any (1 if they share a label) or jaccard
     (shared labels / labels of either)."""
+    contrast_mode: str = "all"
+    """SupCon anchors: all (every view, the paper's) or one (only each image's first view)."""
     label_smoothing: float = 0.0
     """Cross-entropy label smoothing (ce only)."""
     memory: int = 0
@@ -288,6 +290,10 @@ def validate(cfg: Config) -> None:
         (cfg.optim.name in OPTIMIZERS, _choice_message("optim.name", cfg.optim.name, OPTIMIZERS)),
         (cfg.train.precision in PRECISIONS, _choice_message("train.precision", cfg.train.precision, PRECISIONS)),
         (cfg.loss.variant in ("out", "in"), _choice_message("loss.variant", cfg.loss.variant, ("out", "in"))),
+        (cfg.loss.contrast_mode in ("all", "one"),
+         _choice_message("loss.contrast_mode", cfg.loss.contrast_mode, ("all", "one"))),
+        (cfg.loss.contrast_mode == "all" or cfg.method == "supcon",
+         f"loss.contrast_mode={cfg.loss.contrast_mode} is for method supcon, got method {cfg.method}"),
         (cfg.model.head in ("mlp", "linear"), _choice_message("model.head", cfg.model.head, ("mlp", "linear"))),
         (cfg.train.epochs >= 1, f"train.epochs must be >= 1, got {cfg.train.epochs}"),
         (cfg.train.batch_size >= 2, f"train.batch_size must be >= 2, got {cfg.train.batch_size}"),

@@ -53,6 +53,31 @@ def local_rank() -> int:
     return _env_int("LOCAL_RANK", 0)
 
 
+def resolve_device(name: str, what: str = "train.device") -> torch.device:
+    """``train.device`` as a device: ``auto`` is cuda when available, else cpu; under torchrun a
+    CUDA device becomes ``cuda:LOCAL_RANK``.
+
+    Raises:
+        ValueError: not a device name, or a cuda device that is not there (``what`` names
+            the setting in the message).
+    """
+    if name == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"{what} {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"{what} {name!r}: CUDA is not available on this machine; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"{what} {name!r}: only {torch.cuda.device_count()} CUDA device(s) are "
+                             "visible; use cuda:0 or check CUDA_VISIBLE_DEVICES")
+    if device.type == "cuda" and world_size() > 1:
+        return torch.device("cuda", local_rank())  # torchrun: one GPU per process
+    return device
+
+
 def init_from_env(device: str = "auto", timeout_s: float = 1800.0) -> bool:
     """Join the process group that ``torchrun`` describes in the environment.
 

@@ -9,8 +9,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-ENCODER_WEIGHTS = "encoder.safetensors"
-ENCODER_META = "encoder.json"
+from .run_folder import ENCODER_META, ENCODER_WEIGHTS
 
 
 def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from supcon import cli
 from supcon.config import build_config, save_config
-from supcon.engine import pipeline
+from supcon.engine import train_job
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TINY = ["--data", "digits", "--method", "supcon", "--workers", "0", "--batch-size", "32", "--epochs", "1",
@@ -46,7 +46,7 @@ def test_readme_command_parses_and_its_config_builds(argv, monkeypatch, tmp_path
             cli._study(args)  # checks the method names and --device
         return
     seen = {}
-    monkeypatch.setattr(pipeline, "run_training",
+    monkeypatch.setattr(train_job, "run_training",
                         lambda cfg, out, **kw: seen.update(cfg=cfg, resume=kw["resume"]) or {"method": cfg.method})
     if args.resume:  # a run to continue: its config.yaml is what `--resume` alone picks up
         (tmp_path / args.out).mkdir(parents=True)
@@ -59,7 +59,7 @@ def test_resume_with_only_out_continues_the_saved_config(tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert cli.main(["train", "--out", str(run), *TINY, "--no-progress"]) == 0
     seen = {}
-    monkeypatch.setattr(pipeline, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
+    monkeypatch.setattr(train_job, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
     assert cli.main(["train", "--out", str(run), "--resume"]) == 0
     saved = build_config(str(run / "config.yaml"))
     assert seen["cfg"].to_dict() == saved.to_dict()
@@ -71,6 +71,6 @@ def test_resume_with_only_out_continues_the_saved_config(tmp_path, monkeypatch):
 
 def test_resume_without_a_saved_config_uses_the_options_given(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(pipeline, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
+    monkeypatch.setattr(train_job, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
     assert cli.main(["train", "--out", str(tmp_path / "new"), "--resume", *TINY]) == 0
     assert seen["cfg"].data.name == "digits"

@@ -22,17 +22,11 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from supcon import distributed as dist
-from supcon.config import build_config
-from supcon.engine import pipeline
-from supcon.engine.gradcache import contrastive_step
-from supcon.engine.loop import BACKWARD_DONE
-from supcon.methods import create_method
+from supcon.engine import train_job
+from supcon.methods import BACKWARD_DONE, create_method
 from supcon.models import create_encoder
 
 WORLD = 2
-NORM_FREE = "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2], norm: none}"
-TINY = ["data.name=digits", "data.num_workers=0", "train.epochs=1", NORM_FREE, "linear.epochs=1",
-        "optim.warmup_epochs=0.5"]
 
 
 def free_port() -> int:
@@ -132,7 +126,7 @@ def _steps_match_one_process(rank: int, init) -> None:
     for (kind, micro), (ref_loss, ref_grads, ref_queue) in zip(CASES, refs, strict=True):
         method, model = _make(kind)
         ddp = dist.wrap_model(model, torch.device("cpu"))
-        out = contrastive_step(method, ddp, images[half], labels[half], micro_batch_size=micro)
+        out = method(ddp, images[half], labels[half], micro_batch_size=micro)
         if not out[BACKWARD_DONE]:
             out["loss"].backward()
         where = f"{kind}, micro-batch {micro}, rank {rank}"
@@ -149,47 +143,28 @@ def test_two_process_step_equals_one_process_on_the_whole_batch():
     run_ranks(_steps_match_one_process)
 
 
-def _interrupt_after(batches: int):
-    real = pipeline._epoch_batches
-
-    def cut(c):
-        inner = real(c)
-
-        def batches_of(epoch, start):
-            for k, batch in enumerate(inner(epoch, start)):
-                if k == batches:  # on every rank alike, so no rank waits in a collective
-                    raise KeyboardInterrupt
-                yield batch
-        return batches_of
-    return cut
-
-
-def _pipeline_and_resume(rank: int, init, tmp: Path) -> None:
+def _pipeline_and_resume(rank: int, init, tmp: Path, cfg, interrupt) -> None:
     init()
-    cfg = build_config(None, overrides={"method": "supcon"},
-                       dotted=[*TINY, "train.batch_size=128", "train.checkpoint_every_steps=2"])
-    full = pipeline.run_training(cfg, tmp / "full")
-    real = pipeline._epoch_batches
-    pipeline._epoch_batches = _interrupt_after(3)
-    try:
-        pipeline.run_training(cfg, tmp / "cut")
+    full = train_job.run_training(cfg, tmp / "full")
+    try:  # every rank stops at the same checkpoint, so none waits in a collective
+        train_job.run_training(cfg, tmp / "cut", on_checkpoint=interrupt(1))
     except KeyboardInterrupt:
-        pass
+        dist.barrier()  # rank 0 has written the checkpoint before any rank looks for it
     else:
         raise AssertionError("the run was not interrupted")
-    finally:
-        pipeline._epoch_batches = real
     assert not (tmp / "cut" / "results.json").exists()
-    resumed = pipeline.run_training(cfg, tmp / "cut", resume=True)
+    resumed = train_job.run_training(cfg, tmp / "cut", resume=True)
     assert {k: v for k, v in resumed.items() if k != "train_time_s"} == \
         {k: v for k, v in full.items() if k != "train_time_s"}
 
 
-def test_ddp_pipeline_resumes_and_matches_one_process_with_the_global_batch(tmp_path):
-    run_ranks(_pipeline_and_resume, tmp_path)
+def test_ddp_pipeline_resumes_and_matches_one_process_with_the_global_batch(tmp_path, tiny_config, norm_free,
+                                                                            interrupt):
+    tiny = ("train.epochs=1", norm_free, "linear.epochs=1")
+    cfg = tiny_config("supcon", *tiny, "train.batch_size=128", "train.checkpoint_every_steps=2")
+    run_ranks(_pipeline_and_resume, tmp_path, cfg, interrupt)
     torch.set_num_threads(1)
-    single = build_config(None, overrides={"method": "supcon"}, dotted=[*TINY, "train.batch_size=256"])
-    pipeline.run_training(single, tmp_path / "single")
+    train_job.run_training(tiny_config("supcon", *tiny, "train.batch_size=256"), tmp_path / "single")
     records = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["stage"] == "pretrain_epoch"] == [1]  # rank 0 only
     ddp, one = load_file(str(tmp_path / "full" / "encoder.safetensors")), \
@@ -198,12 +173,12 @@ def test_ddp_pipeline_resumes_and_matches_one_process_with_the_global_batch(tmp_
         torch.testing.assert_close(ddp[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_torchrun_smoke_run_of_supcon_train(tmp_path):
+def test_torchrun_smoke_run_of_supcon_train(tmp_path, tiny_overrides, norm_free):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-           "-m", "supcon.cli", "train", "--method", "supcon", "--data", "digits", "--out", str(out),
-           "--batch-size", "32", "--no-progress", *[t for t in TINY if not t.startswith("data.name")],
+           "-m", "supcon.cli", "train", "--method", "supcon", "--out", str(out), "--no-progress",
+           *tiny_overrides, "train.epochs=1", norm_free, "linear.epochs=1", "train.batch_size=32",
            "train.micro_batch_size=8"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -156,7 +156,7 @@ def _raises_undocumented(objects: dict[str, object]) -> list[str]:
 
 
 def test_every_module_imports():
-    assert {"supcon.losses._tiled", "supcon.cli", "supcon.engine.pipeline"} <= set(ALL_MODULES)
+    assert {"supcon.losses._tiled", "supcon.cli", "supcon.engine.train_job"} <= set(ALL_MODULES)
     assert "supcon.losses" in MODULES and "supcon.losses._tiled" not in MODULES
     for name in ALL_MODULES:
         importlib.import_module(name)
@@ -172,7 +172,7 @@ def test_checker_sees_what_it_should():
     objects = _public_objects()
     assert "supcon.losses.supcon.supcon_loss" in objects
     assert "supcon.losses.supcon.SupConLoss" in objects
-    assert "supcon.methods._common.ContrastiveModel" in objects  # re-exported by supcon.methods
+    assert "supcon.methods.base.ContrastiveModel" in objects  # re-exported by supcon.methods
     assert all(q.startswith("supcon.") for q in objects)  # no torch/stdlib re-exports
     assert not any(q.split(".")[-1].startswith("_") for q in objects)
 
@@ -253,15 +253,16 @@ ENTRY_POINTS = [
     ("supcon.data", "EpochBatchSampler"),
     ("supcon.data", "MultiView"),
     ("supcon.data", "AugmentedDataset"),
-    ("supcon.engine.pipeline", "run_training"),
+    ("supcon.engine.train_job", "run_training"),
     ("supcon.engine.loop", "train_loop"),
-    ("supcon.engine.gradcache", "contrastive_step"),
+    ("supcon.methods", "ContrastiveMethod"),
+    ("supcon.methods.gradcache", "cached_backward"),
     ("supcon.engine.linear", "fit_linear"),
     ("supcon.methods", "create_method"),
     ("supcon.methods", "SupCon"),
     ("supcon.methods", "SimCLR"),
     ("supcon.methods", "MemorySupCon"),
-    ("supcon.methods", "queue_supcon_loss"),
+    ("supcon.losses", "queue_supcon_loss"),
     ("supcon.models", "create_encoder"),
     ("supcon.models", "ProjectionHead"),
     ("supcon.config", "build_config"),

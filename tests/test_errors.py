@@ -100,7 +100,7 @@ def _interrupt_after_checkpoint(tmp, run, mp):
     def fake(cfg, out, **kwargs):
         (Path(out) / "checkpoint.pt").write_bytes(b"a checkpoint")
         raise KeyboardInterrupt
-    mp.setattr("supcon.engine.pipeline.run_training", fake)
+    mp.setattr("supcon.engine.train_job.run_training", fake)
 
 
 def _folder_setup(kind: str):
@@ -353,17 +353,17 @@ CASES = [
          "loss became … at step 1 (the last good checkpoint is kept); train again into a new --out with a "
          "lower optim.lr", code=1, logs=True),
     Case("out-of-memory", TRAIN, "out of memory; set train.micro_batch_size=N", code=1,
-         setup=_raise("supcon.engine.pipeline.run_training", OOM)),
+         setup=_raise("supcon.engine.train_job.run_training", OOM)),
     Case("out-of-memory-cpu", TRAIN, "out of memory; set train.micro_batch_size=N", code=1,
-         setup=_raise("supcon.engine.pipeline.run_training", RuntimeError(
+         setup=_raise("supcon.engine.train_job.run_training", RuntimeError(
              "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: 9 GB"))),
     Case("disk-full", TRAIN, "…checkpoint.pt: no space left on device; free some disk space",
-         setup=_raise("supcon.engine.pipeline.run_training", lambda tmp: OSError(
+         setup=_raise("supcon.engine.train_job.run_training", lambda tmp: OSError(
              errno.ENOSPC, "No space left on device", str(tmp / "out" / "checkpoint.pt")))),
     Case("interrupted", TRAIN, "interrupted; the checkpoint in … is kept: re-run with --resume to continue",
          code=130, setup=_interrupt_after_checkpoint),
     Case("interrupted-early", TRAIN, "interrupted before the first checkpoint; re-run the same command "
-         "(without --resume)", code=130, setup=_raise("supcon.engine.pipeline.run_training", KeyboardInterrupt())),
+         "(without --resume)", code=130, setup=_raise("supcon.engine.train_job.run_training", KeyboardInterrupt())),
     Case("interrupted-compare", ("compare", *OUT, "--data", "digits"),
          "interrupted; re-run the same command to continue (finished runs are skipped", code=130,
          setup=_raise("supcon.workflows.run_compare", KeyboardInterrupt())),
@@ -534,7 +534,7 @@ def test_a_bug_is_not_turned_into_a_one_line_user_error(bug, tmp_path, monkeypat
         raise bug
 
     monkeypatch.delenv("SUPCON_DEBUG", raising=False)
-    monkeypatch.setattr("supcon.engine.pipeline.run_training", broken)
+    monkeypatch.setattr("supcon.engine.train_job.run_training", broken)
     with pytest.raises(type(bug)):
         cli.main(["train", "--out", str(tmp_path / "out"), *TINY])
 

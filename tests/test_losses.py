@@ -2,7 +2,7 @@
 
 The reference (``reference_loss``) is a Python loop over anchors in float64 that builds P(i) and
 A(i) as Python sets of ``(sample, view)`` pairs, so it shares nothing with the vectorised,
-view-major implementation under test except the formulas in DESIGN.md ("Formulas"):
+view-major implementation under test except the formulas of docs/loss.md ("The formula"):
 
     L_out(i) = -(1/|P(i)|) sum_{p in P(i)} log( exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t) )
     L_in(i)  = -log( (1/|P(i)|) sum_{p in P(i)} exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t) )
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -649,3 +650,24 @@ def test_module_repr():
     assert text.startswith("SupConLoss(")
     for part in ("temperature=0.07", "variant='in'", "contrast_mode='one'", "positives_cap=3"):
         assert part in text
+
+
+def test_cap_draws_the_anchors_own_other_view_like_any_positive():
+    """docs/loss.md: with positives_cap=1 and |P(i)| = 8 (3 views, 3 images of the class) an
+    anchor keeps a given view of its own image with probability 1/8 = 12.5%, and the page says so."""
+    from supcon.losses.supcon import _cap_positives
+
+    batch, views = 6, 3
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    view_sample = torch.arange(batch * views) % batch  # view-major rows, as the loss lays them out
+    pos = labels[view_sample][:, None] == labels[view_sample][None, :]
+    pos.fill_diagonal_(False)
+    assert bool((pos.sum(1) == 8).all())
+    own_next = (torch.arange(batch * views) + batch) % (batch * views)  # the same image's next view
+    g = torch.Generator().manual_seed(0)
+    draws = 4000
+    kept = sum(_cap_positives(pos, 1, g)[0][torch.arange(batch * views), own_next].float().mean()
+               for _ in range(draws)) / draws
+    assert abs(float(kept) - 1 / 8) < 0.01  # 3 sigma of the mean of 72000 Bernoulli(1/8) draws
+    doc = (Path(__file__).parents[1] / "docs" / "loss.md").read_text()
+    assert "min(k, |P(i)|) / |P(i)|" in doc and "12.5%" in doc and "Table 5" in doc

@@ -279,3 +279,20 @@ def test_create_graph_raises_instead_of_dropping_curvature(small_tiles):
     (g,) = torch.autograd.grad(supcon_loss(z, labels, impl="dense"), z, create_graph=True)
     (gg,) = torch.autograd.grad(g.square().sum(), z)
     assert torch.isfinite(gg).all() and gg.abs().sum() > 0
+
+
+def test_mask_positives_are_counted_in_float32_under_cpu_autocast():
+    """bf16 holds integers exactly only up to 256: counting a mask's positives under autocast
+    would round (565 -> 567 at B = 1024) and move the loss; the tiled path runs in float32, as
+    the dense path does."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (1024,), generator=g)  # ~512 positives per anchor
+    centres = torch.randn(2, 32, generator=g)  # positives alike: their mean logit weighs in the loss
+    features = (centres[labels] + 0.5 * torch.randn(1024, 32, generator=g)).unsqueeze(1)
+    mask = labels[:, None] == labels[None, :]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = supcon_loss(features, mask=mask, impl="tiled")
+        dense = supcon_loss(features, mask=mask, impl="dense")
+    assert mixed.dtype == dense.dtype == torch.float32
+    assert_close(mixed, dense, rtol=TOL[torch.float32], atol=0)
+    assert_close(mixed, supcon_loss(features, mask=mask, impl="tiled"), rtol=1e-6, atol=0)

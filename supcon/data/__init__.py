@@ -11,7 +11,7 @@ from .base import (
     stratified_split,
 )
 from .folder import FileImageDataset
-from .loader import EpochDataLoader, build_loader
+from .loader import EpochDataLoader, build_loader, eval_loader
 from .registry import list_datasets, load_dataset
 from .sampler import EpochBatchSampler
 from .transforms import POLICIES, Policy, build_transform
@@ -35,6 +35,7 @@ __all__ = [
     "build_transform",
     "to_device",
     "derive_seed",
+    "eval_loader",
     "list_datasets",
     "load_dataset",
     "stratified_split",

@@ -27,7 +27,7 @@ from torchvision import datasets as tvd
 
 from .base import DataError, SourceData, TensorImageDataset
 from .safe_pickle import load_cifar_pickle, text_list
-from .torchvision_sets import _download, _not_found
+from .sources import _download, _not_found
 
 PIXELS = 3 * 32 * 32  # bytes of one image
 

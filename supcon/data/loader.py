@@ -1,4 +1,5 @@
-"""`build_loader`: dataset + `EpochBatchSampler` -> a DataLoader of ``(images, labels)`` batches.
+"""`build_loader`: dataset + `EpochBatchSampler` -> a DataLoader of ``(images, labels)`` batches;
+`eval_loader`: the deterministic one over a split that evaluation reads.
 
 Images are ``[B, V, C, S, S]`` for a `MultiView` transform, else ``[B, C, S, S]``. Each batch is
 fetched and augmented with one call (`AugmentedDataset.__getitems__`), in the main process or in
@@ -13,8 +14,9 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .base import derive_seed
+from .base import DatasetInfo, ImageDataset, derive_seed
 from .sampler import EpochBatchSampler
+from .transforms import build_transform
 from .views import AugmentedDataset
 
 
@@ -117,3 +119,12 @@ def build_loader(
         persistent_workers=num_workers > 0,
         **extra,
     )
+
+
+def eval_loader(split: ImageDataset, info: DatasetInfo, *, batch_size: int, seed: int) -> EpochDataLoader:
+    """Deterministic loader over ``split`` for feature extraction and testing: the evaluation
+    transform (no augmentation), in order, in the main process, ``max(batch_size, 256)`` images a
+    batch (features are cheap to extract; the batch size does not change them)."""
+    data = AugmentedDataset(split, build_transform("none", info, train=False), seed=seed)
+    return build_loader(data, batch_size=max(batch_size, 256), shuffle=False, drop_last=False,
+                        seed=seed, num_workers=0)

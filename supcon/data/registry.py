@@ -15,21 +15,24 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from . import torchvision_sets as tvs
 from .base import DataError, DatasetInfo, SourceData, Splits, channel_stats, stratified_split
 from .cifar import load_cifar10, load_cifar100
+from .digits import load_digits
 from .folder import load_folder
+from .mnist import load_fashion_mnist, load_mnist
+from .sources import env_root
+from .svhn_stl10 import load_stl10, load_svhn
 
 logger = logging.getLogger(__name__)
 
 REGISTRY: dict[str, Callable[..., SourceData]] = {
-    "fashion-mnist": tvs.load_fashion_mnist,
-    "mnist": tvs.load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    "mnist": load_mnist,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
-    "svhn": tvs.load_svhn,
-    "stl10": tvs.load_stl10,
-    "digits": tvs.load_digits,
+    "svhn": load_svhn,
+    "stl10": load_stl10,
+    "digits": load_digits,
 }
 TEST_SEED = 0  # a carved test split is a property of the data, not of the run's seed
 DEFAULT_CACHE = Path("~/.cache/supcon/data")
@@ -88,7 +91,7 @@ def _read_source(
         raise DataError(f"data.labels_csv is for image folders; {name} is a registered data set "
                         "(write its images to a folder, or build multi-hot labels in your own loop)")
     roots = [Path(data_dir).expanduser()] if data_dir is not None else []
-    env = tvs.env_root()
+    env = env_root()
     roots += [env] if env is not None else []
     target = (roots[0] if roots else DEFAULT_CACHE.expanduser()) if download else None
     logger.debug("loading %s (extra roots: %s; download to: %s if not found)", name, roots, target)

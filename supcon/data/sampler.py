@@ -26,13 +26,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from ..checks import check_int
 from .base import derive_seed
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-    return value
 
 
 class EpochBatchSampler:
@@ -70,13 +65,14 @@ class EpochBatchSampler:
         world_size: int = 1,
     ) -> None:
         self.labels = torch.as_tensor(labels).reshape(-1).long()
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.world_size = _check_int("world_size", world_size, 1)
-        self.rank = _check_int("rank", rank, 0)
+        for name, value, low in (("batch_size", batch_size, 1), ("world_size", world_size, 1), ("rank", rank, 0)):
+            check_int(name, value, low=low)
+        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
         if self.rank >= self.world_size:
             raise ValueError(f"rank: expected < world_size={world_size}, got {rank}")
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
-        self.per_class = None if per_class is None else _check_int("per_class", per_class, 1)
+        check_int("per_class", per_class, allow_none=True)
+        self.per_class = per_class
         self.epoch, self.start_batch = 0, 0
         if self.per_class is not None:
             self._check_balanced()
@@ -106,7 +102,8 @@ class EpochBatchSampler:
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Fix the order for ``epoch``; skip its first ``start_batch`` batches (resume)."""
         self.epoch = int(epoch)
-        self.start_batch = _check_int("start_batch", start_batch, 0)
+        check_int("start_batch", start_batch, low=0)
+        self.start_batch = start_batch
 
     def __len__(self) -> int:
         n, global_batch = self.labels.numel(), self.batch_size * self.world_size

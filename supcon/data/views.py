@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..checks import check_int
 from .base import ImageDataset, derive_seed
 from .transforms import Policy
 
@@ -31,8 +32,7 @@ class MultiView:
     """
 
     def __init__(self, transform: Callable[[Tensor], Tensor], n_views: int = 2) -> None:
-        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
-            raise ValueError(f"n_views: expected an int >= 1, got {n_views!r}")
+        check_int("n_views", n_views)
         self.transform, self.n_views = transform, n_views
 
     def __repr__(self) -> str:

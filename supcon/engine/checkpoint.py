@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, from_dict, with_absolute_paths
+from ..run_folder import CONFIG
 
-CHECKPOINT_NAME = "checkpoint.pt"
 RESUME_FREE_KEYS = (("data", "num_workers"),)
 """Config keys a resumed run may change because they cannot change its results: the batch order
 is a function of (seed, epoch) and each image's augmentation of (seed, epoch, index), whatever
@@ -76,7 +76,7 @@ def check_resumable(state: dict[str, Any], config: dict[str, Any], world_size: i
     if saved != now:
         changed = ", ".join(changed_keys(saved, now)[:3])
         raise CheckpointError(f"--resume: the configuration differs from the run in {folder} ({changed}); "
-                              "pass the same options as before (see its config.yaml)")
+                              f"pass the same options as before (see its {CONFIG})")
     written = state.get("world_size")
     if written is not None and int(written) != world_size:
         raise CheckpointError(f"--resume: the checkpoint in {folder} was written by {written} process(es), this "

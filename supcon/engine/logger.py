@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..run_folder import METRICS, TENSORBOARD
+
 
 class MetricsLogger:
     """Append-only metrics sink. Disabled loggers (non-main ranks) accept and drop everything."""
@@ -19,7 +21,7 @@ class MetricsLogger:
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(str(self.folder / "tensorboard"))
+                self._writer = SummaryWriter(str(self.folder / TENSORBOARD))
 
     def log(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
         """Append ``{"stage", "step", "time", **metrics}`` to ``metrics.jsonl``; numeric metrics
@@ -27,7 +29,7 @@ class MetricsLogger:
         if self.folder is None:
             return
         record = {"stage": stage, "step": step, "time": round(time.time(), 3), **metrics}
-        with open(self.folder / "metrics.jsonl", "a") as f:
+        with open(self.folder / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self._writer is not None:
             for key, value in metrics.items():

@@ -17,11 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..methods.base import BACKWARD_DONE  # a step_fn's "I did the backward myself"
 from .optim import lr_at, set_lr
-
-# A step_fn that back-propagates its own loss (gradient caching) returns this key set to True;
-# the loop then only clips and steps.
-BACKWARD_DONE = "backward_done"
 
 
 @dataclass

@@ -24,6 +24,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def peak_lr(cfg: OptimConfig, global_batch: int) -> float:
+    """``cfg.lr``, multiplied by ``global_batch / 256`` when ``cfg.scale_lr`` is on (the linear
+    scaling rule; ``global_batch`` is ``train.batch_size`` x processes)."""
+    return cfg.lr * (global_batch / 256 if cfg.scale_lr else 1.0)
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
     """The optimizer named by ``cfg.name`` over ``model``'s trainable parameters, at peak ``lr``.
 

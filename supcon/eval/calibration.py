@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from supcon.eval._plot import new_figure, save_png
+from ..checks import check_int
+from ._plot import new_figure, save_png
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,7 @@ def _check_inputs(probs, labels, n_bins) -> None:
         raise ValueError(f"labels must be [{probs.shape[0]}] to match probs, got {shape}")
     if labels.is_floating_point() or int(labels.min()) < 0 or int(labels.max()) >= probs.shape[1]:
         raise ValueError(f"labels must be integers in [0, {probs.shape[1]})")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    check_int("n_bins", n_bins)
 
 
 def reliability_diagram(

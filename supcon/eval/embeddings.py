@@ -1,4 +1,7 @@
-"""2-D embeddings of representations (t-SNE, or UMAP when installed) and their scatter plot."""
+"""2-D embeddings of representations (t-SNE, or UMAP on request) and their scatter plot.
+
+The method is always the caller's explicit choice (t-SNE by default): what is installed never
+changes the picture a command draws."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from torch import Tensor
 
 from supcon.eval._plot import new_figure, save_png
 
-METHODS = ("auto", "tsne", "umap")
+METHODS = ("tsne", "umap")
 
 
 def umap_available() -> bool:
@@ -22,7 +25,7 @@ def umap_available() -> bool:
 
 def embed_2d(
     features: Tensor | np.ndarray,
-    method: str = "auto",
+    method: str = "tsne",
     *,
     seed: int = 0,
     perplexity: float = 30.0,
@@ -35,8 +38,7 @@ def embed_2d(
 
     Args:
         features: representations, one row per sample.
-        method: ``"tsne"`` (scikit-learn), ``"umap"`` (needs ``umap-learn``), or ``"auto"``
-            (UMAP when installed, else t-SNE).
+        method: ``"tsne"`` (scikit-learn, the default) or ``"umap"`` (needs ``umap-learn``).
         seed: random state of the embedding, for reproducible plots.
         perplexity: t-SNE perplexity; lowered to ``(n - 1) / 3`` for small n.
         n_neighbors: UMAP neighbourhood size; capped at ``n - 1``.
@@ -56,8 +58,6 @@ def embed_2d(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     x = _as_matrix(features, normalize)
-    if method == "auto":
-        method = "umap" if umap_available() else "tsne"
     if method == "umap" and not umap_available():
         raise ValueError("method='umap' needs the umap-learn package (pip install umap-learn)")
     if x.shape[1] > pca_dim and x.shape[0] > pca_dim:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_int
+
 
 @torch.no_grad()
 def extract_features(
@@ -167,8 +169,7 @@ def _check_knn_args(train_feats, train_labels, test_feats, k, temperature, num_c
             f"train_labels must be integer [{train_feats.shape[0]}], got "
             f"{tuple(getattr(train_labels, 'shape', ()))}"
         )
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    check_int("k", k)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     lo, hi = int(train_labels.min()), int(train_labels.max())

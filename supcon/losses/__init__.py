@@ -2,7 +2,15 @@
 (:mod:`._tiled`, private) and the loss against a queue of keys (:mod:`.queue`)."""
 
 from .queue import queue_supcon_loss
-from .supcon import CONTRAST_MODES, IMPLS, TILED_MIN_VIEWS, VARIANTS, SupConLoss, supcon_loss
+from .supcon import (
+           CONTRAST_MODES,
+           IMPLS,
+           TILED_MIN_VIEWS,
+           VARIANTS,
+           SupConLoss,
+           check_options,
+           supcon_loss,
+)
 
-__all__ = ["CONTRAST_MODES", "IMPLS", "TILED_MIN_VIEWS", "VARIANTS", "SupConLoss", "queue_supcon_loss",
-           "supcon_loss"]
+__all__ = ["CONTRAST_MODES", "IMPLS", "TILED_MIN_VIEWS", "VARIANTS", "SupConLoss", "check_options",
+           "queue_supcon_loss", "supcon_loss"]

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import distributed as dist
+from ..checks import check_int
 from . import _tiled
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,10 @@ def supcon_loss(
         temperature: tau in ``exp(z_i . z_j / tau)``; no other rescaling is applied.
         variant: ``"out"`` (L_out, the paper's: mean over positives outside the log) or ``"in"``.
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
-        positives_cap: keep at most this many positives per anchor, drawn at random (the paper's
-            supplementary Table 5); dropped positives leave the denominator as well.
+        positives_cap: keep at most this many positives per anchor, drawn uniformly at random
+            per anchor and call, the anchor's own other views among them with no priority (the
+            paper's supplementary Table 5; docs/loss.md); dropped positives leave the
+            denominator as well.
         generator: random source for ``positives_cap``.
         impl: ``"dense"`` builds the [Na, N] logits; ``"tiled"`` computes the same value and
             gradients block by block in O(N) memory (see :mod:`supcon.losses._tiled`); ``"auto"``
@@ -192,10 +195,12 @@ def _supcon_tiled(features, labels, mask, label_overlap, temperature, variant, c
         labels, mask = None, _overlap(labels, labels, "any").bool()
     z = F.normalize(features.transpose(0, 1).reshape(batch * views, -1), dim=1).to(dtype)
     num_anchors = batch if contrast_mode == "one" else batch * views
-    pos = _tiled.Positives(batch, views, labels, mask, z.device, dtype)
-    if not bool((pos.counts(dtype)[:num_anchors] > 0).any()):
-        return _attached_zero(features)
-    loss = _tiled.tiled_supcon_loss(z, pos, num_anchors, float(temperature), variant)
+    # In `dtype` even under autocast, as the dense path: bf16 counts positives exactly only up to 256.
+    with torch.autocast(z.device.type, enabled=False):
+        pos = _tiled.Positives(batch, views, labels, mask, z.device, dtype)
+        if not bool((pos.counts(dtype)[:num_anchors] > 0).any()):
+            return _attached_zero(features)
+        loss = _tiled.tiled_supcon_loss(z, pos, num_anchors, float(temperature), variant)
     return loss.to(_result_dtype(features))
 
 
@@ -353,6 +358,18 @@ def _cap_positives(pos: Tensor, cap: int, generator: torch.Generator | None) -> 
 def _check_features_and_options(features, temperature, variant, contrast_mode, positives_cap):
     """Raise ValueError on bad features or options (everything but labels/mask)."""
     _check_float_tensor("features", features, (2, 3), "[B, V, D] or [N, D]")
+    check_options(temperature=temperature, variant=variant, contrast_mode=contrast_mode,
+                  positives_cap=positives_cap)
+
+
+def check_options(*, temperature: float = 0.1, variant: str = "out", contrast_mode: str = "all",
+                  positives_cap: int | None = None) -> None:
+    """The loss's option checks (the methods run them at construction, before any batch).
+
+    Raises:
+        ValueError: an unknown ``variant`` or ``contrast_mode``, a ``temperature`` that is not a
+            positive finite number, or a ``positives_cap`` that is not None or an int >= 1.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if contrast_mode not in CONTRAST_MODES:
@@ -361,10 +378,7 @@ def _check_features_and_options(features, temperature, variant, contrast_mode, p
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    if positives_cap is not None and (
-        isinstance(positives_cap, bool) or not isinstance(positives_cap, int) or positives_cap < 1
-    ):
-        raise ValueError(f"positives_cap must be None or an int >= 1, got {positives_cap!r}")
+    check_int("positives_cap", positives_cap, allow_none=True)
 
 
 def _check_float_tensor(name: str, x, dims: tuple[int, ...], form: str, empty_ok: bool = False) -> None:

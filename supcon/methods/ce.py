@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.heads import LinearClassifier
-from ._common import ClassifierModel, num_features
+from .base import ClassifierModel, num_features
 
 
 class CrossEntropy:
@@ -35,18 +35,27 @@ class CrossEntropy:
         """Encoder + ``LinearClassifier(num_features, num_classes)``."""
         return ClassifierModel(encoder, LinearClassifier(num_features(encoder), num_classes))
 
-    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, *,
+                 micro_batch_size: int | None = None, grad_scale: float = 1.0) -> dict[str, Tensor]:
         """images ``[B, C, H, W]`` or ``[B, 1, C, H, W]``, labels ``[B]`` ->
-        ``{"loss", "features" [B, F], "logits" [B, K]}`` (features and logits detached).
+        ``{"loss", "features" [B, F], "logits" [B, K]}`` (features and logits detached); the
+        loop does the backward pass (``grad_scale`` is unused).
 
         Raises:
-            ValueError: images of another shape, or labels not integer ``[B]`` in ``[0, K)``.
+            ValueError: images of another shape, labels not integer ``[B]`` in ``[0, K)``, or a
+                ``micro_batch_size`` (gradient caching is for the contrastive methods).
         """
+        if micro_batch_size is not None:
+            raise ValueError("ce: micro_batch_size (gradient caching) is for supcon/simclr; "
+                             "lower the batch size instead")
         images = _single_view(images)
         r, logits = model(images)
         _check_labels(labels, logits)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         return {"loss": loss, "features": r.detach(), "logits": logits.detach()}
+
+    def after_step(self) -> None:
+        """Called after every optimizer step; nothing to do."""
 
 
 def _single_view(images: Tensor) -> Tensor:

@@ -19,11 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
-from ..losses import (
-    queue_supcon_loss,  # noqa: F401 (re-exported by supcon.methods)
-    supcon_loss,
-)
-from ._common import ContrastiveModel, check_views, full_precision
+from ..checks import check_int
+from ..losses import supcon_loss
+from .base import ContrastiveModel
 from .supcon import SupCon
 
 
@@ -40,9 +38,8 @@ class KeyQueue(nn.Module):
 
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
-        for arg, value in (("size", size), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
+        check_int("size", size)
+        check_int("dim", dim)
         self.register_buffer("keys", torch.zeros(size, dim))
         self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))  # next slot to write
@@ -110,14 +107,14 @@ class MomentumModel(ContrastiveModel):
             key.lerp_(param.detach(), 1.0 - momentum)
 
 
-class MemorySupCon:
+class MemorySupCon(SupCon):
     """SupCon with a momentum encoder and a queue of ``memory`` keys (``--memory N``).
 
     Options are SupCon's (``temperature``, ``variant``, ``head``, ``feat_dim``,
     ``positives_cap``, ``contrast_mode``; see :class:`SupCon`) plus ``memory`` (queue size in
     keys, >= 1; each step enqueues B*V keys per process) and ``momentum`` (EMA factor in [0, 1);
     0.999 as in MoCo). The method serves the model its ``build_model`` returned: the queue lives
-    there. Hooks used by the engine: ``remember`` (enqueue a batch's keys, gathered from every
+    there. Around SupCon's step it adds ``remember`` (enqueue a batch's keys, gathered from every
     rank) and ``after_step`` (the EMA update, after each optimizer step).
 
     Raises:
@@ -125,15 +122,11 @@ class MemorySupCon:
             [0, 1); later, calls before ``build_model`` or with another model.
     """
 
-    name = "supcon"
-    multi_view = True
-
     def __init__(self, temperature: float = 0.1, variant: str = "out", head: str = "mlp",
                  feat_dim: int = 128, positives_cap: int | None = None, contrast_mode: str = "all",
                  memory: int = 8192, momentum: float = 0.999) -> None:
-        self.base = SupCon(temperature, variant, head, feat_dim, positives_cap, contrast_mode)
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
-            raise ValueError(f"memory must be an int >= 1 (the queue size), got {memory!r}")
+        super().__init__(temperature, variant, head, feat_dim, positives_cap, contrast_mode)
+        check_int("memory", memory)  # the queue size
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.memory, self.momentum = memory, float(momentum)
@@ -141,35 +134,33 @@ class MemorySupCon:
 
     def build_model(self, encoder: nn.Module, num_classes: int | None = None) -> MomentumModel:
         """SupCon's encoder + head, their momentum copies and an empty queue."""
-        base = self.base.build_model(encoder, num_classes)
-        self._model = MomentumModel(base.encoder, base.head, self.memory, self.base.feat_dim)
+        base = super().build_model(encoder, num_classes)
+        self._model = MomentumModel(base.encoder, base.head, self.memory, self.feat_dim)
         return self._model
 
-    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """images ``[B, V, C, H, W]``, labels ``[B]`` -> ``{"loss", "features" [B, F]}``; then the
-        batch's keys are queued (after the loss: a batch is never contrasted with its own keys)."""
-        if labels is None:
-            raise ValueError("supcon: labels are required (use the simclr method without labels)")
-        batch, views = check_views(images, self.name)
-        self._bound(model)
-        r, z = model(images.flatten(0, 1))  # [B*V, F], [B*V, D], sample-major
-        loss = self.loss_from_embeddings(z.unflatten(0, (batch, views)), labels)
-        self.remember(model, images, labels)
-        return {"loss": loss, "features": r.unflatten(0, (batch, views))[:, 0].detach()}
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor | None = None,
+                 **step_options) -> dict[str, Tensor]:
+        """SupCon's step against the queue; then the batch's keys are queued (after the loss: a
+        batch is never contrasted with its own keys).
 
-    def embed(self, model: nn.Module, images: Tensor) -> Tensor:
-        """Online normalised projections of a flat batch: ``[N, C, H, W] -> [N, D]``."""
-        return model(images)[1]
+        Raises:
+            ValueError: ``model`` is not the one :meth:`build_model` returned, or anything
+                SupCon's step rejects.
+        """
+        self._bound(model)  # before any work
+        return super().__call__(model, images, labels, **step_options)
 
-    def loss_from_embeddings(self, z: Tensor, labels: Tensor) -> Tensor:
-        """:func:`supcon_loss` of ``z`` ``[B, V, D]`` with the queued keys as ``ref_features``
-        (and their labels as ``ref_labels``), in float32."""
+    def loss(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        """:func:`supcon_loss` of float32 ``z`` ``[B, V, D]`` with the queued keys as
+        ``ref_features`` (and their labels as ``ref_labels``).
+
+        Raises:
+            ValueError: called before :meth:`build_model`.
+        """
         keys, key_labels = self._bound().queue.contents()
-        b = self.base
-        with full_precision(z.device):
-            return supcon_loss(z.float(), labels, temperature=b.temperature, variant=b.variant,
-                               contrast_mode=b.contrast_mode, positives_cap=b.positives_cap,
-                               ref_features=keys.to(z.device), ref_labels=key_labels.to(z.device))
+        return supcon_loss(z, labels, temperature=self.temperature, variant=self.variant,
+                           contrast_mode=self.contrast_mode, positives_cap=self.positives_cap,
+                           ref_features=keys.to(z.device), ref_labels=key_labels.to(z.device))
 
     @torch.no_grad()
     def remember(self, model: nn.Module, images: Tensor, labels: Tensor, chunk: int | None = None) -> None:

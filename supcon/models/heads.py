@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_int
+
 HEAD_KINDS = ("mlp", "linear")
 
 
@@ -41,7 +43,7 @@ class ProjectionHead(nn.Module):
             raise ValueError(f"kind must be one of {HEAD_KINDS}, got {kind!r}")
         hidden_dim = in_dim if hidden_dim is None else hidden_dim
         for arg, value in (("in_dim", in_dim), ("out_dim", out_dim), ("hidden_dim", hidden_dim)):
-            _check_dim(arg, value)
+            check_int(arg, value)
         self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
         if kind == "linear":
             self.net = nn.Linear(in_dim, out_dim)
@@ -68,8 +70,8 @@ class LinearClassifier(nn.Module):
 
     def __init__(self, in_dim: int, num_classes: int) -> None:
         super().__init__()
-        _check_dim("in_dim", in_dim)
-        _check_dim("num_classes", num_classes)
+        check_int("in_dim", in_dim)
+        check_int("num_classes", num_classes)
         self.in_dim, self.num_classes = in_dim, num_classes
         self.fc = nn.Linear(in_dim, num_classes)
 
@@ -78,6 +80,3 @@ class LinearClassifier(nn.Module):
         return self.fc(r)
 
 
-def _check_dim(arg: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{arg} must be an int >= 1, got {value!r}")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ..checks import check_int
 from .external import create_external, is_external
 
 EncoderFactory = Callable[..., nn.Module]
@@ -65,8 +66,7 @@ def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())}; "
                          "or timm:<name>, torchvision:<name>)")
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
+    check_int("in_channels", in_channels)
     if factory is None:
         encoder = create_external(name, in_channels, **kwargs)
     else:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
+from ..checks import check_int, is_int
 from .layers import init_conv, norm_factory, zero_init_residuals
 from .registry import register_encoder
 
@@ -49,8 +50,7 @@ class SmallResNet(nn.Module):
     ) -> None:
         super().__init__()
         widths, blocks, strides = _check_stages(widths, blocks, strides)
-        if not _positive_int(stem_stride):
-            raise ValueError(f"stem_stride must be an int >= 1, got {stem_stride!r}")
+        check_int("stem_stride", stem_stride)
         make_norm = norm_factory(norm)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1, bias=False),
@@ -95,18 +95,14 @@ def _check_stages(widths, blocks, strides) -> tuple[list[int], list[int], list[i
         if not isinstance(values, (list, tuple)):
             raise ValueError(f"{arg} must be a list of ints, got {values!r}")
     widths, blocks, strides = list(widths), list(blocks), list(strides)
-    if not widths or not all(_positive_int(w) for w in widths):
+    if not widths or not all(is_int(w) for w in widths):
         raise ValueError(f"widths must be a non-empty list of ints >= 1, got {widths!r}")
     for arg, values in (("blocks", blocks), ("strides", strides)):
-        if len(values) != len(widths) or not all(_positive_int(v) for v in values):
+        if len(values) != len(widths) or not all(is_int(v) for v in values):
             raise ValueError(
                 f"{arg} must be {len(widths)} ints >= 1 (one per width), got {values!r}"
             )
     return widths, blocks, strides
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @register_encoder("small-resnet")

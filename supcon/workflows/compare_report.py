@@ -6,14 +6,13 @@ import json
 import statistics
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Config
+from ..run_folder import METRICS as METRICS_FILE
 from .plots import plot_severity_by_method, plot_training_curves
 from .report import Figure, Section, Table
-
-if TYPE_CHECKING:
-    from .compare import StudySpec
+from .study import StudySpec
 
 # key, column title, how to read it from an eval.json, decimals
 METRICS: list[tuple[str, str, Callable[[dict], float | None], int]] = [
@@ -161,7 +160,7 @@ def epoch_losses(run: Path) -> tuple[list[int], list[float]]:
     """Epochs and mean losses of a run's ``pretrain_epoch`` records (the last record of each epoch
     wins, so records left by an interrupted attempt are replaced by the resumed ones)."""
     by_epoch: dict[int, float] = {}
-    path = run / "metrics.jsonl"
+    path = run / METRICS_FILE
     for line in path.read_text().splitlines() if path.is_file() else []:
         record = json.loads(line)
         if record.get("stage") == "pretrain_epoch":

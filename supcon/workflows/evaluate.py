@@ -8,94 +8,27 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..distributed import resolve_device
 from ..engine.linear import fit_linear, topk_accuracy
-from ..engine.pipeline import resolve_device
 from ..eval.calibration import expected_calibration_error, reliability_diagram
-from ..eval.corruptions import CORRUPTIONS, SEVERITIES
-from ..eval.embeddings import METHODS as EMBEDDINGS
-from ..eval.embeddings import embed_2d, plot_embedding, umap_available
+from ..eval.embeddings import embed_2d, plot_embedding
 from ..eval.knn import knn_top1
-from . import robust
-from .gradients import gradient_summary
+from ..run_folder import EVAL as EVAL_NAME
+from ..run_folder import RunError
+from . import eval_corruptions
+from .eval_data import Target, check_same_data, features, load_target
+from .eval_gradients import gradient_summary
+from .eval_options import EvalOptions
 from .plots import plot_corruption_curves
-from .runs import Run, RunError, open_run
-from .target import Target, check_same_data, features, load_target
+from .runs import Run, open_run
 
 log = logging.getLogger("supcon")
-EVAL_NAME = "eval.json"
 PLOTS = ("reliability.png", "corruptions.png", "embedding.png", "gradients.png")
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """What `supcon eval` computes and how (defaults are the CLI's).
-
-    Raises:
-        ValueError: unknown corruptions, severities outside 1..5, or a count, k or temperature
-            out of range (the message names the CLI option).
-    """
-
-    data: str | None = None
-    """Transfer target (name or folder); None = the run's own data set."""
-    data_dir: str | None = None
-    reference: str | None = None
-    """Run folder of the mCE reference (same data set as the run); None = no mCE."""
-    corruption_samples: int = 2000
-    """Size of the seeded test subsample the corruptions are applied to."""
-    corruptions: tuple[str, ...] | None = None
-    """Corruption names; None = all 16, () = skip the robustness evaluation."""
-    severities: tuple[int, ...] = SEVERITIES
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    embedding: str = "auto"
-    """auto (UMAP when installed, else t-SNE), tsne, umap, or none."""
-    embedding_samples: int = 2000
-    tsne_iter: int = 1000
-    gradients: bool = True
-    """The gradient analysis (contrastive runs on their own data)."""
-    gradient_batch: int = 64
-    seed: int = 0
-    batch_size: int = 500
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        names = self.corruptions or ()
-        unknown = [c for c in names if c not in CORRUPTIONS]
-        checks = [
-            (not unknown, f"--corruptions: unknown {unknown}; known: {', '.join(CORRUPTIONS)}"),
-            (all(s in SEVERITIES for s in self.severities) and len(self.severities) > 0,
-             f"--severities must be values in 1..5, got {list(self.severities)}"),
-            (self.corruption_samples >= 1, f"--corruption-samples must be >= 1, got {self.corruption_samples}"),
-            (self.knn_k >= 1, f"--knn-k must be >= 1, got {self.knn_k}"),
-            (self.knn_temperature > 0, f"--knn-temperature must be > 0, got {self.knn_temperature}"),
-            (self.embedding in (*EMBEDDINGS, "none"),
-             f"--embedding must be one of {', '.join((*EMBEDDINGS, 'none'))}, got {self.embedding!r}"),
-            (self.embedding_samples >= 4, f"--embedding-samples must be >= 4, got {self.embedding_samples}"),
-            (self.gradient_batch >= 2, f"gradient_batch must be >= 2, got {self.gradient_batch}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    @property
-    def corruption_names(self) -> list[str]:
-        """The corruptions to run, in table order ([] when skipped)."""
-        return list(CORRUPTIONS) if self.corruptions is None else list(self.corruptions)
-
-    def settings(self) -> dict[str, Any]:
-        """What an existing eval.json must match to be reused (everything but the device)."""
-        out = asdict(self)
-        out.pop("device")
-        out["corruptions"] = self.corruption_names
-        out["severities"] = list(self.severities)
-        out["reference"] = str(Path(self.reference).resolve()) if self.reference else None
-        return out
 
 
 def output_folder(run_path: Path, target: Target) -> Path:
@@ -209,8 +142,8 @@ def _add_corruptions(result, run, reference, target, classifier, options, out, d
     kwargs = dict(names=options.corruption_names, severities=options.severities,
                   samples=options.corruption_samples, seed=options.seed,
                   batch_size=options.batch_size, device=device)
-    table = robust.corruption_table(run.encoder, classifier, target, **kwargs)
-    summary = robust.summary(table)
+    table = eval_corruptions.corruption_table(run.encoder, classifier, target, **kwargs)
+    summary = eval_corruptions.summary(table)
     result["corruptions"] = summary
     plot_corruption_curves(summary, out / "corruptions.png",
                            title=f"{run.method} on {target.info.name}: top-1 under corruption")
@@ -218,7 +151,7 @@ def _add_corruptions(result, run, reference, target, classifier, options, out, d
     if reference is not None:
         ref_table = _reference_table(run, reference, target, table, options, kwargs)
         result["reference"] = {"run": str(reference.path), "method": reference.method,
-                               **robust.against_reference(table, ref_table)}
+                               **eval_corruptions.against_reference(table, ref_table)}
 
 
 def _reference_table(run, reference, target, table, options, kwargs) -> dict:
@@ -232,7 +165,7 @@ def _reference_table(run, reference, target, table, options, kwargs) -> dict:
             previous = json.loads(cached.read_text())
             if _same_corruptions(previous.get("settings", {}), options, previous.get("data"), target):
                 log.info("reference errors from %s", cached)
-                return robust.as_table(previous["corruptions"])
+                return eval_corruptions.as_table(previous["corruptions"])
         except (ValueError, KeyError, TypeError):
             pass  # unreadable or old format: recompute below
     log.info("computing the reference's corruption errors (%s)", reference.path)
@@ -241,7 +174,7 @@ def _reference_table(run, reference, target, table, options, kwargs) -> dict:
     if ref_target.transfer is not None:  # the reference gets its own head on the target too
         banks = features(reference.encoder, ref_target, reference.cfg, kwargs["device"])
         ref_classifier, _ = _classifier(reference, ref_target, banks)
-    return robust.corruption_table(reference.encoder, ref_classifier, ref_target, **kwargs)
+    return eval_corruptions.corruption_table(reference.encoder, ref_classifier, ref_target, **kwargs)
 
 
 def _same_corruptions(settings: dict, options: EvalOptions, data, target: Target) -> bool:
@@ -255,10 +188,8 @@ def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOpt
         result["embedding"] = None
         return
     feats, labels = test_bank
-    idx = robust.subsample(len(labels), options.embedding_samples, options.seed)
+    idx = eval_corruptions.subsample(len(labels), options.embedding_samples, options.seed)
     method = options.embedding
-    if method == "auto":
-        method = "umap" if umap_available() else "tsne"
     log.info("embedding %d test representations with %s", len(idx), method)
     points = embed_2d(feats[idx], method, seed=options.seed, max_iter=options.tsne_iter)
     shown = {"tsne": "t-SNE", "umap": "UMAP"}[method]

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data import POLICIES
-from .compare import StudySpec
-from .evaluate import EvalOptions, evaluate_if_needed
+from .eval_options import EvalOptions
+from .evaluate import evaluate_if_needed
 from .plots import plot_sweep
 from .report import Figure, Section, Table, write_report
 from .runs import train_or_resume
+from .study import StudySpec
 
 log = logging.getLogger("supcon")
 AUGMENTATIONS = tuple(p for p in POLICIES if p != "none")

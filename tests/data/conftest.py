@@ -211,10 +211,10 @@ def write_folder(
 @pytest.fixture
 def no_env(monkeypatch):
     """No $SUPCON_DATA and no Debian folder, so only what a test writes can be found."""
-    from supcon.data import torchvision_sets
+    from supcon.data import mnist
 
     monkeypatch.delenv("SUPCON_DATA", raising=False)
-    monkeypatch.setattr(torchvision_sets, "DEBIAN_DIRS", {})
+    monkeypatch.setattr(mnist, "DEBIAN_DIRS", {})
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from supcon.data import DataError, list_datasets, load_dataset, stratified_split
-from supcon.data import torchvision_sets as tvs
+from supcon.data import DataError, list_datasets, load_dataset, mnist, stratified_split
+from supcon.data.digits import load_digits
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -103,7 +103,7 @@ def test_stl10(tmp_path, no_env, fmt):
 def test_digits_rule_and_fixed_test_split():
     from sklearn.datasets import load_digits as sk
 
-    src = tvs.load_digits([], None)
+    src = load_digits([], None)
     raw = sk().images
     expected = np.kron(np.rint(raw * 255 / 16), np.ones((4, 4))).astype(
         np.uint8
@@ -151,7 +151,7 @@ def test_resolution_order(tmp_path, monkeypatch, fmt):
     for name, value in (("given", 10), ("env", 20), ("debian", 30)):
         fmt.write_mnist_like(tmp_path / name / "fashion-mnist", gz=True, fill=value)
     monkeypatch.setattr(
-        tvs, "DEBIAN_DIRS", {"fashion-mnist": (tmp_path / "debian" / "fashion-mnist",)}
+        mnist, "DEBIAN_DIRS", {"fashion-mnist": (tmp_path / "debian" / "fashion-mnist",)}
     )
     monkeypatch.setenv("SUPCON_DATA", str(tmp_path / "env"))
 

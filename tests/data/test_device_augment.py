@@ -16,7 +16,7 @@ from supcon.data import (
     build_transform,
     to_device,
 )
-from supcon.engine import pipeline
+from supcon.engine import train_job
 
 
 def _base(channels: int, side: int, n: int = 40) -> tuple[TensorImageDataset, DatasetInfo]:
@@ -67,8 +67,8 @@ def test_defer_needs_a_batched_policy():
 def test_the_train_job_option_feeds_the_same_first_batch():
     dotted = ["data.name=digits", "data.num_workers=0", "train.batch_size=32",
               "model.encoder_options={widths: [8], blocks: [1], strides: [2]}"]
-    plain = pipeline.build(build_config(None, dotted=dotted))
-    deferred = pipeline.build(build_config(None, dotted=[*dotted, "data.augment_on_device=true"]))
+    plain = train_job.build(build_config(None, dotted=dotted))
+    deferred = train_job.build(build_config(None, dotted=[*dotted, "data.augment_on_device=true"]))
     assert plain.augment is None and deferred.augment is not None
     want = to_device(next(iter(plain.loader)), plain.device)
     got = to_device(next(iter(deferred.loader)), deferred.device, deferred.augment)

@@ -5,7 +5,13 @@ import torch
 from torch import nn
 
 from supcon.config import OptimConfig
-from supcon.engine.optim import LARS, build_optimizer, lr_at, param_groups
+from supcon.engine.optim import LARS, build_optimizer, lr_at, param_groups, peak_lr
+
+
+def test_the_linear_scaling_rule_applies_only_when_asked():
+    assert peak_lr(OptimConfig(lr=0.05, scale_lr=True), 1024) == pytest.approx(0.05 * 4)
+    assert peak_lr(OptimConfig(lr=0.05, scale_lr=True), 128) == pytest.approx(0.025)
+    assert peak_lr(OptimConfig(lr=0.05, scale_lr=False), 1024) == 0.05
 
 
 def test_warmup_then_cosine_matches_formula():

@@ -38,7 +38,7 @@ def test_pca_path_and_numpy_input():
 def test_method_selection():
     x, _ = clusters(n_per=5)
     # small n: perplexity is lowered automatically
-    assert embed_2d(x, "auto", max_iter=250).shape == (15, 2)
+    assert embed_2d(x, max_iter=250).shape == (15, 2)
     if not umap_available():
         with pytest.raises(ValueError, match="umap-learn"):
             embed_2d(x, "umap")
@@ -64,3 +64,23 @@ def test_plot_embedding_writes_png(tmp_path):
         plot_embedding(pts, y[:4], None, tmp_path / "bad.png")
     with pytest.raises(ValueError, match="class_names"):
         plot_embedding(pts, y, ["only one"], tmp_path / "bad.png")
+
+
+def test_the_default_embedding_is_t_sne_whatever_is_installed(monkeypatch):
+    """The same command draws the same picture on every machine: UMAP only when asked for."""
+    from supcon.cli import build_parser
+    from supcon.eval import embeddings
+    from supcon.workflows import EvalOptions
+
+    monkeypatch.setattr(embeddings, "umap_available", lambda: True)  # as if umap-learn were there
+    x, _ = clusters(n_per=5)
+    want = embed_2d(x, "tsne", max_iter=250)
+    np.testing.assert_array_equal(embed_2d(x, max_iter=250), want)
+    assert EvalOptions().embedding == "tsne"
+    for command in ("eval", "compare"):
+        args = build_parser().parse_args([command, "--run" if command == "eval" else "--out", "x"])
+        assert args.embedding == "tsne"
+    with pytest.raises(ValueError, match="method"):
+        embed_2d(x, "auto")
+    with pytest.raises(ValueError, match="--embedding"):
+        EvalOptions(embedding="auto")

@@ -11,11 +11,11 @@ from safetensors.torch import load_file
 
 from supcon.cli import build_parser
 from supcon.config import build_config
-from supcon.engine import pipeline
+from supcon.engine import train_job
 from supcon.engine.checkpoint import load_checkpoint, save_checkpoint
 from supcon.engine.loop import LoopSpec, Position, train_loop
-from supcon.losses import supcon_loss
-from supcon.methods import KeyQueue, MemorySupCon, create_method, queue_supcon_loss
+from supcon.losses import queue_supcon_loss, supcon_loss
+from supcon.methods import KeyQueue, MemorySupCon, create_method
 from supcon.models import create_encoder
 
 
@@ -48,7 +48,7 @@ def test_queue_rejects_bad_input():
         queue.push(torch.zeros(3, 5), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must be \[3\] integers"):
         queue.push(torch.zeros(3, 2), torch.zeros(3))
-    with pytest.raises(ValueError, match="size must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
         KeyQueue(0, 2)
 
 
@@ -115,7 +115,7 @@ def test_factory_options_and_errors():
     method, model = tiny_memory()
     assert isinstance(method, MemorySupCon) and model.queue.size == 64 and len(model.queue) == 0
     assert not any(p.requires_grad for p in [*model.key_encoder.parameters(), *model.key_head.parameters()])
-    for bad, message in [({"memory": 0}, "memory must be an int >= 1"),
+    for bad, message in [({"memory": 0}, "memory must be >= 1"),
                          ({"memory": 8, "momentum": 1.0}, r"momentum must be in \[0, 1\)"),
                          ({"memory": 8, "variant": "mid"}, "variant")]:
         with pytest.raises(ValueError, match=message):
@@ -198,29 +198,16 @@ def test_cli_flag_and_config_checks():
             build_config(None, dotted=dotted)
 
 
-def test_pipeline_run_with_memory_resumes_exactly(tmp_path, monkeypatch):
-    cfg = build_config(None, overrides={"method": "supcon"}, dotted=[
-        "data.name=digits", "data.num_workers=0", "train.batch_size=256", "train.epochs=1",
-        "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2]}", "linear.epochs=1",
-        "loss.memory=1024", "loss.momentum=0.9", "train.checkpoint_every_steps=2"])
-    full = pipeline.run_training(cfg, tmp_path / "full")
-    real = pipeline._epoch_batches
-
-    def cut_after_three(c):
-        def batches(epoch, start):
-            for k, batch in enumerate(real(c)(epoch, start)):
-                if k == 3:
-                    raise KeyboardInterrupt
-                yield batch
-        return batches
-
-    monkeypatch.setattr(pipeline, "_epoch_batches", cut_after_three)
+def test_pipeline_run_with_memory_resumes_exactly(tmp_path, tiny_config, interrupt):
+    cfg = tiny_config("supcon", "train.batch_size=256", "train.epochs=1", "linear.epochs=1",
+                      "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2]}",
+                      "loss.memory=1024", "loss.momentum=0.9", "train.checkpoint_every_steps=2")
+    full = train_job.run_training(cfg, tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run_training(cfg, tmp_path / "cut")
+        train_job.run_training(cfg, tmp_path / "cut", on_checkpoint=interrupt(1))
     saved = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert saved["position"]["step"] == 2 and int(saved["model"]["queue.count"]) == 2 * 512
-    monkeypatch.undo()
-    resumed = pipeline.run_training(cfg, tmp_path / "cut", resume=True)
+    resumed = train_job.run_training(cfg, tmp_path / "cut", resume=True)
     assert {k: v for k, v in resumed.items() if k != "train_time_s"} == \
         {k: v for k, v in full.items() if k != "train_time_s"}
     a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt")["model"] for name in ("full", "cut"))

@@ -251,5 +251,5 @@ def test_small_resnet_s2_downsamples_in_the_stem_and_keeps_the_parameters():
 
 
 def test_stem_stride_must_be_a_positive_int():
-    with pytest.raises(ValueError, match="stem_stride must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="stem_stride must be >= 1, got 0"):
         create_encoder("small-resnet", in_channels=1, stem_stride=0)

@@ -2,27 +2,16 @@
 
 import pytest
 
-from supcon.config import build_config
-from supcon.engine.pipeline import run_training
+from supcon.engine.train_job import run_training
 
-# The tiny setting of tests/engine/test_pipeline.py, one epoch shorter for the contrastive runs.
-TINY = [
-    "data.num_workers=0", "train.batch_size=64", "train.epochs=1",
-    "model.encoder_options={widths: [16, 32], blocks: [1, 1], strides: [2, 2]}",
-    "linear.epochs=2", "optim.warmup_epochs=0.5",
-]
-CE_EXTRA = ["optim.lr=0.3", "data.augmentation=none", "train.epochs=2"]
-
-
-def _config(method: str, *extra: str):
-    return build_config(None, overrides={"method": method, "data.name": "digits"},
-                        dotted=TINY + (CE_EXTRA if method == "ce" else []) + list(extra))
+# The suite's tiny run, one epoch shorter for the contrastive runs and two linear epochs.
+WORKFLOW = ["linear.epochs=2"]
 
 
 @pytest.fixture(scope="session")
-def tiny():
-    """The TINY overrides as `key=value` strings (for `supcon compare/sweep` command lines)."""
-    return list(TINY)
+def tiny(tiny_overrides):
+    """The tiny run as `key=value` strings for `supcon compare/sweep` command lines."""
+    return [*tiny_overrides, "train.epochs=1", *WORKFLOW]
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +21,11 @@ def fast_eval():
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_config):
     """Finished supcon and ce runs on digits (read-only: copy one before breaking it)."""
     root = tmp_path_factory.mktemp("runs")
-    for method in ("supcon", "ce"):
-        run_training(_config(method), root / method)
+    for method, epochs in (("supcon", 1), ("ce", 2)):
+        run_training(tiny_config(method, f"train.epochs={epochs}", *WORKFLOW), root / method)
     return {"supcon": root / "supcon", "ce": root / "ce"}
 
 

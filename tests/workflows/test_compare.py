@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from supcon.engine import pipeline
+from supcon.engine import train_job
 from supcon.workflows import evaluate as evaluate_module
 from supcon.workflows import runs as runs_module
 from supcon.workflows.compare_report import epoch_losses, summarise
@@ -56,7 +56,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tmp_path, cli, tiny
 
     def spy(cfg, path, *, resume=False, progress=False):
         calls.append((path.name, resume))
-        return pipeline.run_training(cfg, path, resume=resume, progress=progress)
+        return train_job.run_training(cfg, path, resume=resume, progress=progress)
 
     monkeypatch.setattr(runs_module, "run_training", spy)
     assert cli(*args)[0] == 0

@@ -10,9 +10,9 @@ import yaml
 from PIL import Image
 
 from supcon.config import load_config
-from supcon.engine.pipeline import build
+from supcon.engine.train_job import build
+from supcon.workflows.eval_data import load_target
 from supcon.workflows.runs import open_run
-from supcon.workflows.target import load_target
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
 

@@ -11,11 +11,10 @@ from torch import nn
 
 import supcon
 from supcon.config import load_config
-from supcon.data import load_dataset
-from supcon.engine.pipeline import eval_loader
+from supcon.data import eval_loader, load_dataset
 from supcon.eval import corruption_errors, expected_calibration_error, extract_features, knn_top1
-from supcon.workflows import robust
-from supcon.workflows.target import preprocess_fn, to_channels
+from supcon.workflows import eval_corruptions
+from supcon.workflows.eval_data import preprocess_fn, to_channels
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -29,7 +28,7 @@ def banks_of(run):
     cfg = load_config(run / "config.yaml")
     splits = load_dataset("digits", val_fraction=cfg.data.val_fraction, seed=cfg.train.seed)
     encoder = supcon.load_encoder(run)
-    banks = {s: extract_features(encoder, eval_loader(getattr(splits, s), splits.info, cfg))
+    banks = {s: extract_features(encoder, eval_loader(getattr(splits, s), splits.info, batch_size=256, seed=0))
              for s in ("train", "val", "test")}
     weights = load_file(str(run / "classifier.safetensors"))
     classifier = nn.Linear(*weights["weight"].shape[::-1])
@@ -38,7 +37,7 @@ def banks_of(run):
 
 
 def hand_mce(run_eval, ref_eval):
-    """mCE and relative mCE from the two error tables, formulas written out (DESIGN.md)."""
+    """mCE and relative mCE from the two error tables, formulas written out (docs/evaluation.md)."""
     e, r = run_eval["corruptions"], ref_eval["corruptions"]
     kept = [c for c in e["error"] if abs(sum(x - r["clean"]["error"] for x in r["error"][c])) > 1e-12]
     ce = [sum(e["error"][c]) / sum(r["error"][c]) for c in kept]
@@ -106,12 +105,12 @@ def test_a_corruption_the_reference_ignores_is_dropped_with_a_note():
              "error": {"a": [0.3, 0.5], "b": [0.2, 0.2], "c": [0.4, 0.4]}}
     reference = {"severities": [1, 2], "clean": {"error": 0.2},
                  "error": {"a": [0.4, 0.6], "b": [0.2, 0.2], "c": [0.3, 0.5]}}
-    out = robust.against_reference(table, reference)
+    out = eval_corruptions.against_reference(table, reference)
     assert out["dropped"] == ["b"] and "b: dropped" in out["notes"][0]
     # CE_a = 0.8 / 1.0, CE_c = 0.8 / 0.8; rCE_a = 0.6 / 0.6, rCE_c = 0.6 / 0.4
     assert out["mce"] == pytest.approx((0.8 + 1.0) / 2)
     assert out["relative_mce"] == pytest.approx((1.0 + 1.5) / 2)
-    nothing = robust.against_reference({**table, "error": {"b": [0.2, 0.2]}}, reference)
+    nothing = eval_corruptions.against_reference({**table, "error": {"b": [0.2, 0.2]}}, reference)
     assert nothing["mce"] is None and nothing["dropped"] == ["b"]
 
 

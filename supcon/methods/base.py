@@ -1,4 +1,5 @@
-"""Pieces the methods share: the two model wrappers and batch-shape helpers.
+"""The method contract (:class:`Method`) and the pieces the methods share: the two model
+wrappers and batch-shape helpers.
 
 Each wrapper's ``forward`` does the whole computation, so that a wrapped model (DDP,
 ``torch.compile``) sees every call go through its own ``forward``.
@@ -7,9 +8,47 @@ Each wrapper's ``forward`` does the whole computation, so that a wrapped model (
 from __future__ import annotations
 
 import contextlib
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+
+from ..checks import check_int
+
+# A step that back-propagated its own loss (gradient caching) returns this key set to True; the
+# training loop then only clips and steps.
+BACKWARD_DONE = "backward_done"
+
+
+class Method(Protocol):
+    """What the train job needs of a training method (SupCon, SimCLR, the memory variant, CE).
+
+    The train job knows methods only through this contract: it never asks for a method's name.
+    """
+
+    name: str
+    """Registry name: ``supcon``, ``simclr`` or ``ce``."""
+    multi_view: bool
+    """True for the contrastive methods: batches are ``[B, V, C, H, W]`` (the train job makes the
+    views), the model has no classifier, so the job trains the online probe during stage 1 and
+    fits the linear stage after it. False: batches ``[B, C, H, W]``, and the model's
+    ``classifier`` is the one evaluated."""
+
+    def build_model(self, encoder: nn.Module, num_classes: int) -> nn.Module:
+        """The stage-1 model around ``encoder`` (kept as ``.encoder``); its ``forward`` maps
+        ``[N, C, H, W]`` to ``(r [N, F], outputs)``."""
+        ...
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor | None, *,
+                 micro_batch_size: int | None = None, grad_scale: float = 1.0) -> dict[str, Any]:
+        """One step's ``{"loss", "features" [B, F] (detached, for the probe), ...}``. A result
+        with ``BACKWARD_DONE: True`` was already back-propagated (gradient caching, with
+        ``micro_batch_size`` images at a time and the backward multiplied by ``grad_scale``)."""
+        ...
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (the memory variant's momentum update)."""
+        ...
 
 
 class ContrastiveModel(nn.Module):
@@ -47,11 +86,7 @@ def num_features(encoder: nn.Module) -> int:
         ValueError: the encoder has no int ``num_features >= 1``.
     """
     dim = getattr(encoder, "num_features", None)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(
-            f"encoder must have an int attribute num_features >= 1, got {dim!r} "
-            f"on {type(encoder).__name__}"
-        )
+    check_int(f"the encoder's num_features ({type(encoder).__name__})", dim)
     return dim
 
 
@@ -73,32 +108,3 @@ def full_precision(device: torch.device):
         return torch.autocast(device.type, enabled=False)
     except RuntimeError:  # a device type autocast does not know: nothing to turn off
         return contextlib.nullcontext()
-
-
-def check_contrastive_options(
-    temperature: float, head: str, feat_dim: int, variant: str = "out", contrast_mode: str = "all"
-) -> None:
-    """Fail at construction (not at the first step) on options the loss or head would refuse.
-
-    Raises:
-        ValueError: a non-positive or non-finite ``temperature``, an unknown ``head``,
-            ``variant`` or ``contrast_mode``, or ``feat_dim`` not an int >= 1.
-    """
-    from ..losses import CONTRAST_MODES, VARIANTS
-    from ..models.heads import HEAD_KINDS
-
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not (0 < temperature < float("inf"))
-    ):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    for arg, value, choices in (
-        ("head", head, HEAD_KINDS),
-        ("variant", variant, VARIANTS),
-        ("contrast_mode", contrast_mode, CONTRAST_MODES),
-    ):
-        if value not in choices:
-            raise ValueError(f"{arg} must be one of {choices}, got {value!r}")
-    if isinstance(feat_dim, bool) or not isinstance(feat_dim, int) or feat_dim < 1:
-        raise ValueError(f"feat_dim must be an int >= 1, got {feat_dim!r}")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..eval.robustness import compare_to_reference, corruption_errors
-from .target import Target, preprocess_fn, uint8_images
+from .eval_data import Target, preprocess_fn, uint8_images
 
 log = logging.getLogger("supcon")
 ZERO = 1e-12  # sums of error fractions below this are "no change"

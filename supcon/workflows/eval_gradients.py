@@ -11,19 +11,18 @@ SimCLR (SupCon with sample ids as labels). z is already normalised, so magnitude
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data import build_transform
 from ..eval.gradients import gradient_analysis, plot_gradient_magnitudes
-from .robust import subsample
+from ..methods import METHODS
+from .eval_corruptions import subsample
+from .eval_data import Target, uint8_images
+from .eval_options import EvalOptions
 from .runs import Run
-from .target import Target, uint8_images
-
-if TYPE_CHECKING:
-    from .evaluate import EvalOptions
 
 BINS = 10
 
@@ -43,7 +42,7 @@ def batch_embeddings(run: Run, target: Target, batch: int, seed: int,
     x = policy.apply(images.repeat_interleave(views, dim=0), u)  # [B*V, C, S, S], sample-major
     encoder, head = run.encoder.to(device).eval(), run.head.to(device).eval()
     z = head(encoder(x.to(device))).double().cpu()
-    labels = test.labels[idx] if run.method == "supcon" else torch.arange(len(idx))
+    labels = test.labels[idx] if _supervised(run) else torch.arange(len(idx))
     return z.reshape(len(idx), views, -1), labels
 
 
@@ -52,7 +51,7 @@ def gradient_summary(run: Run, target: Target, options: EvalOptions, path: Path,
     """Run the analysis, plot magnitude vs cosine to ``path``, and return binned means."""
     z, labels = batch_embeddings(run, target, options.gradient_batch, options.seed, device)
     results = gradient_analysis(z, labels, temperature=run.cfg.loss.temperature)
-    kind = "same class" if run.method == "supcon" else "same image (SimCLR)"
+    kind = "same class" if _supervised(run) else "same image (SimCLR)"
     plot_gradient_magnitudes(
         results, path,
         title=f"{run.method}: each sample's gradient share vs cosine to the anchor "
@@ -64,6 +63,11 @@ def gradient_summary(run: Run, target: Target, options: EvalOptions, path: Path,
             "positives_are": kind, "temperature": run.cfg.loss.temperature,
             "cosine_bin_edges": np.linspace(-1, 1, BINS + 1).round(6).tolist(),
             "positives": _binned(cos[pos], mag[pos]), "negatives": _binned(cos[~pos], mag[~pos])}
+
+
+def _supervised(run: Run) -> bool:
+    """Whether the run's method takes its positives from the labels (SupCon) or not (SimCLR)."""
+    return METHODS[run.method].needs_labels
 
 
 def _binned(cos: np.ndarray, mag: np.ndarray) -> dict[str, list]:

@@ -10,18 +10,18 @@ accuracy is computed once, at the end.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from .. import distributed as dist
+from .. import run_folder
 from ..config import Config, save_config
 from ..data import (
     AugmentedDataset,
@@ -29,15 +29,15 @@ from ..data import (
     MultiView,
     build_loader,
     build_transform,
+    eval_loader,
     load_dataset,
     to_device,
 )
 from ..eval.knn import extract_features
-from ..methods import create_method
+from ..methods import Method, method_from_config
 from ..models import LinearClassifier, create_encoder
 from ..weights import save_encoder
 from .checkpoint import (
-    CHECKPOINT_NAME,
     CheckpointError,
     check_resumable,
     load_checkpoint,
@@ -47,18 +47,12 @@ from .checkpoint import (
 )
 from .compilation import maybe_compile
 from .cpu_memory import retain_freed_memory
-from .gradcache import contrastive_step
 from .linear import fit_linear, topk_accuracy
 from .logger import MetricsLogger
 from .loop import LoopSpec, Position, train_loop
-from .optim import build_optimizer
+from .optim import build_optimizer, peak_lr
 
 log = logging.getLogger("supcon")
-CONTRASTIVE = ("supcon", "simclr")
-
-
-class RunFolderError(ValueError):
-    """The output folder cannot be used as asked (e.g. it holds another run and --resume is off)."""
 
 
 @dataclass
@@ -66,7 +60,7 @@ class Components:
     """Everything stage 1 needs, built from a Config."""
 
     splits: Any
-    method: Any
+    method: Method
     model: nn.Module
     probe: nn.Module | None
     train_data: AugmentedDataset
@@ -82,46 +76,6 @@ class Components:
             self.train_model = self.model
 
 
-def resolve_device(name: str, what: str = "train.device") -> torch.device:
-    """``train.device`` as a device: ``auto`` is cuda when available, else cpu; under torchrun a
-    CUDA device becomes ``cuda:LOCAL_RANK``.
-
-    Raises:
-        ValueError: not a device name, or a cuda device that is not there (``what`` names
-            the setting in the message).
-    """
-    if name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise ValueError(f"{what} {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"{what} {name!r}: CUDA is not available on this machine; use --device cpu")
-        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(f"{what} {name!r}: only {torch.cuda.device_count()} CUDA device(s) are "
-                             "visible; use cuda:0 or check CUDA_VISIBLE_DEVICES")
-    if device.type == "cuda" and dist.world_size() > 1:
-        return torch.device("cuda", dist.local_rank())  # torchrun: one GPU per process
-    return device
-
-
-def method_options(cfg: Config) -> dict[str, Any]:
-    """The ``create_method`` options that ``cfg`` implies for its method (``loss.*`` and
-    ``model.head``/``feat_dim``; ``memory``/``momentum`` when ``loss.memory > 0``)."""
-    if cfg.method == "ce":
-        return {"label_smoothing": cfg.loss.label_smoothing}
-    options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
-    if cfg.method == "supcon":
-        options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap)
-        if cfg.data.labels_csv is not None:  # label sets: how positives are weighted
-            options.update(label_overlap=cfg.loss.label_overlap)
-        if cfg.loss.memory:  # the momentum-queue variant
-            options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
-    return options
-
-
 def build(cfg: Config) -> Components:
     """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``).
 
@@ -130,14 +84,14 @@ def build(cfg: Config) -> Components:
             or the data set, encoder or method rejects its options (DataError, ValueError).
     """
     torch.manual_seed(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    device = dist.resolve_device(cfg.train.device)
     if device.type == "cpu":
         retain_freed_memory()  # no page faults on every step's activations
     splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
                           seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
                           labels_csv=cfg.data.labels_csv)
     info = splits.info
-    method = create_method(cfg.method, **method_options(cfg))
+    method = method_from_config(cfg)
     encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
     model = method.build_model(encoder, info.num_classes).to(device)
     if cfg.train.channels_last:
@@ -147,10 +101,10 @@ def build(cfg: Config) -> Components:
     train_model = maybe_compile(train_model, cfg.train.compile, device)
     probe = None
     # with label sets (data.labels_csv) the batches carry those, not classes: no online probe
-    if cfg.method in CONTRASTIVE and cfg.train.online_probe and cfg.data.labels_csv is None:
+    if method.multi_view and cfg.train.online_probe and cfg.data.labels_csv is None:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
     transform = build_transform(cfg.data.augmentation, info, train=True, **cfg.data.augmentation_options)
-    if cfg.data.n_views > 1 or cfg.method in CONTRASTIVE:
+    if cfg.data.n_views > 1 or method.multi_view:
         transform = MultiView(transform, cfg.data.n_views)
     train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
                                   targets=cfg.data.labels_csv is not None,
@@ -165,7 +119,8 @@ def build(cfg: Config) -> Components:
     return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
 
 
-def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False) -> dict:
+def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
+                 on_checkpoint: Callable[[Position], None] | None = None) -> dict:
     """Run the whole job into ``out_dir`` and return the results (also written as results.json).
 
     Args:
@@ -176,6 +131,9 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one
             (``data.num_workers`` may differ) and so must the number of processes.
         progress: show tqdm progress bars (else a log line every ~10% of an epoch).
+        on_checkpoint: called on every process with the position right after each stage-1
+            checkpoint (every K steps and every epoch); an exception raised there stops the run
+            as an interruption at that point would (how the tests interrupt a run).
 
     Returns:
         ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
@@ -183,23 +141,24 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         ``seed`` and ``train_time_s``.
 
     Raises:
-        RunFolderError: ``out_dir`` already holds a run and ``resume`` is False.
+        RunFolderError: ``out_dir`` already holds a run and ``resume`` is False
+            (:func:`supcon.run_folder.check_unused`).
         CheckpointError: ``resume`` without a checkpoint, with another config or number of
             processes, or with an unreadable checkpoint.
         ValueError: anything :func:`build` rejects (data, device, batch size).
         NonFiniteLossError: the loss became NaN or inf (the last checkpoint is kept).
     """
     out = Path(out_dir)
-    ckpt_path = out / CHECKPOINT_NAME
+    ckpt_path = out / run_folder.CHECKPOINT
     state = _start_state(cfg, out, ckpt_path, resume)
     dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
     c = build(cfg)
     logger = MetricsLogger(out if dist.is_main() else None)
     if dist.is_main():
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, out / run_folder.CONFIG)
     started = time.perf_counter()
     try:
-        position = _pretrain(cfg, c, state, ckpt_path, logger, progress)
+        position = _pretrain(cfg, c, state, ckpt_path, logger, progress, on_checkpoint)
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
@@ -210,24 +169,23 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
                    encoder=cfg.model.encoder, seed=cfg.train.seed,
                    train_time_s=round(time.perf_counter() - started, 1))
     if dist.is_main():
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        run_folder.write_results(out, results)
     return results
 
 
 def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict | None:
     if resume:
-        if not ckpt_path.is_file():
+        if not run_folder.has_checkpoint(out):
             raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
         state = load_checkpoint(ckpt_path)
         check_resumable(state, cfg.to_dict(), dist.world_size(), out)
         return state
-    if (out / "results.json").exists() or ckpt_path.exists():
-        raise RunFolderError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+    run_folder.check_unused(out)
     return None
 
 
-def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Position:
-    lr = cfg.optim.lr * (cfg.train.batch_size * dist.world_size() / 256 if cfg.optim.scale_lr else 1.0)
+def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpoint) -> Position:
+    lr = peak_lr(cfg.optim, cfg.train.batch_size * dist.world_size())
     optimizer = build_optimizer(c.model, cfg.optim, lr)
     probe_opt = torch.optim.SGD(c.probe.parameters(), lr=0.1, momentum=0.9) if c.probe else None
     scaler = torch.amp.GradScaler(c.device.type, enabled=cfg.train.precision == "fp16")
@@ -244,16 +202,12 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
              cfg.train.batch_size * dist.world_size(), cfg.data.n_views, lr)
     _log_scale(cfg, lr)
     micro = cfg.train.micro_batch_size
-    # Contrastive steps go through gradient caching and/or the cross-rank gather when either is on.
-    global_step = cfg.method in CONTRASTIVE and (micro is not None or dist.world_size() > 1)
 
     def step_fn(batch):
         images, labels = to_device(batch, c.device, c.augment)
-        if global_step:
-            out = contrastive_step(c.method, c.train_model, images, labels, micro_batch_size=micro,
-                                   grad_scale=scaler.get_scale() if scaler.is_enabled() else 1.0)
-        else:
-            out = c.method(c.train_model, images, labels)
+        # get_scale() waits for the GPU: only gradient caching, which does its own backward, needs it
+        scale = scaler.get_scale() if scaler.is_enabled() and micro is not None else 1.0
+        out = c.method(c.train_model, images, labels, micro_batch_size=micro, grad_scale=scale)
         if c.probe is not None:
             out["probe_acc"] = _probe_step(c.probe, probe_opt, out["features"], labels)
         return out
@@ -261,6 +215,8 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
     def checkpoint(pos: Position) -> None:
         if dist.is_main():
             save_checkpoint(_state(cfg, c, optimizer, probe_opt, scaler, pos), ckpt_path)
+        if on_checkpoint is not None:
+            on_checkpoint(pos)
 
     report_every = max(1, steps // 10)
 
@@ -285,7 +241,7 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress) -> Positio
 
     return train_loop(c.model, step_fn, _epoch_batches(c), optimizer, spec, position, scaler=scaler,
                       on_step=on_step, on_epoch=on_epoch, progress=_tqdm if progress else None, stage="pretrain",
-                      after_step=getattr(c.method, "after_step", None))
+                      after_step=c.method.after_step)
 
 
 def _log_scale(cfg: Config, lr: float) -> None:
@@ -300,7 +256,7 @@ def _log_scale(cfg: Config, lr: float) -> None:
     else:
         log.info("lr %.4g = optim.lr, not scaled with the global batch %d (optim.scale_lr=false)",
                  lr, world * batch)
-    if cfg.train.micro_batch_size is not None and cfg.method in CONTRASTIVE:
+    if cfg.train.micro_batch_size is not None:  # validated: contrastive methods only
         log.info("gradient caching: micro-batches of %d images", cfg.train.micro_batch_size)
 
 
@@ -356,19 +312,13 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
 
 
-def eval_loader(split, info, cfg: Config):
-    """Deterministic (no augmentation) loader over a split for feature extraction and testing."""
-    data = AugmentedDataset(split, build_transform("none", info, train=False), seed=cfg.train.seed)
-    return build_loader(data, batch_size=max(cfg.linear.batch_size, 256), shuffle=False, drop_last=False,
-                        seed=cfg.train.seed, num_workers=0)
-
-
 def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool) -> dict:
     info = c.splits.info
     encoder = c.model.encoder
-    banks = {name: extract_features(encoder, eval_loader(getattr(c.splits, name), info, cfg), c.device)
-             for name in ("train", "val", "test")}
-    if cfg.method == "ce":
+    loaders = {name: eval_loader(getattr(c.splits, name), info, batch_size=cfg.linear.batch_size,
+                                 seed=cfg.train.seed) for name in ("train", "val", "test")}
+    banks = {name: extract_features(encoder, loader, c.device) for name, loader in loaders.items()}
+    if not c.method.multi_view:  # the model holds its own classifier
         classifier = copy.deepcopy(c.model.classifier).cpu().eval()
         selected = {"val_top1": _accuracy(classifier, banks["val"], 1)}
     else:
@@ -387,9 +337,8 @@ def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progres
     results = {"test_top1": _accuracy(classifier, banks["test"], 1),
                "test_top5": _accuracy(classifier, banks["test"], 5), **selected}
     if dist.is_main() and logger.folder is not None:
-        linear = getattr(classifier, "fc", classifier)  # one format for every method: weight, bias
-        weights = {k: v.detach().cpu().contiguous() for k, v in linear.state_dict().items()}
-        save_file(weights, str(logger.folder / "classifier.safetensors"))
+        # one format for every method: the linear layer's weight and bias
+        run_folder.save_classifier(getattr(classifier, "fc", classifier), logger.folder)
     logger.log("final", 0, results)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
 

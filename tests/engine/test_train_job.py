@@ -7,30 +7,16 @@ import torch
 from safetensors.torch import load_file
 
 import supcon
-from supcon.config import build_config
-from supcon.engine import pipeline
+from supcon.data import eval_loader
+from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
-
-TINY = [
-    "data.name=digits", "data.num_workers=0", "train.batch_size=64", "train.epochs=2",
-    "model.encoder_options={widths: [16, 32], blocks: [1, 1], strides: [2, 2]}",
-    "linear.epochs=3", "optim.warmup_epochs=0.5",
-]
-
-
-# Flipped and shifted digits make 40 steps of cross-entropy too few to leave chance level.
-CE_EXTRA = ["data.augmentation=none", "optim.lr=0.3"]
-
-
-def tiny(method: str, *extra: str):
-    base = TINY + (CE_EXTRA if method == "ce" else [])
-    return build_config(None, overrides={"method": method}, dotted=base + list(extra))
+from supcon.run_folder import RunFolderError
 
 
 @pytest.mark.parametrize("method", ["supcon", "simclr", "ce"])
-def test_each_method_runs_the_whole_pipeline(method, tmp_path):
-    results = pipeline.run_training(tiny(method), tmp_path)
+def test_each_method_runs_the_whole_pipeline(method, tmp_path, tiny_config):
+    results = train_job.run_training(tiny_config(method), tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
     assert {"method", "data", "epochs", "test_top1"} <= results.keys()
@@ -44,8 +30,8 @@ def test_each_method_runs_the_whole_pipeline(method, tmp_path):
     assert len(losses) == 2 and losses[1] < losses[0]
 
 
-def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
-    pipeline.run_training(tiny("supcon"), tmp_path)
+def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path, tiny_config):
+    train_job.run_training(tiny_config("supcon"), tmp_path)
     encoder = supcon.load_encoder(tmp_path)
     trained = {k[len("encoder."):]: v for k, v in load_checkpoint(tmp_path / "checkpoint.pt")["model"].items()
                if k.startswith("encoder.")}
@@ -57,33 +43,19 @@ def test_exported_encoder_round_trips_and_stage_two_left_it_unchanged(tmp_path):
     assert not encoder.training
 
 
-def _interrupt_after_checkpoints(monkeypatch, count: int):
-    real_save, saved = pipeline.save_checkpoint, []
-
-    def save_then_die(state, path):
-        real_save(state, path)
-        saved.append(state["position"])
-        if len(saved) == count:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(pipeline, "save_checkpoint", save_then_die)
-    return saved
-
-
 # mid-epoch (step checkpoint), resumed with a DataLoader worker instead of none (allowed: it
 # cannot change results), and at an epoch end with the same config
 @pytest.mark.parametrize("stop_after, resume_workers", [(1, 1), (3, 0)])
 def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, resume_workers, tmp_path,
-                                                                    monkeypatch):
-    cfg = tiny("supcon", "train.checkpoint_every_steps=7")
-    full = pipeline.run_training(cfg, tmp_path / "full")
-    saved = _interrupt_after_checkpoints(monkeypatch, stop_after)
+                                                                    tiny_config, interrupt):
+    cfg = tiny_config("supcon", "train.checkpoint_every_steps=7")
+    full = train_job.run_training(cfg, tmp_path / "full")
+    stop = interrupt(stop_after)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run_training(cfg, tmp_path / "cut")
-    monkeypatch.undo()
-    assert saved[-1]["step"] < full["steps"]
-    again = tiny("supcon", "train.checkpoint_every_steps=7", f"data.num_workers={resume_workers}")
-    resumed = pipeline.run_training(again, tmp_path / "cut", resume=True)
+        train_job.run_training(cfg, tmp_path / "cut", on_checkpoint=stop)
+    assert stop.positions[-1]["step"] < full["steps"]
+    again = tiny_config("supcon", "train.checkpoint_every_steps=7", f"data.num_workers={resume_workers}")
+    resumed = train_job.run_training(again, tmp_path / "cut", resume=True)
     drop = ("train_time_s",)
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
     a = load_file(str(tmp_path / "full" / "encoder.safetensors"))
@@ -91,57 +63,58 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_run_folder_misuse_is_refused(tmp_path):
-    cfg = tiny("ce", "train.epochs=1")
+def test_run_folder_misuse_is_refused(tmp_path, tiny_config):
+    cfg = tiny_config("ce", "train.epochs=1")
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        pipeline.run_training(cfg, tmp_path, resume=True)
-    pipeline.run_training(cfg, tmp_path)
-    with pytest.raises(pipeline.RunFolderError, match="already holds a run"):
-        pipeline.run_training(cfg, tmp_path)
+        train_job.run_training(cfg, tmp_path, resume=True)
+    train_job.run_training(cfg, tmp_path)
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        train_job.run_training(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="configuration differs"):
-        pipeline.run_training(tiny("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
+        train_job.run_training(tiny_config("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
     ckpt = tmp_path / "checkpoint.pt"
     state = load_checkpoint(ckpt)
     assert state["world_size"] == 1
     save_checkpoint({**state, "world_size": 2}, ckpt)  # as if written by two torchrun processes
     with pytest.raises(CheckpointError, match="written by 2 process\\(es\\), this run has 1"):
-        pipeline.run_training(cfg, tmp_path, resume=True)
+        train_job.run_training(cfg, tmp_path, resume=True)
     save_checkpoint({k: v for k, v in state.items() if k != "world_size"}, ckpt)  # an older checkpoint
-    assert pipeline.run_training(cfg, tmp_path, resume=True)["steps"] == state["position"]["step"]
+    assert train_job.run_training(cfg, tmp_path, resume=True)["steps"] == state["position"]["step"]
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    cfg = tiny("ce", "train.checkpoint_every_steps=5")
-    real_build = pipeline.build
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, tiny_config):
+    cfg = tiny_config("ce", "train.checkpoint_every_steps=5")
+    real_build = train_job.build
 
     def build_with_poisoned_method(cfg):
         c = real_build(cfg)
         real_method, calls = c.method, []
 
-        def poisoned(model, images, labels):
-            out = real_method(model, images, labels)
+        def poisoned(model, images, labels, **step_options):
+            out = real_method(model, images, labels, **step_options)
             calls.append(1)
             if len(calls) == 8:
                 out["loss"] = out["loss"] * float("nan")
             return out
 
+        poisoned.after_step = real_method.after_step  # the rest of the method contract
         c.method = poisoned
         return c
 
-    monkeypatch.setattr(pipeline, "build", build_with_poisoned_method)
+    monkeypatch.setattr(train_job, "build", build_with_poisoned_method)
     with pytest.raises(NonFiniteLossError, match="at step 7"):
-        pipeline.run_training(cfg, tmp_path)
+        train_job.run_training(cfg, tmp_path)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 5
 
 
-def test_image_size_resizes_a_registered_set_in_the_transforms():
+def test_image_size_resizes_a_registered_set_in_the_transforms(tiny_config):
     """digits is 32x32 on disk; data.image_size=16 gives 16x16 training and evaluation batches."""
-    c = pipeline.build(tiny("supcon", "data.image_size=16"))
+    c = train_job.build(tiny_config("supcon", "data.image_size=16"))
     assert c.splits.info.image_size == 16 and c.splits.train.images.shape[-2:] == (32, 32)
     c.loader.set_epoch(0)
     images, _ = next(iter(c.loader))
     assert images.shape == (64, 2, 1, 16, 16)
-    test_images, _ = next(iter(pipeline.eval_loader(c.splits.test, c.splits.info, tiny("supcon"))))
+    test_images, _ = next(iter(eval_loader(c.splits.test, c.splits.info, batch_size=64, seed=0)))
     # eval transform: antialiased bilinear 32 -> 16 (on uint8: rounded), then normalised
     raw = c.splits.test.images[:4].float()
     small = torch.nn.functional.interpolate(raw, size=16, mode="bilinear", antialias=True).round() / 255

@@ -19,11 +19,11 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config
-from ..data import DatasetInfo, ImageDataset, Splits, build_transform, load_dataset
+from ..data import DatasetInfo, ImageDataset, Splits, build_transform, eval_loader, load_dataset
 from ..data.images import fit_square
-from ..engine.pipeline import eval_loader
 from ..eval.knn import extract_features
-from .runs import Run, RunError
+from ..run_folder import RunError
+from .runs import Run
 
 LUMA = (0.299, 0.587, 0.114)
 TRANSFER_RULE = (
@@ -135,9 +135,9 @@ def features(encoder: nn.Module, target: Target, cfg: Config,
              device: torch.device | str) -> dict[str, tuple[Tensor, Tensor]]:
     """Encoder representations ``(feats [n, F], labels [n])`` of every split (no augmentation)."""
     encoder = encoder.to(device)
-    return {name: extract_features(encoder, eval_loader(getattr(target.splits, name), target.info, cfg),
-                                   device)
-            for name in ("train", "val", "test")}
+    loaders = {name: eval_loader(getattr(target.splits, name), target.info, batch_size=cfg.linear.batch_size,
+                                 seed=cfg.train.seed) for name in ("train", "val", "test")}
+    return {name: extract_features(encoder, loader, device) for name, loader in loaders.items()}
 
 
 def uint8_images(dataset: ImageDataset, indices: Tensor, size: int) -> Tensor:

@@ -7,11 +7,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from supcon.config import build_config
-from supcon.engine import gradcache, pipeline
-from supcon.engine.gradcache import cached_backward, contrastive_step
-from supcon.engine.loop import BACKWARD_DONE, LoopSpec, Position, train_loop
-from supcon.methods import ContrastiveModel, create_method
+from supcon.engine import train_job
+from supcon.engine.loop import LoopSpec, Position, train_loop
+from supcon.methods import BACKWARD_DONE, ContrastiveModel, create_method, gradcache
+from supcon.methods.gradcache import cached_backward
 from supcon.models import ProjectionHead, create_encoder
 
 
@@ -40,7 +39,7 @@ def test_micro_batched_gradients_equal_the_full_batch_step(norm, name, micro):
     reference = method(full, images, labels)  # one forward and backward over the batch
     reference["loss"].backward()
     cached = tiny_model(method, norm)
-    out = contrastive_step(method, cached, images, labels, micro_batch_size=micro)
+    out = method(cached, images, labels, micro_batch_size=micro)
     assert out[BACKWARD_DONE] and not out["loss"].requires_grad
     torch.testing.assert_close(out["loss"], reference["loss"].detach(), rtol=1e-6, atol=0)
     torch.testing.assert_close(out["features"], reference["features"], rtol=1e-5, atol=1e-6)
@@ -51,7 +50,7 @@ def test_micro_batched_gradients_equal_the_full_batch_step(norm, name, micro):
 def test_a_micro_batch_covering_the_batch_leaves_backward_to_the_loop():
     method = create_method("supcon")
     images, labels = batch(4)
-    out = contrastive_step(method, tiny_model(method, "none"), images, labels, micro_batch_size=4)
+    out = method(tiny_model(method, "none"), images, labels, micro_batch_size=4)
     assert not out[BACKWARD_DONE] and out["loss"].requires_grad
 
 
@@ -115,7 +114,7 @@ def test_batchnorm_uses_micro_batch_statistics_and_updates_running_stats_once():
     z = torch.cat([method.embed(ref_model, part) for part in images.flatten(0, 1).split(6)])
     method.loss_from_embeddings(z.unflatten(0, (8, 2)), labels).backward()
     model = tiny_model(method, "batch")
-    contrastive_step(method, model, images, labels, micro_batch_size=3)  # 3 images = 6 views
+    method(model, images, labels, micro_batch_size=3)  # 3 images = 6 views
     for got, want in zip(grads(model), grads(ref_model), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     for (name, got), want in zip(model.state_dict().items(), ref_model.state_dict().values(), strict=True):
@@ -131,9 +130,7 @@ def test_the_loop_steps_on_cached_gradients_and_scales_them():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
 
         def step(b, model=model, micro=micro):
-            if micro is None:
-                return method(model, *b)
-            return contrastive_step(method, model, *b, micro_batch_size=micro)
+            return method(model, *b, micro_batch_size=micro)
         spec = LoopSpec(epochs=1, steps_per_epoch=3, peak_lr=0.5)
         train_loop(model, step, lambda epoch, start: [(images, labels)] * 3, optimizer, spec, Position())
         trained[micro] = [p.detach().clone() for p in model.parameters()]
@@ -142,23 +139,21 @@ def test_the_loop_steps_on_cached_gradients_and_scales_them():
     initial = list(tiny_model(method, "none").parameters())
     assert not all(torch.equal(a, b) for a, b in zip(trained[2], initial, strict=True))  # it trained
     model = tiny_model(method, "none")
-    contrastive_step(method, model, images, labels, micro_batch_size=2, grad_scale=8.0)
+    method(model, images, labels, micro_batch_size=2, grad_scale=8.0)
     scaled = grads(model)
     model.zero_grad()
-    contrastive_step(method, model, images, labels, micro_batch_size=2)
+    method(model, images, labels, micro_batch_size=2)
     for big, small in zip(scaled, grads(model), strict=True):
         torch.testing.assert_close(big, 8 * small, rtol=1e-5, atol=1e-7)
 
 
-def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path):
+def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path, tiny_config, norm_free):
     # Norm-free and 5 steps: training amplifies float rounding (even a permuted batch drifts
     # ~1e-4 by step 20, and GroupNorm on near-constant digit borders amplifies it further)
-    tiny = ["data.name=digits", "data.num_workers=0", "train.batch_size=256", "train.epochs=1",
-            "model.encoder_options={widths: [8, 16], blocks: [1, 1], strides: [2, 2], norm: none}",
-            "linear.epochs=1", "data.augmentation=none", "train.online_probe=false"]
+    tiny = ["train.batch_size=256", "train.epochs=1", norm_free, "linear.epochs=1", "data.augmentation=none",
+            "train.online_probe=false"]
     for name, extra in (("full", []), ("micro", ["train.micro_batch_size=64"])):
-        cfg = build_config(None, overrides={"method": "supcon"}, dotted=tiny + extra)
-        pipeline.run_training(cfg, tmp_path / name)
+        train_job.run_training(tiny_config("supcon", *tiny, *extra), tmp_path / name)
     full = load_file(str(tmp_path / "full" / "encoder.safetensors"))
     micro = load_file(str(tmp_path / "micro" / "encoder.safetensors"))
     for key in full:
@@ -168,6 +163,6 @@ def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path):
 def test_bad_inputs():
     method = create_method("supcon")
     with pytest.raises(ValueError, match=r"images must be \[B, V, C, H, W\]"):
-        contrastive_step(method, tiny_model(method, "none"), torch.randn(4, 1, 8, 8), None)
+        method(tiny_model(method, "none"), torch.randn(4, 1, 8, 8), None)
     with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
         cached_backward(nn.Linear(2, 2), lambda m, x: m(x), torch.sum, torch.randn(3, 2), 0)

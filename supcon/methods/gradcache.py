@@ -1,4 +1,5 @@
-"""Gradient caching: a contrastive step over B images with the activation memory of m of them.
+"""Gradient caching: a contrastive step over B images with the activation memory of m of them
+(used by the contrastive step, :class:`~.contrastive.ContrastiveMethod`).
 
 A contrastive loss couples every view of the batch, so plain gradient accumulation does not
 apply. Gradient caching (Gao et al., 2021, "Scaling Deep Contrastive Learning Batch Size under
@@ -21,13 +22,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .. import distributed as dist
-from .loop import BACKWARD_DONE
+from ..checks import check_int
 
 Embed = Callable[[nn.Module, Tensor], Tensor]
 
@@ -51,8 +51,7 @@ def cached_backward(
     Raises:
         ValueError: ``chunk_size < 1``.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_int("chunk_size", chunk_size)
     chunks = inputs.split(chunk_size)
     states, parts = [], []
     with torch.no_grad():
@@ -74,58 +73,6 @@ def cached_backward(
     after.restore()
     _restore(stats)
     return loss.detach()
-
-
-def contrastive_step(
-    method: Any,
-    model: nn.Module,
-    images: Tensor,
-    labels: Tensor | None,
-    *,
-    micro_batch_size: int | None = None,
-    grad_scale: float = 1.0,
-) -> dict[str, Any]:
-    """One SupCon/SimCLR step on this rank's multi-view batch, against the global batch.
-
-    ``images`` ``[B, V, C, H, W]``, ``labels`` ``[B]``. The embeddings (``method.embed``) of every
-    rank are gathered with gradients and each rank computes ``method.loss_from_embeddings`` of
-    the whole global batch ``[W*B, V, D]``, so the loss is the single-process loss and, after
-    DDP's gradient averaging, so is the update (see :func:`supcon.distributed.gather_with_grad`).
-    Without ``micro_batch_size`` (or when it covers the batch) the returned loss still has to be
-    back-propagated; with it the backward pass is done here (gradient caching) and the result
-    says so with ``BACKWARD_DONE``. A method with ``remember(model, images, labels, chunk)``
-    (the momentum queue) is then given the batch. ``grad_scale`` multiplies the cached
-    backward (the fp16 GradScaler's scale; 1.0 otherwise). Returns ``{"loss", "features"
-    [B, F], BACKWARD_DONE}``.
-
-    Raises:
-        ValueError: ``images`` is not 5-D, or the method's loss rejects the embeddings.
-    """
-    if images.dim() != 5:
-        raise ValueError(f"images must be [B, V, C, H, W] (multi-view), got {tuple(images.shape)}")
-    batch, views = images.shape[:2]
-    flat = images.flatten(0, 1)  # [B*V, C, H, W], sample-major
-    all_labels = dist.gather(labels) if labels is not None else None
-    cached = micro_batch_size is not None and micro_batch_size < batch
-
-    def loss_fn(z: Tensor) -> Tensor:  # z [B*V, D] of this rank
-        z_all = dist.gather_with_grad(z.float()).unflatten(0, (-1, views))  # [W*B, V, D]
-        return method.loss_from_embeddings(z_all, all_labels)
-
-    # The probe's features: the encoder's outputs of the one pass that runs without gradients
-    # when caching (the replay gives the same values), else of the only pass.
-    encoder = dist.unwrap(model).encoder
-    with _outputs_of(encoder, keep=lambda: not (cached and torch.is_grad_enabled())) as reps:
-        if cached:
-            loss = cached_backward(model, method.embed, loss_fn, flat, micro_batch_size * views,
-                                   grad_scale=grad_scale)
-        else:
-            loss = loss_fn(method.embed(model, flat))
-    features = torch.cat(reps).unflatten(0, (batch, views))[:, 0]
-    remember = getattr(method, "remember", None)
-    if remember is not None:
-        remember(model, images, labels, micro_batch_size)
-    return {"loss": loss, "features": features, BACKWARD_DONE: cached}
 
 
 class _RngState:
@@ -155,7 +102,7 @@ def _restore(stats: list[tuple[Tensor, Tensor]]) -> None:
 
 
 @contextlib.contextmanager
-def _outputs_of(module: nn.Module, keep: Callable[[], bool]) -> Iterator[list[Tensor]]:
+def outputs_of(module: nn.Module, keep: Callable[[], bool]) -> Iterator[list[Tensor]]:
     """Collect ``module``'s detached outputs (while ``keep()`` is true) into the yielded list."""
     outputs: list[Tensor] = []
 
