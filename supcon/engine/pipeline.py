@@ -143,7 +143,8 @@ def build(cfg: Config) -> Components:
     return Components(splits, method, model, probe, train_data, loader, device, train_model)
 
 
-def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False) -> dict:
+def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
+                 test: bool = True) -> dict:
     """Run the whole job into ``out_dir`` and return the results (also written as results.json).
 
     Args:
@@ -154,6 +155,8 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one
             (``data.num_workers`` may differ) and so must the number of processes.
         progress: show tqdm progress bars (else a log line every ~10% of an epoch).
+        test: evaluate on the test split at the end; False (model selection) never reads it, and
+            the results have no ``test_top1``/``test_top5``.
 
     Returns:
         ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
@@ -181,7 +184,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
-        results = _final_evaluation(cfg, c, logger, progress)
+        results = _final_evaluation(cfg, c, logger, progress, test)
     finally:
         logger.close()
     results.update(method=cfg.method, data=cfg.data.name, epochs=cfg.train.epochs, steps=position.step,
@@ -341,11 +344,12 @@ def eval_loader(split, info, cfg: Config):
                         seed=cfg.train.seed, num_workers=0)
 
 
-def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool) -> dict:
+def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool,
+                      test: bool = True) -> dict:
     info = c.splits.info
     encoder = c.model.encoder
     banks = {name: extract_features(encoder, eval_loader(getattr(c.splits, name), info, cfg), c.device)
-             for name in ("train", "val", "test")}
+             for name in ("train", "val", "test") if test or name != "test"}
     if cfg.method == "ce":
         classifier = copy.deepcopy(c.model.classifier).cpu().eval()
         selected = {"val_top1": _accuracy(classifier, banks["val"], 1)}
@@ -363,7 +367,8 @@ def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progres
         classifier = fitted.classifier
         selected = {"val_top1": fitted.val_top1, "linear_best_epoch": fitted.best_epoch}
     results = {"test_top1": _accuracy(classifier, banks["test"], 1),
-               "test_top5": _accuracy(classifier, banks["test"], 5), **selected}
+               "test_top5": _accuracy(classifier, banks["test"], 5)} if test else {}
+    results.update(selected)
     if dist.is_main() and logger.folder is not None:
         linear = getattr(classifier, "fc", classifier)  # one format for every method: weight, bias
         weights = {k: v.detach().cpu().contiguous() for k, v in linear.state_dict().items()}
