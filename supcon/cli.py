@@ -250,8 +250,8 @@ def _add_controlled_options(p: argparse.ArgumentParser, presets: bool = True) ->
                    "chosen on the validation split")
     p.add_argument("--temperature-grid", default="0.1,0.5", help="temperatures tried for supcon and "
                    "simclr (crossed with --lr-grid)")
-    p.add_argument("--baseline-augmentation", default="crop-flip", help="augmentation(s) of the second ce "
-                   "row (several: the best on validation), or none")
+    p.add_argument("--baseline-augmentation", default="crop-flip,autoaugment", help="candidate "
+                   "augmentations of the second ce row (the best on validation), or none")
     p.add_argument("--budget", choices=("epochs", "passes"), default="epochs", help="equal pre-training "
                    "epochs, or equal encoder passes (images x views x epochs)")
     p.add_argument("--select-epochs", type=int, default=None, metavar="N",

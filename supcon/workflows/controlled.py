@@ -75,9 +75,9 @@ class Controls:
     """Peak learning rates tried for every method."""
     temperature_grid: tuple[float, ...] = (0.1, 0.5)
     """Temperatures tried for supcon and simclr (crossed with the lr grid)."""
-    baseline_augmentations: tuple[str, ...] = ("crop-flip",)
-    """ce's own augmentation(s) for the second baseline row (several: chosen on validation);
-    () = no such row."""
+    baseline_augmentations: tuple[str, ...] = ("crop-flip", "autoaugment")
+    """ce's own augmentation(s) for the second baseline row, chosen on validation with the lr
+    (default: ce's preset crop-flip and the paper's CE augmentation, AutoAugment); () = no such row."""
     budget: str = "epochs"
     """``epochs`` (same epochs for every method) or ``passes`` (same encoder passes)."""
     select_epochs: int | None = None
@@ -139,6 +139,14 @@ def build_rows(methods: tuple[str, ...], controls: Controls) -> list[Row]:
         text = own[0] if len(own) == 1 else "best of " + ", ".join(own) + " on validation"
         rows.insert(1, Row(OWN, "ce", own, f"ce (own augmentation: {text})"))
     return rows
+
+
+def row_label(row: Row, augmentation: str) -> str:
+    """How ``row`` is shown once its ``augmentation`` is chosen."""
+    if row.key != OWN:
+        return row.label
+    how = ", chosen on validation" if len(row.augmentations) > 1 else ""
+    return f"ce (own augmentation: {augmentation}{how})"
 
 
 def grid(row: Row, controls: Controls) -> list[dict[str, Any]]:

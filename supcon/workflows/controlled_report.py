@@ -152,10 +152,12 @@ def analyse(study: Study, summaries: Mapping[str, list[dict]]) -> dict[str, Any]
 
 
 def _rows(study: Study) -> list[dict[str, Any]]:
+    from .controlled import row_label
+
     out = []
     for r in study.rows:
         point = study.chosen(r)
-        out.append({"key": r.key, "label": r.label, "method": r.method,
+        out.append({"key": r.key, "label": row_label(r, point["data.augmentation"]), "method": r.method,
                     "augmentation": point["data.augmentation"], "lr": point["optim.lr"],
                     "temperature": point.get("loss.temperature")})
     return out
@@ -392,6 +394,8 @@ def command_line(verb: str, study: Study, extra: tuple[str, ...] = ()) -> str:
             flags += [flag, str(value)]
     if c.record is not None:
         flags += ["--record", str(c.record)]
+    if c.commit:
+        flags.append("--commit")
     o, od = study.options, EvalOptions()
     evals = [("--corruption-samples", o.corruption_samples, od.corruption_samples),
              ("--corruptions", _names(o), _names(od)),
@@ -449,8 +453,10 @@ def build_sections(study: Study, summaries: Mapping[str, list[dict]], analysis: 
 def _design_sentence(study: Study, analysis: dict) -> str:
     d = analysis["design"]
     own = [r for r in analysis["rows"] if r["key"] == "ce-own"]
-    extra = (f" The row {own[0]['label']} is cross-entropy with its own augmentation (not the shared "
-             "one), so the strongest baseline is in the table." if own else "")
+    cands = ", ".join(study.row("ce-own").augmentations) if own else ""
+    extra = (f" The row {own[0]['label']} is cross-entropy with its own augmentation (from {cands}, "
+             "chosen with its lr on the validation split), so the strongest baseline is in the "
+             "table." if own else "")
     return (f"A controlled comparison: every row trains with the `{d['augmentation']}` augmentation, "
             f"the same encoder, data, batch size and budget ({d['budget']}), with its learning rate "
             "(and temperature) chosen on the validation split." + extra)

@@ -53,7 +53,7 @@ def test_the_default_is_controlled_shared_augmentation_and_one_grid(tmp_path, mo
         assert temps == ({0.1, 0.5} if row.method != "ce" else {None})
         for point in points:
             cfg = study.config(row, 3, point)
-            assert cfg.data.augmentation == ("crop-flip" if row.key == "ce-own" else "simaugment")
+            assert cfg.data.augmentation in (("crop-flip", "autoaugment") if row.key == "ce-own" else ("simaugment",))
             assert cfg.train.seed == 3 and cfg.optim.lr == point["optim.lr"]
             shared.add((cfg.model.encoder, str(cfg.model.encoder_options), cfg.train.batch_size,
                         cfg.train.epochs, cfg.data.name, cfg.linear.epochs))
@@ -61,6 +61,9 @@ def test_the_default_is_controlled_shared_augmentation_and_one_grid(tmp_path, mo
     # the CLI's defaults are the same design, with 5 seeds
     args = build_parser().parse_args(["compare", "--out", "x"])
     assert (args.augmentation, args.seeds, args.presets, args.budget) == ("simaugment", 5, False, "epochs")
+    assert args.baseline_augmentation == "crop-flip,autoaugment"
+    own = study.row("ce-own")
+    assert {p["data.augmentation"] for p in grid(own, study.controls)} == {"crop-flip", "autoaugment"}
     # and run_compare is the controlled comparison unless presets=True
     seen = {}
     monkeypatch.setattr(controlled_module, "run_controlled", lambda *a, **k: seen.setdefault("controlled", True))
@@ -202,7 +205,8 @@ def compared(tmp_path_factory):
     root = tmp_path_factory.mktemp("controlled")
     args = ["compare", "--data", "digits", "--methods", "ce,supcon", "--seeds", "2", "--epochs", "1",
             "--out", str(root / "runs"), "--record", str(root / "record"), "--lr-grid", "0.3",
-            "--temperature-grid", "0.5", "--corruptions", "contrast,gaussian_noise",
+            "--temperature-grid", "0.5", "--baseline-augmentation", "crop-flip",
+            "--corruptions", "contrast,gaussian_noise",
             "--corruption-samples", "60", "--embedding", "none", "--no-progress", *SHARED]
     assert main(args) == 0
     return root, args
@@ -231,7 +235,8 @@ def test_compare_writes_intervals_from_the_summaries(compared):
                  "## Budget", "The budget is **equal epochs** (1)", "(own augmentation: crop-flip)",
                  "gaussian_noise", "contrast (imitated)", "](plots/corruption_differences.png)"):
         assert text in md, text
-    assert summary["command"].startswith("supcon compare --lr-grid 0.3 --temperature-grid 0.5 --record")
+    assert summary["command"].startswith("supcon compare --lr-grid 0.3 --temperature-grid 0.5 "
+                                         "--baseline-augmentation crop-flip --record")
     page = (record / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == md.count("![") >= 3
 
