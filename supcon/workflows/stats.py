@@ -193,8 +193,10 @@ def paired_difference(a: Sequence[float | None], b: Sequence[float | None],
 
 def verdict(paired: Paired, higher_is_better: bool = True) -> str:
     """``"better"`` / ``"worse"`` when the interval of the difference excludes 0, else
-    ``"no difference detected (n seeds)"``."""
+    ``"no difference detected (n seeds)"``; ``"not measured"`` without any pair."""
     d = paired.difference
+    if d.n == 0:
+        return "not measured"
     if d.low is not None and (d.low > 0 or d.high < 0):
         up = d.low > 0
         return "better" if up == higher_is_better else "worse"

@@ -91,6 +91,7 @@ def test_paired_difference_edge_cases():
     assert constant.p == 0.0 and verdict(constant, higher_is_better=False) == "better"
     missing = paired_difference([1.0, None, 3.0], [0.5, 2.0, 2.0])  # pairs with a gap are left out
     assert missing.n == 2 and missing.difference.mean == pytest.approx(0.75)
+    assert verdict(paired_difference([None, None], [1.0, 2.0])) == "not measured"
     single = paired_difference([1.0], [0.0])
     assert single.p is None and verdict(single) == "no difference detected (1 seed)"
     with pytest.raises(ValueError, match="same length"):
