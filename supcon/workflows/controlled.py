@@ -143,10 +143,7 @@ def build_rows(methods: tuple[str, ...], controls: Controls) -> list[Row]:
 
 def row_label(row: Row, augmentation: str) -> str:
     """How ``row`` is shown once its ``augmentation`` is chosen."""
-    if row.key != OWN:
-        return row.label
-    how = ", chosen on validation" if len(row.augmentations) > 1 else ""
-    return f"ce (own augmentation: {augmentation}{how})"
+    return row.label if row.key != OWN else f"ce (own augmentation: {augmentation})"
 
 
 def grid(row: Row, controls: Controls) -> list[dict[str, Any]]:
