@@ -69,7 +69,7 @@ def interrupted_message(args: argparse.Namespace) -> str:
         if has_checkpoint(args.out):
             return f"interrupted; the checkpoint in {args.out} is kept: re-run with --resume to continue"
         return "interrupted before the first checkpoint; re-run the same command (without --resume) to start"
-    if args.command in ("compare", "sweep"):
+    if args.command in ("compare", "sweep", "study"):
         return ("interrupted; re-run the same command to continue (finished runs are skipped, "
                 "the interrupted one resumes from its checkpoint)")
     return "interrupted; nothing was saved: re-run the same command to evaluate"

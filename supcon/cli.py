@@ -1,4 +1,4 @@
-"""The `supcon` command line: train, eval, compare, sweep.
+"""The `supcon` command line: train, eval, compare, study, sweep.
 
 User mistakes (bad paths, options, data, checkpoints) end with one ``error: ...`` line on stderr
 that says what to do, and exit code 2; out of memory and a non-finite loss exit with 1, Ctrl-C
@@ -72,7 +72,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole `supcon` parser (sub-commands train, eval, compare, sweep)."""
+    """The whole `supcon` parser (sub-commands train, eval, compare, study, sweep)."""
     parser = _Parser(prog="supcon", formatter_class=_HelpFormatter,
                      description="Supervised Contrastive Learning: train and evaluate encoders.")
     parser.add_argument("--version", action="version", version=f"supcon {__version__}",
@@ -174,7 +174,7 @@ def _print_results(results: dict, out: Path) -> None:
 
 
 def _add_workflow_parsers(sub) -> None:
-    """`eval`, `compare` and `sweep` (their work lives in supcon.workflows, imported on use)."""
+    """`eval`, `compare`, `study` and `sweep` (their work lives in supcon.workflows, imported on use)."""
     fmt = _HelpFormatter
     text = "linear/kNN/ECE/corruptions/embedding/gradients of a finished run"
     ev = sub.add_parser("eval", help=text, description=text, formatter_class=fmt)
@@ -192,18 +192,37 @@ def _add_workflow_parsers(sub) -> None:
     text = "train + evaluate several methods x seeds; report.md/html"
     cmp = sub.add_parser("compare", help=text, description=text, formatter_class=fmt)
     cmp.add_argument("--methods", default="ce,simclr,supcon", help="comma-separated methods")
-    cmp.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 per method")
+    cmp.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 per method")
     _add_study_options(cmp)
+    _add_controlled_options(cmp)
     _add_eval_options(cmp)
     cmp.set_defaults(handler=_cmd_compare)
 
+    text = "the paper's claims, one row each (controlled compare + L_out/L_in, stability, longer schedule)"
+    st = sub.add_parser("study", help=text, description=text, formatter_class=fmt)
+    st.add_argument("--methods", default="ce,simclr,supcon", help="comma-separated methods (ce and supcon "
+                    "required)")
+    st.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 of the core comparison")
+    st.add_argument("--claims", default="all", help="comma-separated claim rows: accuracy, robustness, "
+                    "calibration, lout-lin, stability, long-schedule, or all")
+    st.add_argument("--claim-seeds", type=int, default=3, help="seeds of the lout-lin, stability and "
+                    "long-schedule rows")
+    st.add_argument("--long-factor", type=int, default=4, help="the long schedule's epochs as a multiple "
+                    "of --epochs")
+    st.add_argument("--stability-epochs", type=int, default=None, metavar="N",
+                    help="epochs of the stability runs (default: --epochs)")
+    _add_study_options(st)
+    _add_controlled_options(st, presets=False)
+    _add_eval_options(st)
+    st.set_defaults(handler=_cmd_study)
+
     text = "stability study: vary one factor around each method's preset"
     sw = sub.add_parser("sweep", help=text, description=text, formatter_class=fmt)
-    sw.add_argument("--vary", required=True, choices=("augmentation", "optimizer", "lr"),
+    sw.add_argument("--vary", required=True, choices=("augmentation", "optimizer", "lr", "batch"),
                     help="the factor to vary")
     sw.add_argument("--methods", default="supcon,ce", help="comma-separated methods")
     sw.add_argument("--values", default=None, help="comma-separated subset of the values (lr: factors "
-                    "of the preset, e.g. 0.5,2) (default: all)")
+                    "of the preset, e.g. 0.5,2; batch: sizes, e.g. 128,512) (default: all)")
     sw.add_argument("--device", default="auto", help="auto, cpu or cuda (for the evaluation)")
     _add_study_options(sw)
     sw.set_defaults(handler=_cmd_sweep)
@@ -220,6 +239,52 @@ def _add_study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides for every run")
+
+
+def _add_controlled_options(p: argparse.ArgumentParser, presets: bool = True) -> None:
+    """The controlled comparison's options (docs/evaluation.md, `supcon compare`)."""
+    if presets:
+        p.add_argument("--presets", action="store_true", help="uncontrolled: each method keeps its own "
+                       "preset augmentation, lr and temperature; no selection, no second ce row")
+    p.add_argument("--augmentation", default="simaugment", help="augmentation policy shared by every method")
+    p.add_argument("--lr-grid", default="0.05,0.1,0.2", help="peak learning rates tried per method, "
+                   "chosen on the validation split")
+    p.add_argument("--temperature-grid", default="0.1,0.5", help="temperatures tried for supcon and "
+                   "simclr (crossed with --lr-grid)")
+    p.add_argument("--baseline-augmentation", default="crop-flip,autoaugment", help="candidate "
+                   "augmentations of the second ce row (the best on validation), or none")
+    p.add_argument("--budget", choices=("epochs", "passes"), default="epochs", help="equal pre-training "
+                   "epochs, or equal encoder passes (images x views x epochs)")
+    p.add_argument("--select-epochs", type=int, default=None, metavar="N",
+                   help="epochs of the selection runs (default: --epochs)")
+    p.add_argument("--unreliable-below", type=float, default=5.0, metavar="POINTS", help="mark relative "
+                   "CE unreliable where ce's own top-1 drop under a corruption is below this")
+    p.add_argument("--record", default=None, metavar="DIR", help="folder for the committable outputs: "
+                   "summaries/ (one JSON per finished run), report, plots (default: --out)")
+    p.add_argument("--commit", action="store_true", help="git add + commit each run's summary as it is "
+                   "written (--record must be inside a git repository)")
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = (-1.0,)
+    if not values or not all(v > 0 for v in values):
+        example = "0.05,0.1,0.2" if flag == "--lr-grid" else "0.1,0.5"
+        raise ValueError(f"{flag} must be positive numbers like {example}, got {text!r}")
+    return values
+
+
+def _controls(args: argparse.Namespace):
+    from .workflows.controlled import Controls
+
+    own = tuple(a.strip() for a in args.baseline_augmentation.split(",") if a.strip())
+    return Controls(augmentation=args.augmentation, lr_grid=_floats(args.lr_grid, "--lr-grid"),
+                    temperature_grid=_floats(args.temperature_grid, "--temperature-grid"),
+                    baseline_augmentations=() if own == ("none",) else own, budget=args.budget,
+                    select_epochs=args.select_epochs, unreliable_below=args.unreliable_below,
+                    record=Path(args.record) if args.record else None, commit=args.commit)
 
 
 def _add_eval_options(p: argparse.ArgumentParser) -> None:
@@ -283,8 +348,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .workflows import run_compare
 
     spec, options = _study(args, args.seeds), _eval_options(args)
+    controls = None if args.presets else _controls(args)
     with _file_log(_out_folder(args.out) / "compare.log"):
-        result = run_compare(spec, options, progress=not args.no_progress and sys.stderr.isatty())
+        result = run_compare(spec, options, progress=not args.no_progress and sys.stderr.isatty(),
+                             controls=controls, presets=args.presets)
+    print(result["table"])
+    print(f"report: {result['report']} and {result['html']}")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from .workflows.claims import CLAIMS, ClaimOptions, run_study
+
+    names = CLAIMS if args.claims.strip() == "all" else tuple(c.strip() for c in args.claims.split(",") if c.strip())
+    claims = ClaimOptions(claims=names, seeds=args.claim_seeds, long_factor=args.long_factor,
+                          stability_epochs=args.stability_epochs)
+    spec, options, controls = _study(args, args.seeds), _eval_options(args), _controls(args)
+    with _file_log(_out_folder(args.out) / "study.log"):
+        result = run_study(spec, options, controls, claims,
+                           progress=not args.no_progress and sys.stderr.isatty())
     print(result["table"])
     print(f"report: {result['report']} and {result['html']}")
     return 0

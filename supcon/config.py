@@ -76,7 +76,8 @@ class ModelConfig:
     """``model.*``: the encoder and the projection head."""
 
     encoder: str = "small-resnet"
-    """Encoder name from the registry (`supcon.models.list_encoders()`)."""
+    """Encoder name from the registry (`supcon.models.list_encoders()`), or `timm:<name>` /
+    `torchvision:<name>`."""
     encoder_options: dict[str, Any] = field(default_factory=dict)
     """Keyword options of the encoder, e.g. {widths: [16, 32], blocks: [1, 1], strides: [1, 2]}."""
     head: str = "mlp"

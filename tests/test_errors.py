@@ -428,6 +428,28 @@ CASES = [
     Case("compare-changed-config", ("compare", "--out", "{tmp}/cmp", "--methods", "ce", "--data", "digits"),
          "ce-seed0 holds a finished run with another configuration; remove it or choose another --out",
          setup=_finished_compare_run),
+    Case("compare-controlled-key", ("compare", *OUT, "--data", "digits", "optim.lr=0.1"),
+         "optim.lr is set by the controlled compare; use --lr-grid instead (or --presets for each method's "
+         "own preset)"),
+    Case("compare-needs-ce", ("compare", *OUT, "--data", "digits", "--methods", "supcon,simclr"),
+         "--methods must include ce in a controlled compare (it is the baseline every method is tested against)"),
+    Case("compare-bad-lr-grid", ("compare", *OUT, "--lr-grid", "fast"),
+         "--lr-grid must be positive numbers like 0.05,0.1,0.2, got 'fast'"),
+    Case("compare-unknown-augmentation", ("compare", *OUT, "--augmentation", "randaug"),
+         "--augmentation: unknown policy 'randaug'; choose from simaugment"),
+    Case("compare-unknown-baseline-augmentation", ("compare", *OUT, "--baseline-augmentation", "crop"),
+         "--baseline-augmentation: unknown policy in ['crop']"),
+    Case("compare-select-epochs", ("compare", *OUT, "--select-epochs", "0"), "--select-epochs must be >= 1, got 0"),
+    Case("compare-commit-outside-git", ("compare", *OUT, "--data", "digits", "--commit"),
+         "--commit: … is not inside a git repository; give a --record folder inside one, or drop --commit"),
+    Case("study-unknown-claim", ("study", *OUT, "--claims", "speed"),
+         "--claims: unknown ['speed']; choose from accuracy"),
+    Case("study-claim-seeds", ("study", *OUT, "--claim-seeds", "1"),
+         "--claim-seeds must be >= 2 (an interval needs two), got 1"),
+    Case("study-needs-supcon", ("study", *OUT, "--data", "digits", "--methods", "ce,simclr"),
+         "supcon study tests SupCon against cross-entropy: --methods must include supcon and ce"),
+    Case("sweep-bad-batch-values", ("sweep", *OUT, "--vary", "batch", "--values", "1"),
+         "--values for batch are batch sizes >= 2 like 128,512; got '1'"),
     Case("sweep-bad-lr-values", ("sweep", *OUT, "--vary", "lr", "--values", "half"),
          "--values for lr are positive factors like 0.5,2; got 'half'"),
     Case("sweep-unknown-value", ("sweep", *OUT, "--vary", "optimizer", "--values", "adam"),
@@ -568,7 +590,7 @@ def test_every_option_has_help_and_shows_its_default_once(name):
 def test_every_command_is_listed_with_its_help():
     parser = cli.build_parser()
     choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert {a.dest for a in choices._choices_actions} == {"train", "eval", "compare", "sweep"}
+    assert {a.dest for a in choices._choices_actions} == {"train", "eval", "compare", "study", "sweep"}
     assert all(a.help for a in choices._choices_actions)
 
 

@@ -120,7 +120,7 @@ def build(cfg: Config) -> Components:
 
 
 def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
-                 on_checkpoint: Callable[[Position], None] | None = None) -> dict:
+                 on_checkpoint: Callable[[Position], None] | None = None, test: bool = True) -> dict:
     """Run the whole job into ``out_dir`` and return the results (also written as results.json).
 
     Args:
@@ -134,6 +134,8 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         on_checkpoint: called on every process with the position right after each stage-1
             checkpoint (every K steps and every epoch); an exception raised there stops the run
             as an interruption at that point would (how the tests interrupt a run).
+        test: evaluate on the test split at the end; False (model selection) never reads it, and
+            the results have no ``test_top1``/``test_top5``.
 
     Returns:
         ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
@@ -162,7 +164,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
-        results = _final_evaluation(cfg, c, logger, progress)
+        results = _final_evaluation(cfg, c, logger, progress, test)
     finally:
         logger.close()
     results.update(method=cfg.method, data=cfg.data.name, epochs=cfg.train.epochs, steps=position.step,
@@ -312,11 +314,13 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
 
 
-def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool) -> dict:
+def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool,
+                      test: bool = True) -> dict:
     info = c.splits.info
     encoder = c.model.encoder
     loaders = {name: eval_loader(getattr(c.splits, name), info, batch_size=cfg.linear.batch_size,
-                                 seed=cfg.train.seed) for name in ("train", "val", "test")}
+                                 seed=cfg.train.seed)
+               for name in ("train", "val", "test") if test or name != "test"}
     banks = {name: extract_features(encoder, loader, c.device) for name, loader in loaders.items()}
     if not c.method.multi_view:  # the model holds its own classifier
         classifier = copy.deepcopy(c.model.classifier).cpu().eval()
@@ -335,7 +339,8 @@ def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progres
         classifier = fitted.classifier
         selected = {"val_top1": fitted.val_top1, "linear_best_epoch": fitted.best_epoch}
     results = {"test_top1": _accuracy(classifier, banks["test"], 1),
-               "test_top5": _accuracy(classifier, banks["test"], 5), **selected}
+               "test_top5": _accuracy(classifier, banks["test"], 5)} if test else {}
+    results.update(selected)
     if dist.is_main() and logger.folder is not None:
         # one format for every method: the linear layer's weight and bias
         run_folder.save_classifier(getattr(classifier, "fc", classifier), logger.folder)

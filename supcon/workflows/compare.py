@@ -20,19 +20,19 @@ from .eval_options import EvalOptions
 from .evaluate import evaluate_if_needed
 from .report import table_markdown, write_report
 from .runs import train_or_resume
-from .study import StudySpec
+from .study import StudySpec, ordered
 
 log = logging.getLogger("supcon")
 
 
-def ordered(methods: tuple[str, ...]) -> list[str]:
-    """ce first: it is the others' mCE reference and must be evaluated before them."""
-    return sorted(methods, key=lambda m: m != "ce")
-
-
 def run_compare(spec: StudySpec, options: EvalOptions | None = None, *,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, controls: Any = None, presets: bool = False) -> dict[str, Any]:
     """Train and evaluate every (method, seed), then write the report; return the summary.
+
+    By default the comparison is controlled (:mod:`.controlled`: shared augmentation and budget,
+    lr/temperature chosen on the validation split, a ce row with its own augmentation, 95%
+    intervals and paired tests); ``presets=True`` gives the uncontrolled comparison below, where
+    every method keeps its own preset.
 
     Args:
         spec: methods, seeds, data, epochs, config and overrides; runs go to
@@ -40,15 +40,22 @@ def run_compare(spec: StudySpec, options: EvalOptions | None = None, *,
         options: evaluation options (default ``EvalOptions()``); must leave ``data`` and
             ``reference`` unset (the ce run of each seed is the reference).
         progress: show progress bars while training.
+        controls: a :class:`~.controlled.Controls` (default ``Controls()``); ignored with presets.
+        presets: each method with its own ``METHOD_DEFAULTS`` preset, no selection.
 
     Returns:
         ``{"summary", "table" (Markdown), "report" (path of report.md), "html"}``.
 
     Raises:
         ValueError: ``options`` sets ``data``/``reference``, or the runs would differ in data,
-            encoder, epochs or batch size; RunError for a run folder that holds another
-            configuration; ConfigError for bad overrides.
+            encoder, epochs or batch size (and, controlled, what ``run_controlled`` refuses);
+            RunError for a run folder that holds another configuration; ConfigError for bad
+            overrides.
     """
+    if not presets:
+        from .controlled import run_controlled
+
+        return run_controlled(spec, options, controls, progress=progress)
     options = options or EvalOptions()
     if options.data is not None or options.reference is not None:
         raise ValueError("compare evaluates each run on its own data against its own ce run; "

@@ -80,7 +80,7 @@ def plot_training_curves(curves: Mapping[str, Sequence[tuple[Sequence[int], Sequ
     for ax, method in zip(axes, methods, strict=False):
         for seed, (epochs, losses) in enumerate(curves[method]):
             ax.plot(epochs, losses, marker="o", markersize=3, label=f"seed {seed}")
-        ax.set_title(f"{method}: {LOSS_NAMES.get(method, method)}")
+        ax.set_title(f"{method}: {LOSS_NAMES.get(method) or LOSS_NAMES.get(method.split('-')[0], method)}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean training loss")

@@ -56,3 +56,8 @@ class StudySpec:
             if value is not None:
                 parts += [flag, str(value)]
         return shlex.join(parts + list(self.overrides))
+
+
+def ordered(methods: tuple[str, ...]) -> list[str]:
+    """ce first: it is the others' mCE reference and must be evaluated before them."""
+    return sorted(methods, key=lambda m: m != "ce")

@@ -8,6 +8,7 @@ Factors and values (each run otherwise exactly the method's preset):
   paper's TF recipes, steps like momentum SGD), lars at 1.0 (its trust ratio, eta = 0.001, sets
   each layer's step to lr * eta * |w|), adamw at 1e-3.
 - ``lr``: the preset learning rate times 0.25, 0.5, 1, 2, 4.
+- ``batch``: the batch size times 0.5, 1, 2 (the learning rate unchanged; ``--values`` takes sizes).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ log = logging.getLogger("supcon")
 AUGMENTATIONS = tuple(p for p in POLICIES if p != "none")
 OPTIMIZER_LR: dict[str, float | None] = {"sgd": None, "lars": 1.0, "rmsprop": None, "adamw": 1e-3}
 LR_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
-FACTORS = ("augmentation", "optimizer", "lr")
+BATCH_FACTORS = (0.5, 1.0, 2.0)
+FACTORS = ("augmentation", "optimizer", "lr", "batch")
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,13 @@ class Point:
     overrides: dict[str, Any]
 
 
-def sweep_points(vary: str, base_lr: float, values: list[str] | None = None) -> list[Point]:
-    """The runs of one method; ``base_lr`` is the method's preset lr; ``values`` picks a subset.
+def sweep_points(vary: str, base_lr: float, values: list[str] | None = None,
+                 base_batch: int = 256) -> list[Point]:
+    """The runs of one method; ``base_lr``/``base_batch`` are the method's preset lr and batch
+    size; ``values`` picks a subset (lr: any factors; batch: any sizes).
 
     Raises:
-        ValueError: unknown ``vary``, an unknown value, or a non-positive lr factor.
+        ValueError: unknown ``vary``, an unknown value, a non-positive lr factor or a batch size < 2.
     """
     if vary == "augmentation":
         points = [Point(a, {"data.augmentation": a}) for a in AUGMENTATIONS]
@@ -52,11 +56,25 @@ def sweep_points(vary: str, base_lr: float, values: list[str] | None = None) -> 
         points = [Point(o, {"optim.name": o, "optim.lr": lr or base_lr}) for o, lr in OPTIMIZER_LR.items()]
     elif vary == "lr":
         points = [Point(f"x{f:g}", {"optim.lr": base_lr * f}) for f in LR_FACTORS]
+    elif vary == "batch":
+        points = [_batch_point(str(max(2, round(base_batch * f)))) for f in BATCH_FACTORS]
     else:
         raise ValueError(f"--vary must be one of {', '.join(FACTORS)}, got {vary!r}")
     if values is None:
         return points
+    if vary == "batch":
+        return [_batch_point(v) for v in values]
     return [_lr_point(v, base_lr) if vary == "lr" else _pick(points, vary, v) for v in values]
+
+
+def _batch_point(value: str) -> Point:
+    try:
+        size = int(value.strip())
+    except ValueError:
+        size = 0
+    if size < 2:
+        raise ValueError(f"--values for batch are batch sizes >= 2 like 128,512; got {value!r}")
+    return Point(str(size), {"train.batch_size": size})
 
 
 def _lr_point(value: str, base_lr: float) -> Point:
@@ -99,7 +117,7 @@ def run_sweep(spec: StudySpec, vary: str, values: list[str] | None = None, *,
     plan = {}
     for method in spec.methods:
         base = spec.config_for(method, 0)
-        for point in sweep_points(vary, base.optim.lr, values):
+        for point in sweep_points(vary, base.optim.lr, values, base.train.batch_size):
             plan[method, point.label] = spec.config_for(method, 0, point.overrides)
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in spec.methods}
     for (method, label), cfg in plan.items():

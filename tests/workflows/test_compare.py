@@ -1,4 +1,5 @@
-"""`supcon compare`: one run per (method, seed), a report with the table, and resumable re-runs."""
+"""`supcon compare --presets` (each method its own preset): one run per (method, seed), a report
+with the table, and resumable re-runs. The controlled default is tested in test_controlled.py."""
 
 import json
 import statistics
@@ -13,7 +14,7 @@ from supcon.workflows.compare_report import epoch_losses, summarise
 
 def test_compare_writes_the_report_and_skips_or_resumes_runs(tmp_path, cli, tiny, fast_eval, monkeypatch):
     out = tmp_path / "cmp"
-    args = ["compare", "--data", "digits", "--methods", "ce,supcon", "--seeds", "1", "--out", out,
+    args = ["compare", "--presets", "--data", "digits", "--methods", "ce,supcon", "--seeds", "1", "--out", out,
             *fast_eval, "--embedding", "tsne", "--embedding-samples", "40", *tiny]
     code, stdout, err = cli(*args)
     assert code == 0, err
@@ -67,7 +68,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tmp_path, cli, tiny
 
 def test_a_changed_configuration_is_refused_not_mixed(tmp_path, cli, tiny, fast_eval):
     out = tmp_path / "cmp"
-    base = ["compare", "--data", "digits", "--methods", "ce", "--out", out, *fast_eval]
+    base = ["compare", "--presets", "--data", "digits", "--methods", "ce", "--out", out, *fast_eval]
     assert cli(*base, *tiny)[0] == 0
     code, _, err = cli(*base, *tiny, "optim.weight_decay=0.001")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "another configuration" in err

@@ -43,6 +43,9 @@ def test_sweep_values_around_each_preset():
     lrs = [p.overrides["optim.lr"] for p in sweep_points("lr", 0.1)]
     assert lrs == pytest.approx([0.025, 0.05, 0.1, 0.2, 0.4])
     assert [p.label for p in sweep_points("lr", 0.1, ["3"])] == ["x3"]
+    batches = sweep_points("batch", 0.1, base_batch=256)
+    assert [p.overrides for p in batches] == [{"train.batch_size": b} for b in (128, 256, 512)]
+    assert [p.label for p in sweep_points("batch", 0.1, ["64"])] == ["64"]
 
 
 @pytest.mark.parametrize("args, expect", [

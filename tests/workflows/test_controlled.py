@@ -1,0 +1,333 @@
+"""`supcon compare` as a controlled experiment: shared settings by default, selection on the
+validation split only, statistics from the run summaries, and resumable, committable records."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from supcon.cli import build_parser
+from supcon.config import build_config
+from supcon.data import Splits
+from supcon.engine import train_job
+from supcon.workflows import controlled as controlled_module
+from supcon.workflows import evaluate as evaluate_module
+from supcon.workflows import runs as runs_module
+from supcon.workflows.compare import run_compare
+from supcon.workflows.controlled import Controls, Study, build_rows, grid
+from supcon.workflows.controlled_report import (
+    ACCURACY,
+    ROBUSTNESS,
+    analyse,
+    build_sections,
+    results_table,
+)
+from supcon.workflows.eval_corruptions import summary as corruption_summary
+from supcon.workflows.eval_options import EvalOptions
+from supcon.workflows.record import commit_files, portable_config
+from supcon.workflows.report import to_markdown
+from supcon.workflows.study import StudySpec
+
+from ..conftest import TINY
+
+# TINY without the settings a controlled compare chooses itself (epochs go through --epochs)
+SHARED = [o for o in TINY if not o.startswith("train.epochs")]
+
+
+def _spec(tmp_path, methods=("ce", "supcon"), seeds=2, overrides=SHARED):
+    return StudySpec(out=tmp_path / "out", methods=methods, seeds=seeds, data="digits", epochs=1,
+                     overrides=tuple(overrides))
+
+
+# ------------------------------------------------------------------------------ the design
+def test_the_default_is_controlled_shared_augmentation_and_one_grid(tmp_path, monkeypatch):
+    study = Study(_spec(tmp_path, ("ce", "simclr", "supcon"), 5), EvalOptions(), Controls())
+    assert [r.key for r in study.rows] == ["ce", "ce-own", "simclr", "supcon"]
+    shared = set()
+    for row in study.rows:
+        points = grid(row, study.controls)
+        lrs = sorted({p["optim.lr"] for p in points})
+        assert lrs == [0.05, 0.1, 0.2]  # the same grid for every method
+        temps = {p.get("loss.temperature") for p in points}
+        assert temps == ({0.1, 0.5} if row.method != "ce" else {None})
+        for point in points:
+            cfg = study.config(row, 3, point)
+            assert cfg.data.augmentation in (("crop-flip", "autoaugment") if row.key == "ce-own" else ("simaugment",))
+            assert cfg.train.seed == 3 and cfg.optim.lr == point["optim.lr"]
+            shared.add((cfg.model.encoder, str(cfg.model.encoder_options), cfg.train.batch_size,
+                        cfg.train.epochs, cfg.data.name, cfg.linear.epochs))
+    assert len(shared) == 1  # encoder, batch, epochs, data and linear stage are shared
+    # the CLI's defaults are the same design, with 5 seeds
+    args = build_parser().parse_args(["compare", "--out", "x"])
+    assert (args.augmentation, args.seeds, args.presets, args.budget) == ("simaugment", 5, False, "epochs")
+    assert args.baseline_augmentation == "crop-flip,autoaugment"
+    own = study.row("ce-own")
+    assert {p["data.augmentation"] for p in grid(own, study.controls)} == {"crop-flip", "autoaugment"}
+    # and run_compare is the controlled comparison unless presets=True
+    seen = {}
+    monkeypatch.setattr(controlled_module, "run_controlled", lambda *a, **k: seen.setdefault("controlled", True))
+    run_compare(_spec(tmp_path), EvalOptions())
+    assert seen == {"controlled": True}
+
+
+def test_budget_of_equal_passes_gives_one_view_ce_twice_the_epochs(tmp_path):
+    study = Study(_spec(tmp_path), EvalOptions(), Controls(budget="passes"))
+    epochs = {r.key: study.config(r, 0, grid(r, study.controls)[0]).train.epochs for r in study.rows}
+    assert epochs == {"ce": 2, "ce-own": 2, "supcon": 1}  # supcon sees 2 views per image
+
+
+@pytest.mark.parametrize("override, flag", [("optim.lr=0.1", "--lr-grid"), ("data.augmentation=none", "--augmentation"),
+                                            ("loss.temperature=0.2", "--temperature-grid")])
+def test_overrides_of_controlled_settings_are_refused(tmp_path, override, flag):
+    with pytest.raises(ValueError, match=f"is set by the controlled compare; use {flag}"):
+        Study(_spec(tmp_path, overrides=(*SHARED, override)), EvalOptions(), Controls())
+
+
+def test_ce_is_required_and_the_own_augmentation_row_is_optional():
+    with pytest.raises(ValueError, match="must include ce"):
+        build_rows(("supcon", "simclr"), Controls())
+    assert [r.key for r in build_rows(("supcon", "ce"), Controls(baseline_augmentations=()))] == ["ce", "supcon"]
+    # the same policy as the shared one would repeat the ce row
+    assert [r.key for r in build_rows(("ce",), Controls(baseline_augmentations=("simaugment",)))] == ["ce"]
+    own = build_rows(("ce",), Controls(baseline_augmentations=("crop-flip", "autoaugment")))[1]
+    assert own.augmentations == ("crop-flip", "autoaugment") and "best of crop-flip, autoaugment" in own.label
+
+
+# ------------------------------------------------------------------------------ selection
+class Untouchable:
+    """A test split that fails the test when its images or labels are read."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):  # the size alone is no information about the test images
+        return self.n
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test split was read during selection (.{name})")
+
+    def __getitem__(self, index):
+        raise AssertionError("the test split was read during selection ([])")
+
+
+def test_selection_reads_only_the_validation_split(tmp_path, monkeypatch):
+    real = train_job.load_dataset
+
+    def guarded(*args, **kwargs):
+        splits = real(*args, **kwargs)
+        return Splits(splits.train, splits.val, Untouchable(len(splits.test)), splits.info)
+
+    monkeypatch.setattr(train_job, "load_dataset", guarded)
+    controls = Controls(lr_grid=(0.05, 0.3), temperature_grid=(0.5,), baseline_augmentations=())
+    study = Study(_spec(tmp_path), EvalOptions(), controls)
+    selection = study.select()
+    assert set(selection) == {"ce", "supcon"}
+    for sel in selection.values():
+        assert len(sel["grid"]) == 2
+        best = max(sel["grid"], key=lambda t: t["val_top1"])
+        assert sel["chosen"] == best["point"]  # the highest validation top-1 wins
+        for tried in sel["grid"]:
+            results = json.loads((study.runner.out / tried["name"] / "results.json").read_text())
+            assert "test_top1" not in results and results["val_top1"] == tried["val_top1"]
+            assert results["seed"] == controlled_module.SELECT_SEED
+    # the guard works: a normal run reads the test split at its end
+    with pytest.raises(AssertionError, match="test split was read"):
+        train_job.run_training(study.config(study.row("ce"), 0, grid(study.row("ce"), controls)[0]),
+                              tmp_path / "normal")
+
+
+# ------------------------------------------------------------------------------ analysis
+def _fake(method, clean, errors, *, knn=50.0, ece=0.05, seed=0):
+    table = {"clean": {"error": clean, "ece": 0.02}, "severities": [1, 2], "error": errors,
+             "ece": {c: [0.1, 0.2] for c in errors}, "samples": 100, "of": 100, "seed": 0}
+    views = 1 if method == "ce" else 2
+    config = portable_config(build_config(None, overrides={"method": method, "data.name": "digits",
+                                                           "data.augmentation": "simaugment"}))
+    return {"name": f"{method}-seed{seed}", "data_info": {"channels": 1, "image_size": 28}, "config": config,
+            "results": {"steps": 10, "train_time_s": 5.0 * views, "test_top1": 100 * (1 - clean)},
+            "pretrain": {"epoch": [1], "loss": [1.0], "epoch_time_s": [4.0 * views]},
+            "pretrain_time_s": 4.0 * views, "encoder_passes": 640 * views,
+            "eval": {"linear": {"top1": 100 * (1 - clean)}, "knn": {"top1": knn}, "calibration": {"ece": ece},
+                     "corruptions": corruption_summary(table)}}
+
+
+def _fake_study(tmp_path):
+    study = Study(_spec(tmp_path), EvalOptions(), Controls(baseline_augmentations=()))
+    for key, point in (("ce", {"data.augmentation": "simaugment", "optim.lr": 0.1}),
+                       ("supcon", {"data.augmentation": "simaugment", "optim.lr": 0.1, "loss.temperature": 0.5})):
+        study.selection[key] = {"chosen": point, "label": "p", "grid": [{"label": "p", "val_top1": 50.0, "epochs": 1}]}
+    # contrast is imitated by simaugment and hurts ce by 3 points (unreliable below 5);
+    # gaussian_noise is not imitated and hurts ce by 30 points
+    ce = {"contrast": [0.12, 0.14], "gaussian_noise": [0.30, 0.50]}
+    supcon = {"contrast": [0.10, 0.10], "gaussian_noise": [0.20, 0.30]}
+    summaries = {"ce": [_fake("ce", 0.10, ce, knn=55, seed=0), _fake("ce", 0.10, ce, knn=56, seed=1)],
+                 "supcon": [_fake("supcon", 0.08, supcon, knn=62, seed=0), _fake("supcon", 0.08, supcon, knn=50, seed=1)]}
+    return study, summaries
+
+
+def test_mce_split_reliability_and_bold_by_hand(tmp_path):
+    study, summaries = _fake_study(tmp_path)
+    a = analyse(study, summaries)
+    assert a["design"]["unimitated"] == ["gaussian_noise"] and a["design"]["reliable"] == ["gaussian_noise"]
+    s = a["intervals"]["supcon"]
+    # CE: contrast 0.2 / 0.26, noise 0.5 / 0.8; relative CE: contrast 0.04 / 0.06, noise 0.34 / 0.6
+    assert s["mce"].mean == pytest.approx((0.2 / 0.26 + 0.5 / 0.8) / 2)
+    assert s["mce_unimitated"].mean == pytest.approx(0.625)
+    assert s["relative_mce"].mean == pytest.approx((0.04 / 0.06 + 0.34 / 0.6) / 2)
+    assert s["relative_mce_reliable"].mean == pytest.approx(0.34 / 0.6)
+    assert s["corrupted_top1_unimitated"].mean == pytest.approx(75.0)  # (80 + 70) / 2
+    assert s["corrupted_top1"].mean == pytest.approx((90 + 90 + 80 + 70) / 4)
+    assert a["intervals"]["ce"]["mce"].mean == pytest.approx(1.0)
+    drop = a["per_corruption"]["contrast"]["reference_drop"]
+    assert drop.mean == pytest.approx(3.0) and not a["per_corruption"]["contrast"]["reliable"]
+    assert a["budget"]["supcon"]["encoder_passes"] == 2 * a["budget"]["ce"]["encoder_passes"]
+    # bold: clean top-1 92 vs 90 on both seeds (interval excludes 0); kNN 56 vs 55.5 has the
+    # higher mean but an interval around 0, so it stays plain
+    acc = {row[0]: row for row in results_table(a, ACCURACY).rows}
+    assert acc["supcon (simaugment)"][2] == "**92.00 [92.00, 92.00]**"
+    assert acc["supcon (simaugment)"][3] == "56.00 [-20.24, 132.24]" and "**" not in "".join(acc["ce (simaugment)"])
+    rob = {row[0]: row for row in results_table(a, ROBUSTNESS).rows}
+    assert rob["ce (simaugment)"][4] == "1 (reference)"
+    md = to_markdown("t", build_sections(study, summaries, a, tmp_path / "plots", "supcon compare"), tmp_path)
+    assert "| contrast (imitated) | 3.0 ± 0.0 | 0.667 ± 0.000 (unreliable) |" in md
+    assert "| gaussian_noise | 30.0 ± 0.0 | 0.567 ± 0.000 |" in md
+    assert "no difference detected (2 seeds)" in md and "| better |" in md
+    assert (tmp_path / "plots" / "corruption_differences.png").is_file()
+
+
+# ------------------------------------------------------------------------------ the command
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """A tiny controlled compare on digits: ce, ce with crop-flip, supcon; 2 seeds."""
+    from supcon.cli import main
+
+    root = tmp_path_factory.mktemp("controlled")
+    args = ["compare", "--data", "digits", "--methods", "ce,supcon", "--seeds", "2", "--epochs", "1",
+            "--out", str(root / "runs"), "--record", str(root / "record"), "--lr-grid", "0.3",
+            "--temperature-grid", "0.5", "--baseline-augmentation", "crop-flip",
+            "--corruptions", "contrast,gaussian_noise",
+            "--corruption-samples", "60", "--embedding", "none", "--no-progress", *SHARED]
+    assert main(args) == 0
+    return root, args
+
+
+def test_compare_writes_intervals_from_the_summaries(compared):
+    root, _ = compared
+    record = root / "record"
+    summaries = {p.stem: json.loads(p.read_text()) for p in (record / "summaries").glob("*.json")}
+    assert set(summaries) == {f"{r}-seed{k}" for r in ("ce", "ce-own", "supcon") for k in (0, 1)}
+    assert len(list((record / "summaries" / "select").glob("*.json"))) == 3
+    for name, s in summaries.items():
+        assert len(json.dumps(s)) < 30_000  # a small summary, no weights
+        assert s["eval"]["linear"]["top1"] == pytest.approx(s["results"]["test_top1"], abs=1e-3)
+        aug = json.loads(json.dumps(s["config"]))["data"]["augmentation"]
+        assert aug == ("crop-flip" if name.startswith("ce-own") else "simaugment")
+    assert not list(record.rglob("*.safetensors")) and not list(record.rglob("*.pt"))
+    top1 = [summaries[f"supcon-seed{k}"]["eval"]["linear"]["top1"] for k in (0, 1)]
+    mean, half = sum(top1) / 2, 12.7062 * abs(top1[0] - top1[1]) / 2  # t_{0.975,1} * s / sqrt(2)
+    summary = json.loads((record / "summary.json").read_text())
+    got = summary["intervals"]["supcon"]["clean_top1"]
+    assert got["mean"] == pytest.approx(mean) and got["half_width"] == pytest.approx(half, rel=1e-4)
+    md = (record / "report.md").read_text()
+    assert f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]" in md
+    for text in ("## Paired differences against cross-entropy", "## Selection on the validation split",
+                 "## Budget", "The budget is **equal epochs** (1)", "(own augmentation: crop-flip)",
+                 "gaussian_noise", "contrast (imitated)", "](plots/corruption_differences.png)"):
+        assert text in md, text
+    assert summary["command"].startswith("supcon compare --lr-grid 0.3 --temperature-grid 0.5 "
+                                         "--baseline-augmentation crop-flip --record")
+    page = (record / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == md.count("![") >= 3
+
+
+def test_a_rerun_and_a_fresh_machine_redo_nothing(compared, monkeypatch):
+    from supcon.cli import main
+
+    root, args = compared
+
+    def forbidden(*a, **k):
+        raise AssertionError("a recorded run was redone")
+
+    for module in (runs_module, controlled_module):
+        monkeypatch.setattr(module, "run_training", forbidden)
+    monkeypatch.setattr(evaluate_module, "evaluate_run", forbidden)
+    before = (root / "record" / "summary.json").read_text()
+    assert main(args) == 0
+    # another machine: only the committed record is there, no run folders
+    shutil.rmtree(root / "runs")
+    assert main(args) == 0
+    assert (root / "record" / "summary.json").read_text() == before
+    assert not (root / "runs" / "supcon-seed0").exists()
+
+
+def test_portable_config_leaves_out_the_machine(tmp_path):
+    cfg = _spec(tmp_path).config_for("ce", 0, {"data.data_dir": str(tmp_path), "train.device": "cpu"})
+    out = portable_config(cfg)
+    assert "data_dir" not in out["data"] and "num_workers" not in out["data"] and "device" not in out["train"]
+    assert out["train"]["seed"] == 0 and out["data"]["name"] == "digits"
+
+
+def test_commit_adds_exactly_the_summary(tmp_path, monkeypatch):
+    for key, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@x"), ("GIT_COMMITTER_NAME", "t"),
+                       ("GIT_COMMITTER_EMAIL", "t@x")):
+        monkeypatch.setenv(key, value)
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "other.txt").write_text("not mine\n")
+    subprocess.run(["git", "-C", str(repo), "add", "other.txt"], check=True)  # staged, not committed
+    summary = repo / "rec" / "summaries" / "ce-seed0.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text("{}\n")
+    assert commit_files([summary], "study: ce-seed0 finished")
+    assert not commit_files([summary], "again")  # nothing new
+    log = subprocess.run(["git", "-C", str(repo), "log", "--name-only", "--format=%s"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert log[:4] == ["study:", "ce-seed0", "finished", "rec/summaries/ce-seed0.json"]
+    staged = subprocess.run(["git", "-C", str(repo), "diff", "--cached", "--name-only"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert staged == ["other.txt"]  # left as it was
+
+
+def test_commit_outside_a_repository_is_refused_before_any_run(tmp_path):
+    controls = Controls(commit=True, record=Path(tmp_path / "rec"))
+    with pytest.raises(ValueError, match="is not inside a git repository"):
+        Study(_spec(tmp_path), EvalOptions(), controls)
+
+
+def test_study_adds_claim_rows_with_paired_intervals(compared):
+    from supcon.cli import main
+
+    root, args = compared
+    study = ["study", *args[1:], "--claims", "accuracy,lout-lin", "--claim-seeds", "2"]
+    assert main(study) == 0
+    record = root / "record"
+    read = lambda name: json.loads((record / "summaries" / f"{name}.json").read_text())  # noqa: E731
+    l_out = [read(f"supcon-seed{k}")["results"]["test_top1"] for k in (0, 1)]  # the core runs, reused
+    l_in = [read(f"lout-lin/supcon-in-seed{k}")["results"]["test_top1"] for k in (0, 1)]
+    assert [read(f"lout-lin/supcon-in-seed{k}")["config"]["loss"]["variant"] for k in (0, 1)] == ["in", "in"]
+    d = [a - b for a, b in zip(l_out, l_in, strict=True)]
+    mean, half = sum(d) / 2, 12.7062 * abs(d[0] - d[1]) / 2
+    claims = (record / "claims.md").read_text()
+    row = next(line for line in claims.splitlines() if "L_out" in line)
+    sign = "+" if mean >= 0 else ""
+    assert f"top-1, L_out − L_in: {sign}{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}] points" in row
+    assert row.rstrip(" |").endswith(("better", "worse", "no difference detected (2 seeds)"))
+    assert "| 2 seeds, 1 epoch, supcon's selected lr and temperature |" in row
+    accuracy = next(line for line in claims.splitlines() if "higher top-1" in line)
+    assert "core: 2 seeds, 1 epoch (epochs budget)" in accuracy and "clean top-1, supcon − ce" in accuracy
+    md = (record / "report.md").read_text()
+    assert md.index("## Claims") < md.index("## Results") < md.index("## L_out vs L_in")
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["command"].startswith("supcon study --seeds 2") and "--claims accuracy,lout-lin" in summary["command"]
+    assert len(summary["claims"]) == 2
+
+
+def test_study_needs_supcon_and_ce(tmp_path):
+    from supcon.workflows.claims import ClaimOptions, run_study
+
+    with pytest.raises(ValueError, match="must include supcon and ce"):
+        run_study(_spec(tmp_path, ("ce", "simclr")))
+    with pytest.raises(ValueError, match="--claims: unknown"):
+        ClaimOptions(claims=("speed",))

@@ -1,0 +1,113 @@
+"""Intervals, paired differences and verdicts of a study, against hand-computed values and printed
+t tables (no statistics package is used to make the expected numbers)."""
+
+import math
+
+import pytest
+
+from supcon.workflows.stats import (
+    betainc,
+    fmt_interval,
+    fmt_p,
+    fmt_pm,
+    mean_interval,
+    paired_difference,
+    supported,
+    t_cdf,
+    t_quantile,
+    verdict,
+)
+
+# Two-sided 95% critical values t_{0.975, df} as printed in t tables (4 decimals).
+T_TABLE = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 9: 2.2622, 10: 2.2281,
+           29: 2.0452, 120: 1.9799}
+
+
+@pytest.mark.parametrize("df, value", T_TABLE.items())
+def test_t_quantile_matches_the_printed_table(df, value):
+    assert t_quantile(0.975, df) == pytest.approx(value, abs=6e-5)
+    assert t_quantile(0.025, df) == pytest.approx(-value, abs=6e-5)
+
+
+@pytest.mark.parametrize("t", [-3.0, -0.7, 0.0, 0.4, 1.0, 2.6311740579, 8.0])
+def test_t_cdf_matches_the_closed_forms(t):
+    # df 1: Cauchy; df 2 and df 4: the textbook closed forms of Student's t
+    assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
+    assert t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
+    r = t / math.sqrt(1 + t * t / 4)
+    assert t_cdf(t, 4) == pytest.approx(0.5 + 0.375 * r * (1 - t * t / (12 * (1 + t * t / 4))), abs=1e-12)
+
+
+def test_incomplete_beta_special_cases():
+    assert betainc(1, 1, 0.3) == pytest.approx(0.3)  # uniform
+    assert betainc(2, 1, 0.5) == pytest.approx(0.25)  # x^2
+    assert betainc(1, 3, 0.2) == pytest.approx(1 - 0.8**3)
+    assert betainc(0.5, 0.5, 0.25) == pytest.approx(2 / math.pi * math.asin(0.5))  # arcsine law
+    with pytest.raises(ValueError, match="x in"):
+        betainc(1, 1, 1.5)
+
+
+def test_mean_interval_by_hand():
+    iv = mean_interval([1, 2, 3, 4, 5])
+    # mean 3, s = sqrt(10/4) = 1.5811, se = s/sqrt(5) = 0.70711, half = 2.776445 * 0.70711 = 1.96324
+    assert iv.mean == 3 and iv.n == 5 and iv.std == pytest.approx(math.sqrt(2.5))
+    assert iv.half_width == pytest.approx(1.963243, abs=1e-6)
+    assert (iv.low, iv.high) == pytest.approx((1.036757, 4.963243), abs=1e-6)
+    two = mean_interval([85.7, 86.1])  # n = 2: half = 12.7062 * |a - b| / 2
+    assert two.half_width == pytest.approx(12.7062 * 0.2, abs=1e-4)
+    one = mean_interval([86.0, None])
+    assert one.mean == 86.0 and one.low is None and one.n == 1 and fmt_interval(one) == "86.00 (1 seed)"
+    assert mean_interval([]).mean is None and fmt_interval(mean_interval([])) == "—"
+
+
+def test_paired_difference_by_hand():
+    supcon = [86.0, 86.5, 85.5, 86.2, 85.8]
+    ce = [85.7, 85.9, 85.6, 85.8, 85.5]
+    p = paired_difference(supcon, ce)
+    # d = 0.3, 0.6, -0.1, 0.4, 0.3: mean 0.3, sum of squares 0.26, s = sqrt(0.065) = 0.254951,
+    # se = 0.114018, t = 2.631174, half = 2.776445 * 0.114018 = 0.316563
+    assert p.difference.mean == pytest.approx(0.3) and p.n == 5
+    assert p.difference.std == pytest.approx(math.sqrt(0.065))
+    assert p.t == pytest.approx(2.631174, abs=1e-6)
+    assert (p.difference.low, p.difference.high) == pytest.approx((-0.016563, 0.616563), abs=1e-6)
+    # two-sided p from the df = 4 closed form of the t CDF
+    r = p.t / math.sqrt(1 + p.t**2 / 4)
+    cdf = 0.5 + 0.375 * r * (1 - p.t**2 / (12 * (1 + p.t**2 / 4)))
+    assert p.p == pytest.approx(2 * (1 - cdf), abs=1e-12)
+    assert p.p == pytest.approx(0.0581, abs=1e-4)
+    # the interval holds 0: no difference detected, nothing to bold
+    assert verdict(p) == "no difference detected (5 seeds)" and not supported(p)
+    # one more point of difference per seed: the interval is shifted by 1 and excludes 0
+    better = paired_difference([s + 1 for s in supcon], ce)
+    assert better.difference.low == pytest.approx(p.difference.low + 1) and verdict(better) == "better"
+    assert verdict(better, higher_is_better=False) == "worse"  # e.g. a larger ECE or mCE
+    assert supported(better) and not supported(better, higher_is_better=False)
+
+
+def test_paired_difference_edge_cases():
+    same = paired_difference([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    assert same.p == 1.0 and verdict(same) == "no difference detected (3 seeds)"
+    constant = paired_difference([0.75, 0.5], [1.0, 0.75])  # every seed 0.25 lower, no spread
+    assert constant.p == 0.0 and verdict(constant, higher_is_better=False) == "better"
+    missing = paired_difference([1.0, None, 3.0], [0.5, 2.0, 2.0])  # pairs with a gap are left out
+    assert missing.n == 2 and missing.difference.mean == pytest.approx(0.75)
+    assert verdict(paired_difference([None, None], [1.0, 2.0])) == "not measured"
+    single = paired_difference([1.0], [0.0])
+    assert single.p is None and verdict(single) == "no difference detected (1 seed)"
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_formatting():
+    iv = mean_interval([1, 2, 3, 4, 5])
+    assert fmt_interval(iv) == "3.00 [1.04, 4.96]" and fmt_pm(iv, 1) == "3.0 ± 2.0"
+    assert fmt_p(0.0581) == "0.0581" and fmt_p(0.0004) == "< 0.001" and fmt_p(None) == "—"
+
+
+def test_agrees_with_scipy_when_it_is_installed():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 7, 30):
+        assert t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-9)
+        assert t_cdf(1.7, df) == pytest.approx(stats.t.cdf(1.7, df), rel=1e-10)
+    a, b = [3.1, 2.9, 3.4, 3.8], [2.0, 2.8, 2.9, 3.1]
+    assert paired_difference(a, b).p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
