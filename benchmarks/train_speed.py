@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=8, help="timed steps per case (median)")
     p.add_argument("--warmup", type=int, default=4, help="untimed steps first")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end rows")
+    p.add_argument("--retain-memory", action="store_true",
+                   help="keep freed memory in the process (what the train job does on CPU)")
     p.add_argument("--write", type=Path, default=None, help="update this RESULTS.md section")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--thread-count", type=int, default=None, help=argparse.SUPPRESS)
@@ -169,6 +171,10 @@ def step_case(case: dict, args) -> dict:
     from supcon.data import load_dataset
 
     info = load_dataset(case["data"], data_dir=args.data_dir).info
+    if args.retain_memory:
+        from supcon.engine.cpu_memory import retain_freed_memory
+
+        retain_freed_memory()
     step, flops, batch = build_step(case, info)
     timing = time_steps(step, lambda: batch, case["device"], args.steps, args.warmup)
     dtype = torch.bfloat16 if case["precision"] == "bf16" and case["device"] != "cpu" else torch.float32

@@ -146,7 +146,7 @@ class TrainConfig:
     precision: str = "fp32"
     """fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA)."""
     channels_last: bool = True
-    """Keep the model in channels-last memory format: faster convolutions on CPUs (1.3-1.7x per
+    """Keep the model in channels-last memory format: faster convolutions on CPUs (1.04-1.8x per
     step, benchmarks/RESULTS.md) and on recent GPUs."""
     compile: bool = False
     """Run the training forward through torch.compile (inductor); where compiling is impossible
