@@ -109,7 +109,7 @@ def train(name: str, options: dict, epochs: int, args) -> dict:
 
 
 def _folder(args, name: str) -> Path:
-    return args.out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+    return args.out / name.replace(" ", "_").replace("/", "-").replace(",", "").replace("(", "").replace(")", "")
 
 
 def run(args) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -105,7 +106,11 @@ def main(out: Path) -> None:
         report["unequal shapes"] = str(err)
     (out / f"rank{rank}.json").write_text(json.dumps(report, indent=1))
     tdist.barrier()
-    tdist.destroy_process_group()
+    # Leave without running gloo's C++ teardown: on a loaded machine it sometimes aborts at exit
+    # ("terminate called without an active exception", SIGABRT) after all the work is done and
+    # written, which made the test flaky. The report above is what the test checks.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

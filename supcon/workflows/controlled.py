@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..engine.train_job import run_training
 from ..eval.imitation import POLICIES
-from ..run_folder import RunError, has_checkpoint, is_finished, open_config
+from ..run_folder import RunError, is_finished, open_config
 from .eval_options import EvalOptions
 from .evaluate import evaluate_if_needed
 from .record import (
@@ -179,25 +178,6 @@ def check_overrides(overrides: tuple[str, ...]) -> None:
                              "instead (or --presets for each method's own preset)")
 
 
-def train_without_test(cfg: Config, path: Path, progress: bool = False) -> dict[str, Any]:
-    """:func:`~.runs.train_or_resume` for a selection run: trained with ``test=False``, so the
-    test split is never read; results hold ``val_top1`` and no test accuracy.
-
-    Raises:
-        RunError: ``path`` holds a finished run with another configuration.
-    """
-    path = Path(path)
-    if is_finished(path):
-        if open_config(path).to_dict() != cfg.to_dict():
-            raise RunError(f"{path} holds a finished run with another configuration; "
-                           "remove it or choose another --out")
-        log.info("%s: finished, skipping training", path.name)
-        return json.loads((path / "results.json").read_text())
-    resume = has_checkpoint(path)
-    log.info("%s: %s training (validation only)", path.name, "resuming" if resume else "starting")
-    return run_training(cfg, path, resume=resume, progress=progress, test=False)
-
-
 @dataclass
 class Runner:
     """Trains, evaluates and records runs, skipping every one the record already holds.
@@ -224,7 +204,7 @@ class Runner:
             return summary
         path = self.out / name
         results = train_or_resume(cfg, path, self.progress) if test else \
-            train_without_test(cfg, path, self.progress)
+            train_or_resume(cfg, path, self.progress, test=False)  # never reads the test split
         evaluation = evaluate_if_needed(path, evaluate) if evaluate is not None else None
         summary = make_summary(name, cfg, path, results, evaluation)
         written = write_summary(self.record, summary)

@@ -110,10 +110,12 @@ def _load_encoder(path: Path, meta: dict[str, Any], what: str) -> nn.Module:
     return encoder.eval()
 
 
-def train_or_resume(cfg: Config, path: str | Path, progress: bool = False) -> dict[str, Any]:
+def train_or_resume(cfg: Config, path: str | Path, progress: bool = False,
+                    test: bool = True) -> dict[str, Any]:
     """Bring the run in ``path`` to its end: skip it if finished, resume it if a checkpoint is
     there, else start it. A finished or interrupted run with another config is an error, so a
-    changed comparison never mixes old and new runs silently.
+    changed comparison never mixes old and new runs silently. ``test=False`` (a selection run)
+    never reads the test split (see :func:`~supcon.engine.train_job.run_training`).
 
     Raises:
         RunError: a finished run with another configuration; CheckpointError (a ValueError): an
@@ -127,5 +129,6 @@ def train_or_resume(cfg: Config, path: str | Path, progress: bool = False) -> di
         log.info("%s: finished, skipping training", path.name)
         return read_results(path)
     resume = has_checkpoint(path)
-    log.info("%s: %s training", path.name, "resuming" if resume else "starting")
-    return run_training(cfg, path, resume=resume, progress=progress)
+    log.info("%s: %s training%s", path.name, "resuming" if resume else "starting",
+             "" if test else " (validation only)")
+    return run_training(cfg, path, resume=resume, progress=progress, test=test)

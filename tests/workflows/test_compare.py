@@ -55,9 +55,9 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tmp_path, cli, tiny
     (out / "supcon-seed0" / "eval.json").unlink()
     calls = []
 
-    def spy(cfg, path, *, resume=False, progress=False):
+    def spy(cfg, path, *, resume=False, progress=False, test=True):
         calls.append((path.name, resume))
-        return train_job.run_training(cfg, path, resume=resume, progress=progress)
+        return train_job.run_training(cfg, path, resume=resume, progress=progress, test=test)
 
     monkeypatch.setattr(runs_module, "run_training", spy)
     assert cli(*args)[0] == 0
