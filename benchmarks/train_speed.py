@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=8, help="timed steps per case (median)")
     p.add_argument("--warmup", type=int, default=4, help="untimed steps first")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end rows")
+    p.add_argument("--augment-on-device", action="store_true",
+                   help="end-to-end rows: augment on the training device (data.augment_on_device)")
     p.add_argument("--retain-memory", action="store_true",
                    help="keep freed memory in the process (what the train job does on CPU)")
     p.add_argument("--write", type=Path, default=None, help="update this RESULTS.md section")
@@ -189,18 +191,27 @@ def e2e_case(case: dict, args) -> dict:
     """Worker: the loader alone, and the loader feeding the step (images/s of each)."""
     import torch
 
-    from supcon.data import AugmentedDataset, MultiView, build_loader, build_transform, load_dataset
+    from supcon.data import (
+        AugmentedDataset,
+        DeviceAugment,
+        MultiView,
+        build_loader,
+        build_transform,
+        load_dataset,
+        to_device,
+    )
 
     splits = load_dataset(case["data"], data_dir=args.data_dir)
-    data = AugmentedDataset(splits.train, MultiView(build_transform(args.policy, splits.info), 2), seed=0)
+    transform = MultiView(build_transform(args.policy, splits.info), 2)
+    data = AugmentedDataset(splits.train, transform, seed=0, defer=args.augment_on_device)
+    augment = DeviceAugment(transform) if args.augment_on_device else None
     loader = build_loader(data, batch_size=case["batch"], shuffle=True, drop_last=True, seed=0,
                           num_workers=case["workers"], pin_memory=case["device"] != "cpu")
     device = torch.device(case["device"])
     batches = iter(loader)
 
     def next_batch():
-        images, labels = next(batches)
-        return images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        return to_device(next(batches), device, augment)
 
     steps = min(args.steps, len(loader) // 3)
     for _ in range(args.warmup):  # worker start-up, prefetch
@@ -243,7 +254,8 @@ def e2e_cases(args, steps: list[dict]) -> list[dict]:
         for workers in (int(w) for w in args.workers.split(",")):
             out.append({"kind": "e2e", **{k: best[k] for k in ("encoder", "batch", "cpu_threads",
                         "channels_last", "device", "precision", "data")}, "compile": False,
-                        "workers": workers, "step_img_s": best["img_s"]})
+                        "workers": workers, "step_img_s": best["img_s"],
+                        "on_device": args.augment_on_device})
     return out
 
 
@@ -274,7 +286,8 @@ def e2e_table(rows: list[dict]) -> str:
             lines.append(f"| {r['encoder']} | | {r['workers']} | {r['error']} | | | |")
             continue
         bound = "loader" if r["loader_img_s"] < r["step_img_s"] else "model"
-        setting = f"batch {r['batch']}, {r['cpu_threads'] or '-'} threads, channels-last {_yn(r['channels_last'])}"
+        setting = (f"batch {r['batch']}, {r['cpu_threads'] or '-'} threads, channels-last "
+                   f"{_yn(r['channels_last'])}{', augment on device' if r.get('on_device') else ''}")
         lines.append(f"| {r['encoder']} | {setting} | {r['workers']} | {r['loader_img_s']:,.0f} | "
                      f"{r['step_img_s']:,.0f} | {r['img_s']:,.0f} | {bound} |")
     return "\n".join(lines)

@@ -37,7 +37,7 @@ def test_train_speed_cpu_path_runs_and_writes_its_section(tmp_path):
     results.write_text("# Benchmark results\n\n## Other section\n\nkept\n")
     cmd = [sys.executable, "train_speed.py", "--encoders", "small-resnet", "--batches", "16",
            "--threads", "1", "--channels-last", "0,1", "--compile", "0", "--steps", "2",
-           "--warmup", "1", "--data", "digits", "--write", str(results)]
+           "--warmup", "1", "--data", "digits", "--augment-on-device", "--write", str(results)]
     proc = subprocess.run(cmd, cwd=BENCHMARKS, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| small-resnet | 16 ")]
@@ -49,3 +49,4 @@ def test_train_speed_cpu_path_runs_and_writes_its_section(tmp_path):
     assert "## Other section\n\nkept" in text
     assert "## Training step speed (benchmarks/train_speed.py)" in text
     assert "| encoder | setting | loader workers |" in text  # the end-to-end table
+    assert "augment on device | 1 |" in text  # fed by the deferred loader + DeviceAugment
