@@ -117,8 +117,7 @@ def supcon_loss(
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     _check_features_and_options(features, temperature, variant, contrast_mode, positives_cap)
-    if label_overlap not in LABEL_OVERLAPS:
-        raise ValueError(f"label_overlap must be one of {LABEL_OVERLAPS}, got {label_overlap!r}")
+    check_options(label_overlap=label_overlap)
     if not isinstance(gather, bool):
         raise ValueError(f"gather must be True or False, got {gather!r}")
     if gather and not dist.is_distributed():
@@ -363,13 +362,16 @@ def _check_features_and_options(features, temperature, variant, contrast_mode, p
 
 
 def check_options(*, temperature: float = 0.1, variant: str = "out", contrast_mode: str = "all",
-                  positives_cap: int | None = None) -> None:
+                  positives_cap: int | None = None, label_overlap: str = "any") -> None:
     """The loss's option checks (the methods run them at construction, before any batch).
 
     Raises:
         ValueError: an unknown ``variant`` or ``contrast_mode``, a ``temperature`` that is not a
-            positive finite number, or a ``positives_cap`` that is not None or an int >= 1.
+            positive finite number, a ``positives_cap`` that is not None or an int >= 1, or an
+            unknown ``label_overlap``.
     """
+    if label_overlap not in LABEL_OVERLAPS:
+        raise ValueError(f"label_overlap must be one of {LABEL_OVERLAPS}, got {label_overlap!r}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if contrast_mode not in CONTRAST_MODES:

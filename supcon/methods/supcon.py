@@ -41,9 +41,7 @@ class SupCon(ContrastiveMethod):
         label_overlap: str = "any",
     ) -> None:
         super().__init__(temperature, head, feat_dim, variant=variant, contrast_mode=contrast_mode,
-                         positives_cap=positives_cap)
-        if label_overlap not in ("any", "jaccard"):
-            raise ValueError(f"label_overlap must be one of ('any', 'jaccard'), got {label_overlap!r}")
+                         positives_cap=positives_cap, label_overlap=label_overlap)
         self.variant, self.contrast_mode, self.positives_cap = variant, contrast_mode, positives_cap
         self.label_overlap = label_overlap
 
