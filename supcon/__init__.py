@@ -2,11 +2,15 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_encoder", "supcon_loss", "SupConLoss"]
+__all__ = ["__version__", "train", "load_encoder", "supcon_loss", "SupConLoss"]
 
 
 def __getattr__(name: str):
     # Lazy so that `import supcon` stays light and the CLI starts fast.
+    if name == "train":
+        from .api import train
+
+        return train
     if name == "load_encoder":
         from .weights import load_encoder
 

@@ -146,16 +146,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        dotted=args.overrides)
     out = _out_folder(args.out)
     from . import distributed as dist  # torch is imported only once the config is known to be fine
-    from .engine.train_job import run_training
+    from .api import train
 
-    dist.init_from_env(cfg.train.device)  # a no-op unless launched by torchrun
+    dist.init_from_env(cfg.train.device)  # a no-op unless launched by torchrun; train() then keeps the group
     main = dist.is_main()
     if not main:  # the other ranks only speak up about problems
         logging.getLogger("supcon").setLevel(logging.WARNING)
     with _file_log(out / TRAIN_LOG if main else None):
         try:
-            results = run_training(cfg, out, resume=args.resume,
-                                   progress=main and not args.no_progress and sys.stderr.isatty())
+            results = train(config=cfg, out=out, resume=args.resume,
+                            progress=main and not args.no_progress and sys.stderr.isatty())
         except BaseException:
             dist.teardown(wait=False)  # do not wait for ranks that may be stuck in a collective
             raise

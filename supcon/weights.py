@@ -33,8 +33,8 @@ def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -
     return folder / ENCODER_WEIGHTS
 
 
-def load_encoder(path: str | Path) -> nn.Module:
-    """Rebuild an exported encoder in eval mode.
+def load_encoder(path: str | Path, encoder: nn.Module | None = None) -> nn.Module:
+    """Rebuild an exported encoder in eval mode (or load its weights into ``encoder``).
 
     ``path`` is a run folder, or an ``encoder.safetensors`` file with ``encoder.json`` beside it.
     The encoder maps ``[B, C, H, W]`` images (normalised as in ``encoder.json``) to
@@ -44,11 +44,17 @@ def load_encoder(path: str | Path) -> nn.Module:
     model names (no module named in the JSON is imported, nothing is downloaded), without
     pretrained weights: the saved ones are loaded instead.
 
+    ``encoder``: your own module (an encoder trained by :func:`supcon.train` from an
+    ``nn.Module``, or any module whose ``state_dict`` matches the saved weights): the weights
+    are loaded into it instead, and it is returned. Such runs name the encoder
+    ``object:<ClassName>`` and need it.
+
     Raises:
         FileNotFoundError: no ``encoder.safetensors`` with ``encoder.json`` beside it at ``path``.
         ValueError: ``encoder.json`` names an unknown encoder or options (or a timm encoder
-            while timm is not installed).
-        RuntimeError: the weights do not fit the encoder ``encoder.json`` describes.
+            while timm is not installed), or your own module (``object:...``) and ``encoder``
+            is None.
+        RuntimeError: the weights do not fit the encoder ``encoder.json`` describes (or ``encoder``).
         safetensors.SafetensorError: the weights file is corrupt.
     """
     from .models import create_encoder
@@ -61,9 +67,10 @@ def load_encoder(path: str | Path) -> nn.Module:
         raise FileNotFoundError(f"no {ENCODER_WEIGHTS} with {ENCODER_META} beside it at {path}")
     meta = json.loads(meta_path.read_text())
     name, options = meta["encoder"], dict(meta.get("encoder_kwargs") or {})
-    if is_external(name):  # the weights come from encoder.safetensors, never from elsewhere
-        options["pretrained"] = False
-    encoder = create_encoder(name, in_channels=meta["in_channels"], **options)
+    if encoder is None:
+        if is_external(name):  # the weights come from encoder.safetensors, never from elsewhere
+            options["pretrained"] = False
+        encoder = create_encoder(name, in_channels=meta["in_channels"], **options)
     encoder.load_state_dict(load_file(str(weights)))
     encoder.supcon_meta = meta
     return encoder.eval()

@@ -58,7 +58,7 @@ def folder_run(tmp_path_factory):
 def test_readme_gives_a_command_for_every_example():
     readme = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".py", ".sh"))
-    assert len(scripts) == 5
+    assert len(scripts) == 6
     for name in scripts:
         assert f"examples/{name}" in readme, name
 
@@ -149,3 +149,15 @@ def test_hierarchical_labels_example_trains_on_fine_plus_coarse_multi_hot_labels
     assert len(table) == 3 and all(len(v) == 3 for v in table.values()), out
     for fine, coarse, _ in table.values():
         assert 10.0 < fine <= coarse <= 100.0, out  # a right class is a right group; chance is 10%
+
+
+def test_your_model_your_data_example_trains_your_module_and_reloads_it(tmp_path):
+    out = tmp_path / "run"
+    done = run(EXAMPLES / "your_model_your_data.py", "--out", out, "--epochs", "3")
+    linear = re.search(r"linear test top-1 ([\d.]+)%", done.stdout)
+    nearest = re.search(r"1-NN test top-1 of the reloaded encoder ([\d.]+)%", done.stdout)
+    assert linear and nearest, done.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert float(linear.group(1)) == pytest.approx(results["test_top1"], abs=0.006)
+    assert results["encoder"] == "object:SmallNet" and results["data"] == "object:DigitImages"
+    assert float(linear.group(1)) > 40.0 and float(nearest.group(1)) > 30.0, done.stdout  # chance: 10%

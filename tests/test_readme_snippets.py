@@ -1,5 +1,5 @@
-"""The Python snippets of the README's sections on backbones, the distributed loss, banks and
-label sets run as written, each in a fresh process (the distributed one under torchrun with 2
+"""The Python snippets of the README's sections on backbones, the distributed loss, banks, label
+sets and `supcon.train` with objects run as written, each in a fresh process (the distributed one under torchrun with 2
 CPU processes), and print what their comments say."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SECTIONS = {  # heading -> what its snippet must print
     "## The loss in your own distributed loop": [],
     "## Contrasting against a bank": ["True torch.Size([8, 2, 16])"],
     "## More than one label per image": ["tensor("],
+    "## Your model and your data, from Python": ["test top-1 "],
 }
 
 

@@ -12,6 +12,7 @@ from .base import (
 )
 from .folder import FileImageDataset
 from .loader import EpochDataLoader, build_loader, eval_loader
+from .objects import splits_from_objects
 from .registry import list_datasets, load_dataset
 from .sampler import EpochBatchSampler
 from .transforms import POLICIES, Policy, build_transform
@@ -38,5 +39,6 @@ __all__ = [
     "eval_loader",
     "list_datasets",
     "load_dataset",
+    "splits_from_objects",
     "stratified_split",
 ]

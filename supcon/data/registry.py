@@ -80,6 +80,9 @@ def _read_source(
     labels_csv: str | Path | None = None,
 ) -> tuple[str, SourceData]:
     text = str(name_or_path)
+    if text.startswith("object:"):
+        raise DataError(f"data set {text!r} was your own Dataset, given to supcon.train in Python; nothing "
+                        "can read it back from its name: pass it again (supcon.train(train_set=...))")
     name = None if isinstance(name_or_path, Path) else _registered(text)
     if name is None:
         path = Path(text).expanduser()

@@ -27,6 +27,7 @@ from ..data import (
     AugmentedDataset,
     DeviceAugment,
     MultiView,
+    Splits,
     build_loader,
     build_transform,
     eval_loader,
@@ -35,7 +36,7 @@ from ..data import (
 )
 from ..eval.knn import extract_features
 from ..methods import Method, method_from_config
-from ..models import LinearClassifier, create_encoder
+from ..models import LinearClassifier, adopt_encoder, create_encoder
 from ..weights import save_encoder
 from .checkpoint import (
     CheckpointError,
@@ -76,8 +77,11 @@ class Components:
             self.train_model = self.model
 
 
-def build(cfg: Config) -> Components:
+def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None = None) -> Components:
     """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``).
+
+    ``encoder`` and ``splits`` replace the ones ``cfg`` names (your own module and datasets,
+    see :func:`supcon.train`); the encoder is trained in place.
 
     Raises:
         ValueError: the device is unavailable, ``train.batch_size`` exceeds the training split,
@@ -87,12 +91,16 @@ def build(cfg: Config) -> Components:
     device = dist.resolve_device(cfg.train.device)
     if device.type == "cpu":
         retain_freed_memory()  # no page faults on every step's activations
-    splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
-                          seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
-                          labels_csv=cfg.data.labels_csv)
+    if splits is None:
+        splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
+                              seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
+                              labels_csv=cfg.data.labels_csv)
     info = splits.info
     method = method_from_config(cfg)
-    encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
+    if encoder is None:
+        encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
+    else:
+        encoder = adopt_encoder(encoder, info.channels, info.image_size)
     model = method.build_model(encoder, info.num_classes).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -120,7 +128,8 @@ def build(cfg: Config) -> Components:
 
 
 def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
-                 on_checkpoint: Callable[[Position], None] | None = None, test: bool = True) -> dict:
+                 on_checkpoint: Callable[[Position], None] | None = None, test: bool = True,
+                 encoder: nn.Module | None = None, splits: Splits | None = None) -> dict:
     """Run the whole job into ``out_dir`` and return the results (also written as results.json).
 
     Args:
@@ -136,6 +145,8 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
             as an interruption at that point would (how the tests interrupt a run).
         test: evaluate on the test split at the end; False (model selection) never reads it, and
             the results have no ``test_top1``/``test_top5``.
+        encoder, splits: your own encoder module and data splits instead of the ones ``cfg``
+            names (:func:`build`).
 
     Returns:
         ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
@@ -154,7 +165,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
     ckpt_path = out / run_folder.CHECKPOINT
     state = _start_state(cfg, out, ckpt_path, resume)
     dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
-    c = build(cfg)
+    c = build(cfg, encoder, splits)
     logger = MetricsLogger(out if dist.is_main() else None)
     if dist.is_main():
         save_config(cfg, out / run_folder.CONFIG)

@@ -2,7 +2,7 @@
 
 from .heads import HEAD_KINDS, LinearClassifier, ProjectionHead
 from .layers import NORMS
-from .registry import create_encoder, list_encoders, register_encoder
+from .registry import adopt_encoder, create_encoder, list_encoders, register_encoder
 from .resnets import ResNetEncoder  # importing the modules registers their encoders
 from .small_resnet import SmallResNet
 
@@ -13,6 +13,7 @@ __all__ = [
     "ProjectionHead",
     "ResNetEncoder",
     "SmallResNet",
+    "adopt_encoder",
     "create_encoder",
     "list_encoders",
     "register_encoder",

@@ -92,7 +92,7 @@ def create_external(name: str, in_channels: int, **options) -> ExternalEncoder:
         backbone, probe_size = _timm_backbone(name, arch, in_channels, pretrained, options)
     else:
         backbone, probe_size = _torchvision_backbone(name, arch, in_channels, pretrained)
-    return ExternalEncoder(backbone, _feature_size(name, backbone, in_channels, probe_size), name)
+    return ExternalEncoder(backbone, feature_size(name, backbone, in_channels, probe_size), name)
 
 
 def _suggest(name: str, source: str, arch: str, known: list[str]) -> ValueError:
@@ -244,14 +244,19 @@ def _adapt_first_conv(name: str, model: nn.Module, in_channels: int) -> None:
     setattr(model.get_submodule(parent) if parent else model, attr, new)
 
 
-def _feature_size(name: str, backbone: nn.Module, in_channels: int, size: int) -> int:
+def feature_size(name: str, backbone: nn.Module, in_channels: int, size: int) -> int:
     """The backbone's output size on a blank ``[2, in_channels, size, size]`` batch (eval mode,
-    no gradients, no random draws)."""
+    no gradients, no random draws), on the device of its parameters.
+
+    Raises:
+        ValueError: the output is not a ``[B, F]`` tensor.
+    """
     was_training = backbone.training
+    device = next(iter(backbone.parameters()), torch.zeros(0)).device
     backbone.eval()
     try:
         with torch.no_grad():
-            out = backbone(torch.zeros(2, in_channels, size, size))
+            out = backbone(torch.zeros(2, in_channels, size, size, device=device))
     finally:
         backbone.train(was_training)
     if not isinstance(out, Tensor) or out.dim() != 2:

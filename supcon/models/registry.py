@@ -14,7 +14,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ..checks import check_int
-from .external import create_external, is_external
+from .external import create_external, feature_size, is_external
 
 EncoderFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, EncoderFactory] = {}
@@ -61,6 +61,9 @@ def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
             pretrained weights not on disk, or a backbone whose output is not ``[B, F]``.
     """
     factory = _REGISTRY.get(name)
+    if isinstance(name, str) and name.startswith("object:"):
+        raise ValueError(f"encoder {name!r} was your own module, given to supcon.train in Python; nothing "
+                         f"can rebuild it from its name: pass it again (load_encoder(run, encoder={name[7:]}(...)))")
     if factory is None and not is_external(name):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -83,3 +86,23 @@ def _check_options(name: str, factory: EncoderFactory, kwargs: dict) -> None:
         raise ValueError(
             f"encoder {name!r} got unknown option(s) {unknown}; valid options: {valid}"
         )
+
+
+def adopt_encoder(module: nn.Module, in_channels: int, image_size: int) -> nn.Module:
+    """Your own module as an encoder: checks that it maps ``[B, in_channels, image_size,
+    image_size]`` to ``[B, F]`` and sets ``module.num_features = F`` (in place; returns it).
+
+    Raises:
+        ValueError: ``module`` is not an ``nn.Module``, its output is not ``[B, F]``, or it has a
+            ``num_features`` that differs from F (e.g. a classifier still attached).
+    """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"encoder: expected an nn.Module or an encoder name, got {type(module).__name__}")
+    name = type(module).__name__
+    size = feature_size(name, module, in_channels, image_size)
+    declared = getattr(module, "num_features", None)
+    if isinstance(declared, int) and declared != size:
+        raise ValueError(f"encoder {name!r}: returns [B, {size}] but its num_features is {declared}; remove "
+                         "its classifier so that it returns the pooled features (timm: num_classes=0)")
+    module.num_features = size
+    return module

@@ -86,8 +86,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     cfg = tiny_config("ce", "train.checkpoint_every_steps=5")
     real_build = train_job.build
 
-    def build_with_poisoned_method(cfg):
-        c = real_build(cfg)
+    def build_with_poisoned_method(cfg, *objects):
+        c = real_build(cfg, *objects)
         real_method, calls = c.method, []
 
         def poisoned(model, images, labels, **step_options):

@@ -178,23 +178,34 @@ def _stripes(root: Path) -> Path:
     return root
 
 
-def test_timm_backbone_trains_from_the_cli_and_loads_in_a_fresh_process(tmp_path, monkeypatch):
-    pytest.importorskip("timm")
+@pytest.mark.parametrize("caller", ["cli", "api", "api-module"])
+def test_timm_backbone_trains_from_the_cli_and_api_and_loads_in_a_fresh_process(caller, tmp_path, monkeypatch):
+    """The CLI and `supcon.train` (by name, or given the timm module itself) train the same way;
+    each run then loads in a process that never imports the training code."""
+    timm = pytest.importorskip("timm")
     monkeypatch.chdir(tmp_path)
     images, run = _stripes(tmp_path / "stripes"), tmp_path / "run"
-    argv = ["train", "--data", str(images), "--out", str(run), "--method", "supcon", "--epochs", "1",
-            "--batch-size", "8", "--workers", "0", "--no-progress", "model.encoder=timm:test_resnet",
-            "linear.epochs=1", "data.val_fraction=0.2"]
-    assert cli.main(argv) == 0
+    settings = {"linear.epochs": 1, "data.val_fraction": 0.2}
+    if caller == "cli":
+        argv = ["train", "--data", str(images), "--out", str(run), "--method", "supcon", "--epochs", "1",
+                "--batch-size", "8", "--workers", "0", "--no-progress", "model.encoder=timm:test_resnet",
+                *(f"{k}={v}" for k, v in settings.items())]
+        assert cli.main(argv) == 0
+    else:
+        module = timm.create_model("test_resnet", num_classes=0, in_chans=1) if caller == "api-module" else None
+        supcon.train(encoder=module or "timm:test_resnet", train_set=images, method="supcon", out=run, epochs=1,
+                     batch_size=8, workers=0, progress=False, **settings)
     meta = json.loads((run / "encoder.json").read_text())
-    assert meta["encoder"] == "timm:test_resnet" and meta["in_channels"] == 1 and meta["num_features"] == 96
+    name = "object:ResNet" if caller == "api-module" else "timm:test_resnet"
+    assert meta["encoder"] == name and meta["in_channels"] == 1 and meta["num_features"] == 96
+    rebuild = ", encoder=timm.create_model('test_resnet', num_classes=0, in_chans=1)" if caller == "api-module" else ""
     x = torch.rand(4, 1, 16, 16)
     save_file({"x": x}, str(tmp_path / "x.safetensors"))
     script = f"""
-import sys, torch
+import sys, torch, timm
 from safetensors.torch import load_file, save_file
 import supcon
-encoder = supcon.load_encoder({str(run)!r})
+encoder = supcon.load_encoder({str(run)!r}{rebuild})
 with torch.no_grad():
     y = encoder(load_file({str(tmp_path / 'x.safetensors')!r})["x"])
 save_file({{"y": y}}, {str(tmp_path / 'y.safetensors')!r})
@@ -207,7 +218,7 @@ print("training modules:", training)
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "training modules: []" in done.stdout, done.stdout
-    here = supcon.load_encoder(run)
+    here = supcon.load_encoder(run, encoder=module) if caller == "api-module" else supcon.load_encoder(run)
     with torch.no_grad():
         want = here(x)
     torch.testing.assert_close(load_file(str(tmp_path / "y.safetensors"))["y"], want)

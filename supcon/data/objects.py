@@ -1,0 +1,206 @@
+"""Your own `Dataset` objects as supcon data: items ``(image, label)`` -> `Splits`.
+
+An image may be a PIL image, a ``[C, H, W]`` / ``[H, W]`` tensor or an ``[H, W, C]`` / ``[H, W]``
+numpy array, uint8 (0..255) or float (0..1); a label an int (or a 0-d tensor / numpy integer).
+Images are raw, not yet augmented or normalised: supcon applies its own augmentation and the
+training split's channel statistics, so a float image outside [0, 1] (a dataset that already
+normalises) is refused. Every image is made ``channels x size x size`` uint8 like an image
+folder's files (1 <-> 3 channels by the rules of :mod:`.images`, shorter side resized, centre crop).
+
+A dataset whose images fit in ``IN_MEMORY_BYTES`` is read once into memory (fast, and worker
+processes need not pickle it); a larger one is read item by item at each epoch, its labels taken
+from ``.targets`` (torchvision's convention) when it has them, else from one pass over its items.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .base import DataError, DatasetInfo, ImageDataset, Splits, TensorImageDataset, channel_stats, stratified_split
+from .images import fit_square, is_gray_mode, pil_to_tensor
+
+log = logging.getLogger(__name__)
+
+IN_MEMORY_BYTES = 2 << 30  # read a dataset into memory when its uint8 images fit in this
+MAX_SIDE = 224  # the default image size is the first image's shorter side, at most this
+TEST_SEED = 0  # as for a registered set without a test split: the carved test split is fixed
+
+
+def object_name(obj: object) -> str:
+    """``object:<ClassName>``: how a config names an encoder or data set given as an object."""
+    return f"object:{type(obj).__name__}"
+
+
+def is_object_name(name: object) -> bool:
+    """Whether ``name`` stands for an object passed to :func:`supcon.train` (not rebuildable)."""
+    return isinstance(name, str) and name.startswith("object:")
+
+
+def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = None, *, val_fraction: float = 0.1,
+                        seed: int = 0, image_size: int | None = None, test_fraction: float = 0.2) -> Splits:
+    """Train / validation / test splits from your datasets, as :func:`~.registry.load_dataset` makes them.
+
+    Args:
+        train_set: the training items.
+        test_set: the test items; None carves ``test_fraction`` of ``train_set`` (stratified, fixed seed).
+        val_set: the validation items; None carves ``val_fraction`` of the training items
+            (stratified, seeded by ``seed``), so model selection never sees the test split.
+        image_size: the side every image is made; None: the first training image's shorter side
+            (at most 224).
+
+    Raises:
+        DataError: an empty dataset, an item that is not ``(image, label)``, an image of another
+            kind, a float image outside [0, 1], a negative or non-integer label.
+    """
+    first = _image(_item(train_set, 0, "train_set")[0], None, None, "train_set", 0)
+    channels = int(first.shape[0])
+    size = int(image_size or min(min(first.shape[-2:]), MAX_SIDE))
+    train = dataset_from_items(train_set, channels, size, "train_set")
+    if test_set is None:
+        keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)
+        train, test = train.subset(keep), train.subset(held)
+    else:
+        test = dataset_from_items(test_set, channels, size, "test_set")
+    if val_set is None:
+        keep, held = stratified_split(train.labels, val_fraction, seed)
+        train, val = train.subset(keep), train.subset(held)
+    else:
+        val = dataset_from_items(val_set, channels, size, "val_set")
+    num_classes = 1 + max(int(d.labels.max()) for d in (train, val, test) if len(d))
+    mean, std = channel_stats(train)
+    info = DatasetInfo(name=object_name(train_set), channels=channels, image_size=size, num_classes=num_classes,
+                       class_names=_class_names(train_set, num_classes), mean=mean, std=std)
+    return Splits(train=train, val=val, test=test, info=info)
+
+
+def dataset_from_items(dataset: Any, channels: int, size: int, what: str = "dataset") -> ImageDataset:
+    """``dataset``'s items as an `ImageDataset` of uint8 ``[channels, size, size]`` images.
+
+    Raises:
+        DataError: as :func:`splits_from_objects` (``what`` names the argument).
+    """
+    n = _length(dataset, what)
+    if n * channels * size * size <= IN_MEMORY_BYTES:
+        images = torch.empty(n, channels, size, size, dtype=torch.uint8)
+        labels = torch.empty(n, dtype=torch.int64)
+        for i in range(n):
+            image, label = _item(dataset, i, what)
+            images[i] = _image(image, channels, size, what, i)
+            labels[i] = _label(label, what, i)
+        return TensorImageDataset(images, labels)
+    log.info("%s: %d images of %dx%dx%d do not fit in memory; reading them at every epoch",
+             what, n, channels, size, size)
+    return ItemsDataset(dataset, _labels(dataset, n, what), channels, size, what)
+
+
+class ItemsDataset(ImageDataset):
+    """A dataset read item by item (converted as the module says); ``indices`` selects a subset."""
+
+    def __init__(self, items: Any, labels: Tensor, channels: int, size: int, what: str,
+                 indices: Tensor | None = None) -> None:
+        self.items, self.channels, self.size, self.what = items, channels, size, what
+        self.indices = torch.arange(len(labels)) if indices is None else indices
+        self.labels = labels
+
+    def get_batch(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        images = [_image(_item(self.items, int(j), self.what)[0], self.channels, self.size, self.what, int(j))
+                  for j in self.indices[idx].tolist()]
+        return torch.stack(images), self.labels[idx]
+
+    def subset(self, indices: Tensor) -> ItemsDataset:
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return ItemsDataset(self.items, self.labels[idx], self.channels, self.size, self.what, self.indices[idx])
+
+
+def _length(dataset: Any, what: str) -> int:
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise DataError(f"{what}: {type(dataset).__name__} has no len(); give a map-style Dataset "
+                        "(items dataset[i] = (image, label))") from None
+    if n == 0:
+        raise DataError(f"{what} is empty")
+    return n
+
+
+def _item(dataset: Any, index: int, what: str) -> tuple[Any, Any]:
+    if index == 0:
+        _length(dataset, what)
+    item = dataset[index]
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise DataError(f"{what}[{index}] is a {type(item).__name__}; items must be (image, label) pairs")
+    return item[0], item[1]
+
+
+def _image(image: Any, channels: int | None, size: int | None, what: str, index: int) -> Tensor:
+    """One image as uint8 ``[channels, size, size]`` (``None``: keep its own channels / size)."""
+    where = f"{what}[{index}]"
+    if isinstance(image, Image.Image):
+        want = channels or (1 if is_gray_mode(image.mode) else 3)
+        out = pil_to_tensor(image, want)
+    else:
+        if isinstance(image, np.ndarray):
+            array = torch.from_numpy(np.ascontiguousarray(image))
+            tensor = array[None] if array.dim() == 2 else array.permute(2, 0, 1) if array.dim() == 3 else array
+        elif isinstance(image, Tensor):
+            tensor = image.detach().cpu()
+            tensor = tensor[None] if tensor.dim() == 2 else tensor
+        else:
+            raise DataError(f"{where}: the image is a {type(image).__name__}; give a PIL image, a tensor or a numpy array")
+        if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
+            raise DataError(f"{where}: image of shape {tuple(image.shape)}; expected [C, H, W] tensors or "
+                            "[H, W, C] arrays with 1 or 3 channels (or [H, W])")
+        out = _to_uint8(tensor, where)
+        want = channels or out.shape[0]
+        if want == 3 and out.shape[0] == 1:
+            out = out.expand(3, -1, -1)
+        elif want == 1 and out.shape[0] == 3:  # ITU-R 601-2 luma, as PIL's convert("L")
+            luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+            out = (out.float() * luma).sum(0, keepdim=True).round().to(torch.uint8)
+    return out if size is None else fit_square(out, size).contiguous()
+
+
+def _to_uint8(tensor: Tensor, where: str) -> Tensor:
+    if tensor.dtype == torch.uint8:
+        return tensor
+    if tensor.is_floating_point():
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < 0.0 or high > 1.0:
+            raise DataError(f"{where}: a float image with values in [{low:.3g}, {high:.3g}], not [0, 1]; give raw "
+                            "images (no Normalize): supcon augments and normalises them itself")
+        return (tensor * 255.0).round().to(torch.uint8)
+    if tensor.dtype == torch.bool or tensor.min() < 0 or tensor.max() > 255:
+        raise DataError(f"{where}: an integer image must hold 0..255, got {tensor.dtype} in "
+                        f"[{int(tensor.min())}, {int(tensor.max())}]")
+    return tensor.to(torch.uint8)
+
+
+def _label(label: Any, what: str, index: int) -> int:
+    if isinstance(label, Tensor) and label.numel() == 1 and not label.is_floating_point():
+        label = label.item()
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) or label < 0:
+        raise DataError(f"{what}[{index}]: the label is {label!r}; labels must be class indices 0..K-1 "
+                        "(ints; for label sets use an image folder with data.labels_csv)")
+    return int(label)
+
+
+def _labels(dataset: Any, n: int, what: str) -> Tensor:
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and len(targets) == n:
+        return torch.tensor([_label(t, f"{what}.targets", i) for i, t in enumerate(targets)], dtype=torch.int64)
+    return torch.tensor([_label(_item(dataset, i, what)[1], what, i) for i in range(n)], dtype=torch.int64)
+
+
+def _class_names(dataset: Any, num_classes: int) -> tuple[str, ...]:
+    names = getattr(dataset, "classes", None)
+    if isinstance(names, (list, tuple)) and len(names) == num_classes and all(isinstance(c, str) for c in names):
+        return tuple(names)
+    return tuple(str(i) for i in range(num_classes))

@@ -1,0 +1,230 @@
+"""`supcon.train` with your own objects: Datasets of PIL images / tensors / arrays read exactly as
+the registered data set they hold, a run equal to the one made from names, your own module
+trained in place and loaded back in a fresh process, exact resume, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from sklearn.datasets import load_digits
+from torch import nn
+
+import supcon
+from supcon.config import ConfigError
+from supcon.data import DataError, load_dataset, splits_from_objects
+
+ROOT = Path(__file__).parents[1]
+DIGITS = load_digits()
+# the registered digits set, written independently: 0..16 -> 0..255, each pixel a 4x4 block
+PIXELS = np.kron(np.rint(DIGITS.images * 255 / 16).astype(np.uint8), np.ones((1, 4, 4), dtype=np.uint8))
+
+
+class Items(torch.utils.data.Dataset):
+    """``(image, label)`` items with the image in one of the forms a user may hold."""
+
+    def __init__(self, kind: str, indices=None, label_kind: str = "int") -> None:
+        self.kind, self.label_kind = kind, label_kind
+        self.indices = np.arange(len(DIGITS.target)) if indices is None else indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        j = self.indices[i]
+        pixels, label = PIXELS[j], int(DIGITS.target[j])
+        image = {"pil": lambda: Image.fromarray(pixels),
+                 "pil-rgb": lambda: Image.fromarray(np.repeat(pixels[..., None], 3, axis=2)),
+                 "uint8-chw": lambda: torch.from_numpy(pixels)[None],
+                 "float-hw": lambda: torch.from_numpy(pixels).float() / 255,
+                 "array-hwc": lambda: pixels[..., None]}[self.kind]()
+        return image, {"int": label, "tensor": torch.tensor(label), "numpy": np.int64(label)}[self.label_kind]
+
+
+class TinyNet(nn.Module):
+    """``[B, 1, 32, 32] -> [B, 16]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1),
+                                  nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.mark.parametrize("kind,label_kind", [("pil", "int"), ("pil-rgb", "tensor"), ("uint8-chw", "numpy"),
+                                             ("float-hw", "int"), ("array-hwc", "int")])
+def test_a_dataset_of_objects_gives_the_registered_sets_splits(kind, label_kind):
+    ours = splits_from_objects(Items(kind, label_kind=label_kind), val_fraction=0.1, seed=3)
+    reference = load_dataset("digits", val_fraction=0.1, seed=3)
+    channels = 3 if kind == "pil-rgb" else 1  # an RGB image stays RGB, as in an image folder
+    for split in ("train", "val", "test"):
+        a, b = getattr(ours, split), getattr(reference, split)
+        assert torch.equal(a.images, b.images.expand(-1, channels, -1, -1)), split
+        assert torch.equal(a.labels, b.labels), split
+    assert ours.info.channels == channels and ours.info.image_size == 32
+    assert (ours.info.mean, ours.info.std, ours.info.class_names) == (
+        reference.info.mean * channels, reference.info.std * channels, reference.info.class_names)
+    assert ours.info.name == "object:Items"
+
+
+def test_given_test_and_val_sets_are_used_as_they_are():
+    order = np.random.default_rng(0).permutation(len(DIGITS.target))
+    train, val, test = Items("pil", order[:1000]), Items("pil", order[1000:1300]), Items("pil", order[1300:])
+    splits = splits_from_objects(train, test, val, image_size=16)
+    assert [len(splits.train), len(splits.val), len(splits.test)] == [1000, 300, 497]
+    assert torch.equal(splits.test.labels, torch.as_tensor(DIGITS.target[order[1300:]]))
+    assert splits.test.images.shape[1:] == (1, 16, 16)  # resized like a folder's images
+    first = torch.nn.functional.interpolate(torch.from_numpy(PIXELS[order[1300]])[None, None].float(), size=16,
+                                            mode="bilinear", antialias=True, align_corners=False)
+    assert (splits.test.images[0].float() - first[0].round()).abs().max() <= 1
+
+
+def test_a_large_dataset_is_read_item_by_item_with_the_same_images(monkeypatch):
+    import supcon.data.objects as objects
+
+    monkeypatch.setattr(objects, "IN_MEMORY_BYTES", 1000)
+    lazy = splits_from_objects(Items("pil"), val_fraction=0.1, seed=1)
+    assert isinstance(lazy.train, objects.ItemsDataset)
+    reference = load_dataset("digits", val_fraction=0.1, seed=1)
+    images, labels = lazy.val.get_batch(range(len(lazy.val)))
+    assert torch.equal(images, reference.val.images) and torch.equal(labels, reference.val.labels)
+    assert lazy.info.mean == reference.info.mean  # from a seeded sample, which here covers every image
+
+
+def test_training_on_objects_equals_training_on_the_registered_name(tiny_config, tmp_path):
+    cfg = tiny_config("supcon")
+    by_name = supcon.train(config=cfg, out=tmp_path / "name", progress=False)
+    by_object = supcon.train(train_set=Items("pil"), config=cfg, out=tmp_path / "object", progress=False)
+    for key in ("test_top1", "test_top5", "val_top1", "linear_best_epoch", "steps"):
+        assert by_object[key] == by_name[key], key
+    assert by_object["data"] == "object:Items"
+    a, b = load_file(tmp_path / "name" / "encoder.safetensors"), load_file(tmp_path / "object" / "encoder.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_own_module_is_trained_in_place_and_loads_back_in_a_fresh_process(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    net = TinyNet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    out = tmp_path / "run"
+    results = supcon.train(encoder=net, train_set=Items("uint8-chw"), method="simclr", config=tiny_config("simclr"),
+                           out=out, progress=False)
+    assert results["encoder"] == "object:TinyNet" and net.num_features == 16
+    saved = load_file(out / "encoder.safetensors")
+    assert not torch.equal(saved["body.0.weight"], before["body.0.weight"])  # it was trained ...
+    assert all(torch.equal(saved[k], v.cpu()) for k, v in net.state_dict().items())  # ... in place
+    images = torch.rand(4, 1, 32, 32)
+    expected = net.eval()(images)
+    torch.save(images, tmp_path / "images.pt")
+    # a process that imports only the module's own file and supcon.load_encoder
+    (tmp_path / "mynet.py").write_text(
+        "import torch\nfrom torch import nn\n" + _source(TinyNet))
+    script = ("import sys, torch, supcon\nfrom mynet import TinyNet\n"
+              f"enc = supcon.load_encoder({str(out)!r}, encoder=TinyNet())\n"
+              f"torch.save(enc(torch.load({str(tmp_path / 'images.pt')!r}, weights_only=True)), 'features.pt')\n"
+              "print(sorted(m for m in sys.modules if m.startswith('supcon.') and m.split('.')[1] in "
+              "('engine', 'methods', 'data', 'api')))\n"
+              f"try:\n    supcon.load_encoder({str(out)!r})\nexcept ValueError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}", "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "[]"  # nothing of the training code was imported
+    assert "encoder=TinyNet(" in lines[1]
+    assert torch.allclose(torch.load(tmp_path / "features.pt", weights_only=True), expected, atol=1e-6)
+    meta = json.loads((out / "encoder.json").read_text())
+    assert (meta["encoder"], meta["num_features"], meta["in_channels"]) == ("object:TinyNet", 16, 1)
+
+
+def test_resume_with_objects_continues_exactly(tiny_config, tmp_path, interrupt):
+    cfg = tiny_config("supcon", "train.checkpoint_every_steps=5")
+
+    def run(out, **kwargs):
+        torch.manual_seed(1)
+        return supcon.train(encoder=TinyNet(), train_set=Items("pil"), config=cfg, out=out, progress=False, **kwargs)
+
+    straight = run(tmp_path / "straight")
+    stop = interrupt(3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", on_checkpoint=stop)
+    assert stop.positions[-1]["step"] == 15
+    resumed = run(tmp_path / "resumed", resume=True)
+    for key in ("test_top1", "val_top1", "steps"):
+        assert resumed[key] == straight[key], key
+    a = load_file(tmp_path / "straight" / "encoder.safetensors")
+    b = load_file(tmp_path / "resumed" / "encoder.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _source(cls) -> str:
+    import inspect
+    import textwrap
+
+    return textwrap.dedent(inspect.getsource(cls))
+
+
+class Broken(torch.utils.data.Dataset):
+    def __init__(self, item):
+        self.item = item
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return self.item
+
+
+@pytest.mark.parametrize("item,message", [
+    ((torch.rand(1, 8, 8) * 2 - 1, 0), "train_set[0]: a float image with values in"),
+    (torch.zeros(1, 8, 8), "train_set[0] is a Tensor; items must be (image, label) pairs"),
+    ((torch.zeros(1, 8, 8, dtype=torch.uint8), "cat"), "train_set[0]: the label is 'cat'"),
+    ((torch.zeros(1, 8, 8, dtype=torch.uint8), 1.0), "the label is 1.0"),
+    (("x.png", 0), "train_set[0]: the image is a str; give a PIL image"),
+    ((torch.zeros(4, 8, 8, dtype=torch.uint8), 0), "train_set[0]: image of shape (4, 8, 8)"),
+    ((torch.full((1, 8, 8), 300), 0), "an integer image must hold 0..255"),
+])
+def test_bad_items_are_named_in_one_line(item, message):
+    with pytest.raises(DataError, match=None) as err:
+        splits_from_objects(Broken(item))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_arguments_are_named_in_one_line(tiny_config, tmp_path):
+    cfg = tiny_config("supcon")
+    cases = [
+        (dict(train_set=Items("pil"), weight_decay=0.1), ConfigError, "ambiguous setting 'weight_decay'"),
+        (dict(train_set=Items("pil"), learning_rate=0.1), ConfigError, "unknown setting 'learning_rate'"),
+        (dict(train_set="digits", test_set=Items("pil")), ConfigError, "test_set and val_set go with a Dataset"),
+        (dict(encoder=nn.Conv2d(1, 4, 3), train_set=Items("pil")), ValueError, "not [B, F]"),
+        (dict(encoder=TinyNet(), train_set=Items("pil"), **{"model.encoder_options": {"widths": [8]}}),
+         ConfigError, "model.encoder_options configure a named encoder"),
+        (dict(train_set=Broken(None)), DataError, "train_set[0] is a NoneType"),
+    ]
+    for kwargs, kind, message in cases:
+        with pytest.raises(kind) as err:
+            supcon.train(config=cfg, out=tmp_path / "x", progress=False, **kwargs)
+        assert message in str(err.value), (kwargs, str(err.value))
+        assert not (tmp_path / "x" / "checkpoint.pt").exists()
+    classifier = TinyNet()
+    classifier.num_features = 1000  # as a timm model with its classifier still attached declares
+    with pytest.raises(ValueError, match="remove its classifier"):
+        supcon.train(encoder=classifier, train_set=Items("pil"), config=cfg, out=tmp_path / "y", progress=False)
+
+
+def test_object_runs_say_what_to_pass_when_read_by_name(tiny_config, tmp_path):
+    from supcon.models import create_encoder
+
+    with pytest.raises(ValueError, match=r"pass it again \(load_encoder\(run, encoder=TinyNet\(...\)\)\)"):
+        create_encoder("object:TinyNet", in_channels=1)
+    with pytest.raises(DataError, match="was your own Dataset"):
+        load_dataset("object:Items")
