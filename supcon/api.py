@@ -17,7 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Config, ConfigError, build_config, from_dict, resolve, set_value, with_absolute_paths
+from .config import (
+    Config,
+    ConfigError,
+    build_config,
+    from_dict,
+    resolve,
+    set_value,
+    with_absolute_paths,
+)
 from .run_folder import CONFIG
 
 if TYPE_CHECKING:

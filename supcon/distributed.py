@@ -9,6 +9,7 @@ backward pass, its slice of the gradient summed over ranks.
 from __future__ import annotations
 
 import datetime
+import gc
 import inspect
 import logging
 import os
@@ -110,6 +111,9 @@ def teardown(wait: bool = True) -> None:
     """Leave the process group; with ``wait``, once every rank has reached this point (after an
     error, leave at once: the other ranks then fail instead of hanging in a collective)."""
     if is_distributed():
+        # free finished DDP wrappers now: freed at interpreter exit, after the group is gone,
+        # gloo can abort the process ("terminate called without an active exception")
+        gc.collect()
         if wait:
             dist.barrier()
         dist.destroy_process_group()

@@ -23,7 +23,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .base import DataError, DatasetInfo, ImageDataset, Splits, TensorImageDataset, channel_stats, stratified_split
+from .base import (
+    DataError,
+    DatasetInfo,
+    ImageDataset,
+    Splits,
+    TensorImageDataset,
+    channel_stats,
+    stratified_split,
+)
 from .images import fit_square, is_gray_mode, pil_to_tensor
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,10 @@ accuracy is computed once, at the end.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,20 +20,7 @@ from torch import nn
 from .. import distributed as dist
 from .. import run_folder
 from ..config import Config, save_config
-from ..data import (
-    AugmentedDataset,
-    DeviceAugment,
-    MultiView,
-    Splits,
-    build_loader,
-    build_transform,
-    eval_loader,
-    load_dataset,
-    to_device,
-)
-from ..eval.knn import extract_features
-from ..methods import Method, method_from_config
-from ..models import LinearClassifier, adopt_encoder, create_encoder
+from ..data import Splits, to_device
 from ..weights import save_encoder
 from .checkpoint import (
     CheckpointError,
@@ -46,85 +30,14 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .compilation import maybe_compile
-from .cpu_memory import retain_freed_memory
-from .linear import fit_linear, topk_accuracy
+from .components import Components, build
+from .final_eval import final_evaluation
+from .linear import topk_accuracy
 from .logger import MetricsLogger
 from .loop import LoopSpec, Position, train_loop
 from .optim import build_optimizer, peak_lr
 
 log = logging.getLogger("supcon")
-
-
-@dataclass
-class Components:
-    """Everything stage 1 needs, built from a Config."""
-
-    splits: Any
-    method: Method
-    model: nn.Module
-    probe: nn.Module | None
-    train_data: AugmentedDataset
-    loader: Any
-    device: torch.device
-    train_model: nn.Module | None = None
-    """What the training step calls: ``model`` in DDP under torchrun, else ``model`` itself."""
-    augment: DeviceAugment | None = None
-    """Finishes deferred batches on the device (``data.augment_on_device``)."""
-
-    def __post_init__(self) -> None:
-        if self.train_model is None:
-            self.train_model = self.model
-
-
-def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None = None) -> Components:
-    """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``).
-
-    ``encoder`` and ``splits`` replace the ones ``cfg`` names (your own module and datasets,
-    see :func:`supcon.train`); the encoder is trained in place.
-
-    Raises:
-        ValueError: the device is unavailable, ``train.batch_size`` exceeds the training split,
-            or the data set, encoder or method rejects its options (DataError, ValueError).
-    """
-    torch.manual_seed(cfg.train.seed)
-    device = dist.resolve_device(cfg.train.device)
-    if device.type == "cpu":
-        retain_freed_memory()  # no page faults on every step's activations
-    if splits is None:
-        splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
-                              seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
-                              labels_csv=cfg.data.labels_csv)
-    info = splits.info
-    method = method_from_config(cfg)
-    if encoder is None:
-        encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
-    else:
-        encoder = adopt_encoder(encoder, info.channels, info.image_size)
-    model = method.build_model(encoder, info.num_classes).to(device)
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_model = dist.wrap_model(model, device, sync_bn=cfg.train.sync_bn)
-    model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
-    train_model = maybe_compile(train_model, cfg.train.compile, device)
-    probe = None
-    # with label sets (data.labels_csv) the batches carry those, not classes: no online probe
-    if method.multi_view and cfg.train.online_probe and cfg.data.labels_csv is None:
-        probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
-    transform = build_transform(cfg.data.augmentation, info, train=True, **cfg.data.augmentation_options)
-    if cfg.data.n_views > 1 or method.multi_view:
-        transform = MultiView(transform, cfg.data.n_views)
-    train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
-                                  targets=cfg.data.labels_csv is not None,
-                                  defer=cfg.data.augment_on_device)
-    augment = DeviceAugment(transform) if cfg.data.augment_on_device else None
-    loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
-                          seed=cfg.train.seed, per_class=cfg.data.per_class,
-                          num_workers=cfg.data.num_workers, rank=dist.rank(), world_size=dist.world_size())
-    if len(loader) == 0:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
-                         f"({len(splits.train)} images); lower it")
-    return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
 
 
 def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
@@ -175,7 +88,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
-        results = _final_evaluation(cfg, c, logger, progress, test)
+        results = final_evaluation(cfg, c.splits, c.model, c.method.multi_view, c.device, logger, test)
     finally:
         logger.close()
     results.update(method=cfg.method, data=cfg.data.name, epochs=cfg.train.epochs, steps=position.step,
@@ -323,50 +236,6 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
     return {"encoder": cfg.model.encoder, "encoder_kwargs": cfg.model.encoder_options, "in_channels": info.channels, "num_features": c.model.encoder.num_features,
             "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
-
-
-def _final_evaluation(cfg: Config, c: Components, logger: MetricsLogger, progress: bool,
-                      test: bool = True) -> dict:
-    info = c.splits.info
-    encoder = c.model.encoder
-    loaders = {name: eval_loader(getattr(c.splits, name), info, batch_size=cfg.linear.batch_size,
-                                 seed=cfg.train.seed)
-               for name in ("train", "val", "test") if test or name != "test"}
-    banks = {name: extract_features(encoder, loader, c.device) for name, loader in loaders.items()}
-    if not c.method.multi_view:  # the model holds its own classifier
-        classifier = copy.deepcopy(c.model.classifier).cpu().eval()
-        selected = {"val_top1": _accuracy(classifier, banks["val"], 1)}
-    else:
-        fingerprint = _fingerprint(encoder)
-
-        def on_epoch(pos, summary):
-            logger.log("linear_epoch", pos.epoch, summary)
-            log.info("linear epoch %d/%d  loss %.4f  val top-1 %.2f%%", pos.epoch, cfg.linear.epochs,
-                     summary["loss"], summary["val_top1"])
-
-        fitted = fit_linear(banks["train"], banks["val"], info.num_classes, cfg.linear, cfg.train.seed, on_epoch)
-        if not all(torch.equal(a, b) for a, b in zip(_fingerprint(encoder), fingerprint, strict=True)):
-            raise RuntimeError("the encoder changed during the linear stage")
-        classifier = fitted.classifier
-        selected = {"val_top1": fitted.val_top1, "linear_best_epoch": fitted.best_epoch}
-    results = {"test_top1": _accuracy(classifier, banks["test"], 1),
-               "test_top5": _accuracy(classifier, banks["test"], 5)} if test else {}
-    results.update(selected)
-    if dist.is_main() and logger.folder is not None:
-        # one format for every method: the linear layer's weight and bias
-        run_folder.save_classifier(getattr(classifier, "fc", classifier), logger.folder)
-    logger.log("final", 0, results)
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
-
-
-@torch.no_grad()
-def _accuracy(classifier: nn.Module, bank, k: int) -> float:
-    feats, labels = bank
-    return topk_accuracy(classifier(feats), labels, k) if len(feats) else float("nan")
-
-
-def _fingerprint(module: nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.state_dict().values()]
 
 
 def _tqdm(iterable, **kwargs):

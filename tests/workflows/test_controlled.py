@@ -11,7 +11,7 @@ import pytest
 from supcon.cli import build_parser
 from supcon.config import build_config
 from supcon.data import Splits
-from supcon.engine import train_job
+from supcon.engine import components, train_job
 from supcon.workflows import controlled as controlled_module
 from supcon.workflows import evaluate as evaluate_module
 from supcon.workflows import runs as runs_module
@@ -113,13 +113,13 @@ class Untouchable:
 
 
 def test_selection_reads_only_the_validation_split(tmp_path, monkeypatch):
-    real = train_job.load_dataset
+    real = components.load_dataset
 
     def guarded(*args, **kwargs):
         splits = real(*args, **kwargs)
         return Splits(splits.train, splits.val, Untouchable(len(splits.test)), splits.info)
 
-    monkeypatch.setattr(train_job, "load_dataset", guarded)
+    monkeypatch.setattr(components, "load_dataset", guarded)
     controls = Controls(lr_grid=(0.05, 0.3), temperature_grid=(0.5,), baseline_augmentations=())
     study = Study(_spec(tmp_path), EvalOptions(), controls)
     selection = study.select()

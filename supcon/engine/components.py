@@ -1,0 +1,98 @@
+"""What stage 1 of `supcon train` is made of, built from a Config: data splits, method, model
+(wrapped for DDP / compiled as configured), the online probe, the augmented training set and its
+loader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import distributed as dist
+from ..config import Config
+from ..data import (
+    AugmentedDataset,
+    DeviceAugment,
+    MultiView,
+    Splits,
+    build_loader,
+    build_transform,
+    load_dataset,
+)
+from ..methods import Method, method_from_config
+from ..models import LinearClassifier, adopt_encoder, create_encoder
+from .compilation import maybe_compile
+from .cpu_memory import retain_freed_memory
+
+
+@dataclass
+class Components:
+    """Everything stage 1 needs, built from a Config."""
+
+    splits: Any
+    method: Method
+    model: nn.Module
+    probe: nn.Module | None
+    train_data: AugmentedDataset
+    loader: Any
+    device: torch.device
+    train_model: nn.Module | None = None
+    """What the training step calls: ``model`` in DDP under torchrun, else ``model`` itself."""
+    augment: DeviceAugment | None = None
+    """Finishes deferred batches on the device (``data.augment_on_device``)."""
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.model
+
+
+def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None = None) -> Components:
+    """Data, model, method and loader for stage 1 (deterministic given ``cfg.train.seed``).
+
+    ``encoder`` and ``splits`` replace the ones ``cfg`` names (your own module and datasets,
+    see :func:`supcon.train`); the encoder is trained in place.
+
+    Raises:
+        ValueError: the device is unavailable, ``train.batch_size`` exceeds the training split,
+            or the data set, encoder or method rejects its options (DataError, ValueError).
+    """
+    torch.manual_seed(cfg.train.seed)
+    device = dist.resolve_device(cfg.train.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # no page faults on every step's activations
+    if splits is None:
+        splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
+                              seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
+                              labels_csv=cfg.data.labels_csv)
+    info = splits.info
+    method = method_from_config(cfg)
+    if encoder is None:
+        encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
+    else:
+        encoder = adopt_encoder(encoder, info.channels, info.image_size)
+    model = method.build_model(encoder, info.num_classes).to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_model = dist.wrap_model(model, device, sync_bn=cfg.train.sync_bn)
+    model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
+    train_model = maybe_compile(train_model, cfg.train.compile, device)
+    probe = None
+    # with label sets (data.labels_csv) the batches carry those, not classes: no online probe
+    if method.multi_view and cfg.train.online_probe and cfg.data.labels_csv is None:
+        probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
+    transform = build_transform(cfg.data.augmentation, info, train=True, **cfg.data.augmentation_options)
+    if cfg.data.n_views > 1 or method.multi_view:
+        transform = MultiView(transform, cfg.data.n_views)
+    train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
+                                  targets=cfg.data.labels_csv is not None,
+                                  defer=cfg.data.augment_on_device)
+    augment = DeviceAugment(transform) if cfg.data.augment_on_device else None
+    loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                          seed=cfg.train.seed, per_class=cfg.data.per_class,
+                          num_workers=cfg.data.num_workers, rank=dist.rank(), world_size=dist.world_size())
+    if len(loader) == 0:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
+                         f"({len(splits.train)} images); lower it")
+    return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
