@@ -46,11 +46,6 @@ def object_name(obj: object) -> str:
     return f"object:{type(obj).__name__}"
 
 
-def is_object_name(name: object) -> bool:
-    """Whether ``name`` stands for an object passed to :func:`supcon.train` (not rebuildable)."""
-    return isinstance(name, str) and name.startswith("object:")
-
-
 def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = None, *, val_fraction: float = 0.1,
                         seed: int = 0, image_size: int | None = None, test_fraction: float = 0.2) -> Splits:
     """Train / validation / test splits from your datasets, as :func:`~.registry.load_dataset` makes them.
@@ -67,6 +62,7 @@ def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = Non
         DataError: an empty dataset, an item that is not ``(image, label)``, an image of another
             kind, a float image outside [0, 1], a negative or non-integer label.
     """
+    _length(train_set, "train_set")
     first = _image(_item(train_set, 0, "train_set")[0], None, None, "train_set", 0)
     channels = int(first.shape[0])
     size = int(image_size or min(min(first.shape[-2:]), MAX_SIDE))
@@ -140,8 +136,6 @@ def _length(dataset: Any, what: str) -> int:
 
 
 def _item(dataset: Any, index: int, what: str) -> tuple[Any, Any]:
-    if index == 0:
-        _length(dataset, what)
     item = dataset[index]
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise DataError(f"{what}[{index}] is a {type(item).__name__}; items must be (image, label) pairs")
