@@ -372,6 +372,26 @@ def test_no_positives_gives_exact_zero(shape, labels, mask, variant):
         )
 
 
+@pytest.mark.parametrize("path", ["dense", "tiled", "ref_features"])
+@pytest.mark.parametrize("dtype,value", [(torch.float16, 50.0), (torch.float32, 1e38)], ids=["fp16", "fp32"])
+def test_no_positives_zero_stays_exact_for_large_finite_features(path, dtype, value):
+    # 64 x 128 fp16 features of 50 sum to 409,600, past fp16's largest 65,504; float32 rows of 1e38
+    # sum past 3.4e38. The zero must not go through such a sum (inf * 0 is NaN).
+    features = torch.full((64, 1, 128), value, dtype=dtype)
+    kwargs = {"impl": "tiled" if path == "tiled" else "dense"}
+    refs = torch.full((3, 128), value, dtype=dtype, requires_grad=True)
+    if path == "ref_features":  # a queue whose keys share no label with the batch
+        kwargs.update(ref_features=refs, ref_labels=torch.tensor([100, 101, 102]))
+    x = features.clone().requires_grad_(True)
+    loss = supcon_loss(x, torch.arange(64), **kwargs)
+    loss.backward()
+    assert loss.item() == 0.0 and math.copysign(1.0, loss.item()) == 1.0  # +0.0, not NaN nor -0.0
+    assert loss.dtype == torch.float32
+    assert torch.equal(x.grad, torch.zeros_like(x))
+    if path == "ref_features":
+        assert torch.equal(refs.grad, torch.zeros_like(refs))  # the keys are on the graph too
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("labels", [torch.tensor([0, 0, 1]), torch.arange(3)], ids=["pos", "nopos"])
 def test_result_dtype(labels, dtype):

@@ -170,6 +170,9 @@ def _check_refs(ref_features, ref_labels, ref_mask, labels, mask, batch, dim, de
         if ref_labels is None:
             raise ValueError(f"ref_labels is required with labels and ref_features: the labels of "
                              f"the {k} reference rows")
+        if labels.dim() == 1 and isinstance(ref_labels, Tensor) and ref_labels.dim() != 1:
+            raise ValueError(f"ref_labels must be [{k}] integers like labels {tuple(labels.shape)}, got "
+                             f"{tuple(ref_labels.shape)} (multi-hot ref_labels need multi-hot labels)")
         columns = labels.shape[1] if labels.dim() == 2 else None
         return _Refs(ref_features, _check_labels("ref_labels", ref_labels, k, columns, device), None)
     if mask is not None:

@@ -146,9 +146,20 @@ def _result_dtype(features: Tensor) -> torch.dtype:
     return torch.float64 if features.dtype == torch.float64 else torch.float32
 
 
-def _attached_zero(features: Tensor) -> Tensor:
-    """0.0 that stays attached to the graph, so backward() works and gives zero gradients."""
-    return features.sum().to(_result_dtype(features)) * 0.0
+def _attached_zero(features: Tensor, refs: _Refs | None = None) -> Tensor:
+    """+0.0 attached to the graph of ``features`` (and the reference rows): backward() works and
+    gives them zero gradients.
+
+    Every element is multiplied by zero before anything is summed: the inputs are finite (checked),
+    so each product is exactly 0 and no sum can overflow, as ``features.sum() * 0`` does (NaN once
+    the sum passes fp16's 65504 or float32's 3.4e38).
+    """
+    dtype = _result_dtype(features)
+    zero = features.new_zeros((), dtype=dtype)  # + (-0.0) below gives +0.0
+    for part in (features, None if refs is None else refs.features):
+        if part is not None:
+            zero = zero + (part.to(dtype) * 0).sum()
+    return zero
 
 
 def _tiled_declines(positives_cap, labels, mask, label_overlap, refs, gather) -> str | None:
@@ -239,9 +250,9 @@ def _supcon_dense(features, labels, mask, label_overlap, refs, temperature, vari
         total_count = count.to(torch.float64)
         torch.distributed.all_reduce(total_count)
         if int(count) == 0:
-            return _attached_zero(z)  # through the gathered tensor: backward joins its all_reduce
+            return _attached_zero(z, refs)  # through the gathered tensor: backward joins its all_reduce
     elif int(count) == 0:
-        return _attached_zero(features)
+        return _attached_zero(features, refs)
     valid = has_positive.nonzero().squeeze(1)
     w = w[valid]
     if keep_in_denominator is not None:
