@@ -198,12 +198,14 @@ class DeviceAugment:
         self.policy, self.views, self.multi = form
 
     def __call__(self, images: Tensor, u: Tensor) -> Tensor:
-        """Augment the batch where it is (move it to the training device first)."""
-        if not self.multi:
-            return self.policy.apply(images, u)
-        batch, views = u.shape[:2]
-        repeated = images.repeat_interleave(views, dim=0)  # as the loader repeats them
-        return self.policy.apply(repeated, u.flatten(0, 1)).unflatten(0, (batch, views))
+        """Augment the batch where it is (move it to the training device first), in float32 even
+        inside autocast (the training step runs there): the same values as the loader's."""
+        with torch.autocast(images.device.type, enabled=False):
+            if not self.multi:
+                return self.policy.apply(images, u)
+            batch, views = u.shape[:2]
+            repeated = images.repeat_interleave(views, dim=0)  # as the loader repeats them
+            return self.policy.apply(repeated, u.flatten(0, 1)).unflatten(0, (batch, views))
 
 
 def to_device(batch, device: torch.device, augment: DeviceAugment | None = None) -> tuple[Tensor, Tensor]:

@@ -73,3 +73,17 @@ def test_the_train_job_option_feeds_the_same_first_batch():
     want = to_device(next(iter(plain.loader)), plain.device)
     got = to_device(next(iter(deferred.loader)), deferred.device, deferred.augment)
     assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_augmentation_under_autocast_equals_the_loaders(dtype):
+    # The training loop moves (and so augments) its batch inside autocast: the blur's convolution
+    # must still run in float32, as in the loader, and give the same images.
+    base, info = _base(3, 32)
+    transform = MultiView(build_transform("simaugment", info, blur=True), 2)  # blurs 1 view in 2
+    want, _ = _batches(transform, base, False, 0)[0]
+    batch = _batches(transform, base, True, 0)[0]
+    with torch.autocast("cpu", dtype=dtype):
+        images, _ = to_device(batch, torch.device("cpu"), DeviceAugment(transform))
+    assert images.dtype == torch.float32
+    assert torch.equal(images, want)
