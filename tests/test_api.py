@@ -101,6 +101,120 @@ def test_a_large_dataset_is_read_item_by_item_with_the_same_images(monkeypatch):
     assert lazy.info.mean == reference.info.mean  # from a seeded sample, which here covers every image
 
 
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """A colour image with three different channels, made from a digit's grey pixels."""
+    return np.stack([pixels, 255 - pixels, pixels // 2], axis=2)
+
+
+class Mixed(torch.utils.data.Dataset):
+    """Digits as PIL images: greyscale, except the positions in ``colour`` (RGB)."""
+
+    def __init__(self, indices, colour=()) -> None:
+        self.indices, self.colour = indices, set(colour)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        pixels = PIXELS[self.indices[i]]
+        image = Image.fromarray(_rgb(pixels)) if i in self.colour else Image.fromarray(pixels)
+        return image, int(DIGITS.target[self.indices[i]])
+
+    def expected(self) -> torch.Tensor:
+        """Every image as 3 channels, written independently: grey repeated, colour as it is."""
+        rgb = [_rgb(PIXELS[j]) if i in self.colour else np.repeat(PIXELS[j][..., None], 3, axis=2)
+               for i, j in enumerate(self.indices)]
+        return torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+@pytest.mark.parametrize("where", ["train_set", "test_set", "val_set"])
+def test_one_colour_image_in_any_set_makes_every_split_colour(monkeypatch, where, in_memory):
+    # as an image folder reads its files: 1 channel only if every image is grey, whatever comes first
+    import supcon.data.objects as objects
+
+    if not in_memory:
+        monkeypatch.setattr(objects, "IN_MEMORY_BYTES", 1000)
+    order = np.random.default_rng(0).permutation(len(DIGITS.target))
+    sets = {"train_set": Mixed(order[:300]), "test_set": Mixed(order[300:400]), "val_set": Mixed(order[400:500])}
+    sets[where].colour = {1, 7}  # item 0 stays grey
+    splits = splits_from_objects(**sets)
+    assert splits.info.channels == 3 and len(splits.info.mean) == 3
+    for split, given in zip(("train", "test", "val"), sets.values(), strict=True):
+        data = getattr(splits, split)
+        images, labels = data.get_batch(range(len(data)))
+        assert torch.equal(images, given.expected()), split
+        assert torch.equal(labels, torch.as_tensor(DIGITS.target[given.indices])), split
+
+
+def test_mixed_channels_are_read_alike_in_memory_and_item_by_item(monkeypatch):
+    import supcon.data.objects as objects
+
+    mixed = Mixed(np.arange(200), colour=range(3, 200, 5))
+    in_memory = splits_from_objects(mixed, image_size=12, seed=2)
+    monkeypatch.setattr(objects, "IN_MEMORY_BYTES", 1000)
+    lazy = splits_from_objects(mixed, image_size=12, seed=2)
+    assert isinstance(lazy.train, objects.ItemsDataset) and lazy.info == in_memory.info
+    for split in ("train", "val", "test"):
+        a, b = getattr(in_memory, split), getattr(lazy, split)
+        assert torch.equal(a.images, b.get_batch(range(len(b)))[0]), split
+
+
+class Merged(torch.utils.data.Dataset):
+    """torchvision's convention: ``.targets`` holds the stored classes, and each item's label is
+    ``target_transform`` of it (here: odd / even, 2 classes out of 10)."""
+
+    def __init__(self) -> None:
+        self.targets = [int(t) for t in DIGITS.target]
+        self.target_transform = lambda y: y % 2
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return Image.fromarray(PIXELS[i]), self.target_transform(self.targets[i])
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_labels_are_the_items_own_whatever_the_size_of_the_set(monkeypatch, in_memory):
+    import supcon.data.objects as objects
+
+    if not in_memory:
+        monkeypatch.setattr(objects, "IN_MEMORY_BYTES", 1000)
+    splits = splits_from_objects(Merged(), seed=0)
+    assert isinstance(splits.train, objects.ItemsDataset) != in_memory
+    assert splits.info.num_classes == 2
+    labels = torch.cat([splits.train.labels, splits.val.labels, splits.test.labels])
+    assert torch.equal(torch.bincount(labels), torch.from_numpy(np.bincount(DIGITS.target % 2)))
+
+
+@pytest.mark.parametrize("target_transform", [None, lambda y: 1 - y])
+def test_a_torchvision_sets_targets_are_read_only_when_they_are_its_labels(monkeypatch, tmp_path, target_transform):
+    # ImageFolder without a target_transform: .targets are its items' labels, so a large set need
+    # not be read item by item before training; with one, the items' labels count
+    import torchvision
+
+    import supcon.data.objects as objects
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for k in range(3):
+            Image.fromarray(_rgb(PIXELS[k])).save(tmp_path / cls / f"{k}.png")
+    reads = []
+
+    def loader(path):
+        reads.append(path)
+        return Image.open(path).convert("RGB")
+
+    folder = torchvision.datasets.ImageFolder(tmp_path, loader=loader, target_transform=target_transform)
+    monkeypatch.setattr(objects, "IN_MEMORY_BYTES", 1000)
+    data = objects.dataset_from_items(folder, None, 16, "train_set")
+    assert isinstance(data, objects.ItemsDataset) and data.channels == 3
+    stored = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert torch.equal(data.labels, stored if target_transform is None else 1 - stored)
+    assert len(reads) <= (2 if target_transform is None else 7)  # the first image: colour, so 3 channels
+
+
 def test_training_on_objects_equals_training_on_the_registered_name(tiny_config, tmp_path):
     cfg = tiny_config("supcon")
     by_name = supcon.train(config=cfg, out=tmp_path / "name", progress=False)

@@ -5,11 +5,14 @@ numpy array, uint8 (0..255) or float (0..1); a label an int (or a 0-d tensor / n
 Images are raw, not yet augmented or normalised: supcon applies its own augmentation and the
 training split's channel statistics, so a float image outside [0, 1] (a dataset that already
 normalises) is refused. Every image is made ``channels x size x size`` uint8 like an image
-folder's files (1 <-> 3 channels by the rules of :mod:`.images`, shorter side resized, centre crop).
+folder's files: 3 channels if any image of the train, test or validation set is in colour, else 1
+(1 <-> 3 channels by the rules of :mod:`.images`), shorter side resized, centre crop.
 
 A dataset whose images fit in ``IN_MEMORY_BYTES`` is read once into memory (fast, and worker
-processes need not pickle it); a larger one is read item by item at each epoch, its labels taken
-from ``.targets`` (torchvision's convention) when it has them, else from one pass over its items.
+processes need not pickle it); a larger one is read item by item at each epoch. Either way the
+labels are the items' own: a larger set's are read in one pass over its items, except where
+``.targets`` is known to hold them (a torchvision data set's own ``__getitem__`` without a
+``target_transform``); that pass also finds its channels.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .base import (
     stratified_split,
 )
 from .images import fit_square, is_gray_mode, pil_to_tensor
+from .text import is_text_items, text_splits_from_objects
 
 log = logging.getLogger(__name__)
 
@@ -51,32 +55,35 @@ def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = Non
     """Train / validation / test splits from your datasets, as :func:`~.registry.load_dataset` makes them.
 
     Args:
-        train_set: the training items.
+        train_set: the training items (``(str, label)`` items are texts:
+            :func:`~.text.text_splits_from_objects`).
         test_set: the test items; None carves ``test_fraction`` of ``train_set`` (stratified, fixed seed).
         val_set: the validation items; None carves ``val_fraction`` of the training items
             (stratified, seeded by ``seed``), so model selection never sees the test split.
         image_size: the side every image is made; None: the first training image's shorter side
-            (at most 224).
+            (at most 224). The channels are 3 if any image of any set is in colour, else 1.
 
     Raises:
         DataError: an empty dataset, an item that is not ``(image, label)``, an image of another
             kind, a float image outside [0, 1], a negative or non-integer label.
     """
     _length(train_set, "train_set")
+    if is_text_items(train_set):  # (str, label) items: texts for a text encoder
+        return text_splits_from_objects(train_set, test_set, val_set, name=object_name(train_set),
+                                        val_fraction=val_fraction, seed=seed, test_fraction=test_fraction)
     first = _image(_item(train_set, 0, "train_set")[0], None, None, "train_set", 0)
-    channels = int(first.shape[0])
     size = int(image_size or min(min(first.shape[-2:]), MAX_SIDE))
-    train = dataset_from_items(train_set, channels, size, "train_set")
-    if test_set is None:
+    train, test, val = (None if items is None else dataset_from_items(items, None, size, what)
+                        for items, what in ((train_set, "train_set"), (test_set, "test_set"), (val_set, "val_set")))
+    # as an image folder's files: one colour image anywhere makes every split colour
+    channels = max(_channels(d) for d in (train, test, val) if d is not None)
+    train, test, val = (None if d is None else _with_channels(d, channels) for d in (train, test, val))
+    if test is None:
         keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)
         train, test = train.subset(keep), train.subset(held)
-    else:
-        test = dataset_from_items(test_set, channels, size, "test_set")
-    if val_set is None:
+    if val is None:
         keep, held = stratified_split(train.labels, val_fraction, seed)
         train, val = train.subset(keep), train.subset(held)
-    else:
-        val = dataset_from_items(val_set, channels, size, "val_set")
     num_classes = 1 + max(int(d.labels.max()) for d in (train, val, test) if len(d))
     mean, std = channel_stats(train)
     info = DatasetInfo(name=object_name(train_set), channels=channels, image_size=size, num_classes=num_classes,
@@ -84,24 +91,39 @@ def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = Non
     return Splits(train=train, val=val, test=test, info=info)
 
 
-def dataset_from_items(dataset: Any, channels: int, size: int, what: str = "dataset") -> ImageDataset:
-    """``dataset``'s items as an `ImageDataset` of uint8 ``[channels, size, size]`` images.
+def dataset_from_items(dataset: Any, channels: int | None, size: int, what: str = "dataset") -> ImageDataset:
+    """``dataset``'s items as an `ImageDataset` of uint8 ``[channels, size, size]`` images
+    (``channels`` None: 3 if any of its images is in colour, else 1), labelled with the items' labels.
 
     Raises:
         DataError: as :func:`splits_from_objects` (``what`` names the argument).
     """
     n = _length(dataset, what)
-    if n * channels * size * size <= IN_MEMORY_BYTES:
-        images = torch.empty(n, channels, size, size, dtype=torch.uint8)
-        labels = torch.empty(n, dtype=torch.int64)
-        for i in range(n):
-            image, label = _item(dataset, i, what)
-            images[i] = _image(image, channels, size, what, i)
-            labels[i] = _label(label, what, i)
-        return TensorImageDataset(images, labels)
+    # the first image's channels size the decision; colour found later may enlarge an in-memory set
+    guess = channels or int(_image(_item(dataset, 0, what)[0], None, None, what, 0).shape[0])
+    if n * guess * size * size <= IN_MEMORY_BYTES:
+        return _read_all(dataset, n, channels, size, what)
+    labels, found = _scan(dataset, n, what, need_channels=channels is None)
+    channels = channels or found
     log.info("%s: %d images of %dx%dx%d do not fit in memory; reading them at every epoch",
              what, n, channels, size, size)
-    return ItemsDataset(dataset, _labels(dataset, n, what), channels, size, what)
+    return ItemsDataset(dataset, labels, channels, size, what)
+
+
+def _read_all(dataset: Any, n: int, channels: int | None, size: int, what: str) -> TensorImageDataset:
+    """Every item in memory; with ``channels`` None, grey until the first colour image."""
+    images = None
+    labels = torch.empty(n, dtype=torch.int64)
+    for i in range(n):
+        image, label = _item(dataset, i, what)
+        pixels = _image(image, channels, size, what, i)
+        if images is None:
+            images = torch.empty(n, pixels.shape[0], size, size, dtype=torch.uint8)
+        elif pixels.shape[0] > images.shape[1]:  # the first colour image: the grey ones so far get 3 channels
+            images = torch.cat([images[:i].expand(-1, 3, -1, -1), images.new_empty(n - i, 3, size, size)])
+        images[i] = pixels  # a grey image after a colour one: its channel repeated, as _image does
+        labels[i] = _label(label, what, i)
+    return TensorImageDataset(images, labels)
 
 
 class ItemsDataset(ImageDataset):
@@ -194,11 +216,45 @@ def _label(label: Any, what: str, index: int) -> int:
     return int(label)
 
 
-def _labels(dataset: Any, n: int, what: str) -> Tensor:
+def _scan(dataset: Any, n: int, what: str, need_channels: bool) -> tuple[Tensor, int]:
+    """The items' labels and (``need_channels``) their channels, 3 if any image is in colour, in
+    one pass over the items; it stops at the first colour image when ``.targets`` holds the labels."""
+    targets = _known_targets(dataset, n, what)
+    labels, channels = [], 1
+    for i in range(n):
+        if targets is not None and (channels == 3 or not need_channels):
+            break
+        image, label = _item(dataset, i, what)
+        if need_channels and channels == 1:
+            channels = int(_image(image, None, None, what, i).shape[0])
+        if targets is None:
+            labels.append(_label(label, what, i))
+    return (targets if targets is not None else torch.tensor(labels, dtype=torch.int64)), channels
+
+
+def _known_targets(dataset: Any, n: int, what: str) -> Tensor | None:
+    """``dataset.targets`` where they are provably its items' labels: a torchvision data set read by
+    torchvision's own ``__getitem__`` (which returns ``targets[i]``) and no ``target_transform``."""
+    from torchvision.datasets import VisionDataset
+
     targets = getattr(dataset, "targets", None)
-    if targets is not None and len(targets) == n:
-        return torch.tensor([_label(t, f"{what}.targets", i) for i, t in enumerate(targets)], dtype=torch.int64)
-    return torch.tensor([_label(_item(dataset, i, what)[1], what, i) for i in range(n)], dtype=torch.int64)
+    own = isinstance(dataset, VisionDataset) and type(dataset).__getitem__.__module__.startswith("torchvision.")
+    if not own or getattr(dataset, "target_transform", None) is not None or targets is None or len(targets) != n:
+        return None
+    return torch.tensor([_label(t, f"{what}.targets", i) for i, t in enumerate(targets)], dtype=torch.int64)
+
+
+def _channels(dataset: ImageDataset) -> int:
+    return dataset.images.shape[1] if isinstance(dataset, TensorImageDataset) else dataset.channels
+
+
+def _with_channels(dataset: ImageDataset, channels: int) -> ImageDataset:
+    """``dataset`` with ``channels`` (only 1 -> 3 happens: a grey set beside a colour one)."""
+    if _channels(dataset) == channels:
+        return dataset
+    if isinstance(dataset, TensorImageDataset):
+        return TensorImageDataset(dataset.images.expand(-1, channels, -1, -1), dataset.labels)
+    return ItemsDataset(dataset.items, dataset.labels, channels, dataset.size, dataset.what, dataset.indices)
 
 
 def _class_names(dataset: Any, num_classes: int) -> tuple[str, ...]:
