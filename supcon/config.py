@@ -138,7 +138,8 @@ class TrainConfig:
     """Pre-training epochs (for ce: the whole training)."""
     batch_size: int = 256
     """Images per step and per process (global batch = batch_size x processes); an epoch's last
-    incomplete batch is dropped."""
+    incomplete batch is dropped. A batch larger than the training split is lowered to fit, with a
+    log line, and config.yaml records the batch that trained."""
     seed: int = 0
     """Seeds the model's initialisation, the validation split, batch order and augmentations."""
     device: str = "auto"
@@ -172,7 +173,8 @@ class LinearConfig:
     epochs: int = 20
     """Epochs of the classifier; the one best on the validation split is kept."""
     batch_size: int = 256
-    """Batch of the classifier's SGD (on precomputed features)."""
+    """Batch of the classifier's SGD (on precomputed features; every feature is used, so a batch
+    larger than the training split is one full batch per epoch)."""
     lr: float = 0.1
     """Peak lr of its SGD (momentum 0.9, cosine decay, no warm-up) on standardised features."""
     weight_decay: float = 0.0

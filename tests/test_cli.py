@@ -6,10 +6,12 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from supcon import cli
 from supcon.config import build_config, save_config
+from supcon.data import load_dataset
 from supcon.engine import train_job
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -74,3 +76,31 @@ def test_resume_without_a_saved_config_uses_the_options_given(tmp_path, monkeypa
     monkeypatch.setattr(train_job, "run_training", lambda cfg, out, **kw: seen.update(cfg=cfg) or {"method": cfg.method})
     assert cli.main(["train", "--out", str(tmp_path / "new"), "--resume", *TINY]) == 0
     assert seen["cfg"].data.name == "digits"
+
+
+def _image_folder(root: Path, per_class: int) -> Path:
+    """Two classes of ``per_class`` random 16x16 RGB PNGs each under ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_the_readme_folder_command_trains_a_folder_smaller_than_the_default_batch(tmp_path, capsys):
+    """`supcon train --data FOLDER --out RUN` on 40 images: the default batch (256) is lowered to
+    the training split, one line says so (on stderr and in train.log), config.yaml records it."""
+    folder, run = _image_folder(tmp_path / "imgs", 20), tmp_path / "run"
+    assert "supcon train --data path/to/images --out runs/mine" in README.read_text()
+    assert cli.main(["train", "--data", str(folder), "--out", str(run), "--epochs", "1", "--no-progress"]) == 0
+    saved = build_config(str(run / "config.yaml")).train.batch_size
+    n_train = len(load_dataset(str(folder)).train)
+    assert saved == n_train < 256
+    said = [line for line in capsys.readouterr().err.splitlines() if "train.batch_size" in line]
+    assert said == [f"train.batch_size=256 is larger than the training split ({n_train} images): training "
+                    f"with train.batch_size={n_train} (set it with --batch-size or train.batch_size=N)"]
+    assert said[0] in (run / "train.log").read_text()
+    assert (run / "results.json").is_file()

@@ -118,8 +118,6 @@ def _folder_setup(kind: str):
         elif kind == "unreadable":
             _images(tmp / "imgs", {"cat": 3, "dog": 3})
             _garbage(tmp / "imgs" / "cat" / "broken.png")
-        elif kind == "small":
-            _images(tmp / "imgs", {"cat": 3, "dog": 3})
         elif kind == "file":
             (tmp / "imgs").write_text("a file")
     return setup
@@ -284,8 +282,10 @@ CASES = [
     Case("no-cuda", (*TRAIN, "--device", "cuda"),
          "'cuda': CUDA is not available on this machine; use --device cpu",
          setup=_no_cuda),
-    Case("batch-larger-than-data", (*TRAIN, "--batch-size", "5000"),
-         "train.batch_size=5000 is larger than the training split (… images); lower it"),
+    Case("fewer-images-than-processes", TRAIN,
+         "the training split (… images) gives 0 per process on 5000 process(es); a batch needs at least 2: "
+         "add images or use fewer processes", setup=lambda tmp, run, mp: mp.setattr(
+             "supcon.distributed.world_size", lambda: 5000)),
     Case("too-few-classes-per-batch", (*TRAIN, "data.per_class=2"),
          "32 classes per batch, but labels hold only 10 classes; raise per_class or lower batch_size"),
     # data
@@ -308,9 +308,6 @@ CASES = [
     Case("unreadable-image-strict", ("train", *OUT, "--data", "{tmp}/imgs", "data.strict=true"),
          "unreadable image file …broken.png: …; fix or delete it (data.strict=false skips such files)",
          setup=_folder_setup("unreadable")),
-    Case("folder-smaller-than-batch", ("train", *OUT, "--data", "{tmp}/imgs", "--workers", "0"),
-         "train.batch_size=256 is larger than the training split (… images); lower it",
-         setup=_folder_setup("small")),
     Case("offline-download", ("train", *OUT, "--data", "cifar10", "--data-dir", "{tmp}/data"),
          "data set cifar10 is not on disk and downloading it into … failed (URLError: …); "
          "put its files in --data-dir or $SUPCON_DATA", setup=_offline),

@@ -4,6 +4,8 @@ loader."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,8 @@ from ..methods import Method, method_from_config
 from ..models import LinearClassifier, adopt_encoder, create_encoder
 from .compilation import maybe_compile
 from .cpu_memory import retain_freed_memory
+
+log = logging.getLogger("supcon")
 
 
 @dataclass
@@ -55,17 +59,16 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     see :func:`supcon.train`); the encoder is trained in place.
 
     Raises:
-        ValueError: the device is unavailable, ``train.batch_size`` exceeds the training split,
-            or the data set, encoder or method rejects its options (DataError, ValueError).
+        ValueError: the device is unavailable, ``train.batch_size`` exceeds the training split
+            (:func:`fit_batch` lowers it first in the train job), or the data set, encoder or
+            method rejects its options (DataError, ValueError).
     """
     torch.manual_seed(cfg.train.seed)
     device = dist.resolve_device(cfg.train.device)
     if device.type == "cpu":
         retain_freed_memory()  # no page faults on every step's activations
     if splits is None:
-        splits = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
-                              seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
-                              labels_csv=cfg.data.labels_csv)
+        splits = load_splits(cfg)
     info = splits.info
     method = method_from_config(cfg)
     if encoder is None:
@@ -92,7 +95,45 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                           seed=cfg.train.seed, per_class=cfg.data.per_class,
                           num_workers=cfg.data.num_workers, rank=dist.rank(), world_size=dist.world_size())
-    if len(loader) == 0:
+    if len(loader) == 0:  # fit_batch lowers a batch the split cannot fill; a caller may have skipped it
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
                          f"({len(splits.train)} images); lower it")
     return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
+
+
+def load_splits(cfg: Config) -> Splits:
+    """The train/val/test splits of the data set or folder ``cfg.data`` names.
+
+    Raises:
+        DataError: the data set or folder cannot be read (see :func:`supcon.data.load_dataset`).
+    """
+    return load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, val_fraction=cfg.data.val_fraction,
+                        seed=cfg.train.seed, strict=cfg.data.strict, image_size=cfg.data.image_size,
+                        labels_csv=cfg.data.labels_csv)
+
+
+def fit_batch(cfg: Config, n_train: int, world_size: int = 1) -> Config:
+    """``cfg`` with ``train.batch_size`` lowered to the largest batch ``n_train`` images fill on
+    each of ``world_size`` processes (an epoch's last partial batch is dropped, so a larger batch
+    would give no step at all); ``cfg`` itself when it already fits. A lowered batch is logged in
+    one line; ``train.micro_batch_size`` follows it down. Class-balanced batches
+    (``data.per_class``) always give a step and are left as they are.
+
+    Raises:
+        ValueError: fewer than 2 training images per process (no batch to contrast or normalise).
+    """
+    batch, per_process = cfg.train.batch_size, n_train // world_size
+    if cfg.data.per_class is not None or batch <= per_process:
+        return cfg
+    if per_process < 2:
+        raise ValueError(f"the training split ({n_train} images) gives {per_process} per process on "
+                         f"{world_size} process(es); a batch needs at least 2: "
+                         "add images or use fewer processes")
+    micro = cfg.train.micro_batch_size
+    train = dataclasses.replace(cfg.train, batch_size=per_process,
+                                micro_batch_size=None if micro is None else min(micro, per_process))
+    if dist.is_main():
+        log.warning("train.batch_size=%d is larger than the training split (%d images%s): training with "
+                    "train.batch_size=%d (set it with --batch-size or train.batch_size=N)", batch, n_train,
+                    f" over {world_size} processes" if world_size > 1 else "", per_process)
+    return dataclasses.replace(cfg, train=train)

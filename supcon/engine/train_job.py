@@ -30,7 +30,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .components import Components, build
+from .components import Components, build, fit_batch, load_splits
 from .final_eval import final_evaluation
 from .linear import topk_accuracy
 from .logger import MetricsLogger
@@ -71,12 +71,20 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
             (:func:`supcon.run_folder.check_unused`).
         CheckpointError: ``resume`` without a checkpoint, with another config or number of
             processes, or with an unreadable checkpoint.
-        ValueError: anything :func:`build` rejects (data, device, batch size).
+        ValueError: anything :func:`build` rejects (data, device), fewer than 2 training images
+            per process. A ``train.batch_size`` larger than the training split is not an error: it
+            is lowered to fit (:func:`fit_batch`, logged) and config.yaml holds the lowered value.
         NonFiniteLossError: the loss became NaN or inf (the last checkpoint is kept).
     """
     out = Path(out_dir)
     ckpt_path = out / run_folder.CHECKPOINT
-    state = _start_state(cfg, out, ckpt_path, resume)
+    if not resume:
+        run_folder.check_unused(out)
+    splits = load_splits(cfg) if splits is None else splits
+    # a batch the training split cannot fill is lowered, before the resume check and config.yaml:
+    # the saved config is the one that trains, and the original setting resumes it
+    cfg = fit_batch(cfg, len(splits.train), dist.world_size())
+    state = _resume_state(cfg, out, ckpt_path) if resume else None
     dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
     c = build(cfg, encoder, splits)
     logger = MetricsLogger(out if dist.is_main() else None)
@@ -99,15 +107,12 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
     return results
 
 
-def _start_state(cfg: Config, out: Path, ckpt_path: Path, resume: bool) -> dict | None:
-    if resume:
-        if not run_folder.has_checkpoint(out):
-            raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
-        state = load_checkpoint(ckpt_path)
-        check_resumable(state, cfg.to_dict(), dist.world_size(), out)
-        return state
-    run_folder.check_unused(out)
-    return None
+def _resume_state(cfg: Config, out: Path, ckpt_path: Path) -> dict:
+    if not run_folder.has_checkpoint(out):
+        raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
+    state = load_checkpoint(ckpt_path)
+    check_resumable(state, cfg.to_dict(), dist.world_size(), out)
+    return state
 
 
 def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpoint) -> Position:

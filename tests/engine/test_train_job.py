@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 import supcon
-from supcon.data import eval_loader
+from supcon.config import load_config
+from supcon.data import eval_loader, load_dataset
 from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
@@ -120,3 +121,40 @@ def test_image_size_resizes_a_registered_set_in_the_transforms(tiny_config):
     small = torch.nn.functional.interpolate(raw, size=16, mode="bilinear", antialias=True).round() / 255
     mean, std = c.splits.info.mean[0], c.splits.info.std[0]
     assert torch.allclose(test_images[:4], (small - mean) / std, atol=1.01 / 255 / std)
+
+
+def test_fit_batch_takes_the_largest_batch_every_process_can_fill(tiny_config):
+    """drop_last keeps only full batches: with n images over P processes the largest batch that
+    still gives one step is n // P; a batch that fits, or class-balanced batches (never empty), stay."""
+    from supcon.engine.components import fit_batch
+
+    cfg = tiny_config("supcon", "train.batch_size=256", "train.micro_batch_size=128")
+    fitted = fit_batch(cfg, 101, world_size=2)
+    assert fitted.train.batch_size == 50 and fitted.train.micro_batch_size == 50
+    assert cfg.train.batch_size == 256  # the caller's config is left as it was
+    assert fit_batch(cfg, 512, world_size=2) is cfg
+    balanced = tiny_config("supcon", "train.batch_size=64", "data.per_class=8")
+    assert fit_batch(balanced, 20) is balanced
+    with pytest.raises(ValueError, match=r"training split \(3 images\) .* 2 process"):
+        fit_batch(cfg, 3, world_size=2)
+
+
+def test_a_batch_larger_than_the_training_split_is_lowered_and_recorded(tmp_path, tiny_config, caplog,
+                                                                         interrupt):
+    """The batch that trains is the one config.yaml holds, so --resume with the original setting
+    (or with the saved file) continues the same run and ends as the uninterrupted one."""
+    cfg = tiny_config("supcon", "train.batch_size=5000")
+    with caplog.at_level("INFO", logger="supcon"):
+        full = train_job.run_training(cfg, tmp_path / "full")
+    saved = load_config(tmp_path / "full" / "config.yaml")
+    n_train = len(load_dataset("digits", seed=cfg.train.seed).train)
+    assert saved.train.batch_size == n_train and full["steps"] == 2  # one full batch per epoch
+    lines = [r.getMessage() for r in caplog.records if "train.batch_size" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert f"train.batch_size={n_train}" in lines[0] and "5000" in lines[0]
+    stop = interrupt(1)
+    with pytest.raises(KeyboardInterrupt):
+        train_job.run_training(cfg, tmp_path / "cut", on_checkpoint=stop)
+    resumed = train_job.run_training(cfg, tmp_path / "cut", resume=True)
+    drop = {"train_time_s"}
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
