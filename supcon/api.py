@@ -60,7 +60,8 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
         config: a preset name, a YAML file, or a :class:`~supcon.config.Config`; None: the
             built-in settings, or the run's own config.yaml when resuming.
         resume: continue the run in ``out`` from its checkpoint (pass the same objects again).
-        progress: tqdm progress bars (else a log line every ~10% of an epoch).
+        progress: tqdm progress bars where stderr is a terminal (or a notebook's widgets); else,
+            and with False, log lines on the ``supcon`` logger (one per epoch, one every ~10%).
         on_checkpoint: called with the position after every stage-1 checkpoint; an exception
             raised there stops the run as an interruption would.
         **overrides: config settings: dotted keys (``**{"optim.lr": 0.1}``), a field name that

@@ -4,7 +4,9 @@ trained in place and loaded back in a fresh process, exact resume, and one-line 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -278,6 +280,28 @@ def test_resume_with_objects_continues_exactly(tiny_config, tmp_path, interrupt)
     a = load_file(tmp_path / "straight" / "encoder.safetensors")
     b = load_file(tmp_path / "resumed" / "encoder.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_only_on_a_terminal_else_a_line_per_epoch(tiny_config, tmp_path, monkeypatch, capsys, caplog):
+    # from Python (a notebook's log, a script under nohup) stderr is often a file: bars there are
+    # thousands of carriage-return redraws
+    cfg = tiny_config("supcon", "train.epochs=1", "linear.epochs=1")
+    caplog.set_level(logging.INFO, logger="supcon")
+    supcon.train(config=cfg, out=tmp_path / "file")
+    err = capsys.readouterr().err
+    assert "\r" not in err and "it/s" not in err, err[-300:]
+    assert any(r.getMessage().startswith("epoch 1/1  loss") for r in caplog.records)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    supcon.train(config=cfg, out=tmp_path / "terminal")
+    assert "\r" in terminal.getvalue() and "pretrain" in terminal.getvalue()
 
 
 def _source(cls) -> str:

@@ -10,6 +10,7 @@ accuracy is computed once, at the end.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,8 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
             results.json (only the main process writes).
         resume: continue from ``out_dir/checkpoint.pt``; the config must equal the saved one
             (``data.num_workers`` may differ) and so must the number of processes.
-        progress: show tqdm progress bars (else a log line every ~10% of an epoch).
+        progress: show tqdm progress bars where stderr is a terminal or a notebook shows them as
+            widgets (else, and with False, a log line every ~10% of an epoch and one per epoch).
         on_checkpoint: called on every process with the position right after each stage-1
             checkpoint (every K steps and every epoch); an exception raised there stops the run
             as an interruption at that point would (how the tests interrupt a run).
@@ -92,7 +94,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         save_config(cfg, out / run_folder.CONFIG)
     started = time.perf_counter()
     try:
-        position = _pretrain(cfg, c, state, ckpt_path, logger, progress, on_checkpoint)
+        position = _pretrain(cfg, c, state, ckpt_path, logger, progress and _bars_shown(), on_checkpoint)
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
@@ -241,6 +243,13 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
     return {"encoder": cfg.model.encoder, "encoder_kwargs": cfg.model.encoder_options, "in_channels": info.channels, "num_features": c.model.encoder.num_features,
             "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
+
+
+def _bars_shown() -> bool:
+    """Whether a progress bar shows as one: in a log file or a pipe each redraw is a line."""
+    from tqdm.auto import tqdm
+
+    return sys.stderr.isatty() or any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
 
 
 def _tqdm(iterable, **kwargs):
