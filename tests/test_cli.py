@@ -104,3 +104,23 @@ def test_the_readme_folder_command_trains_a_folder_smaller_than_the_default_batc
                     f"with train.batch_size={n_train} (set it with --batch-size or train.batch_size=N)"]
     assert said[0] in (run / "train.log").read_text()
     assert (run / "results.json").is_file()
+
+
+def test_skipped_files_in_a_folder_are_one_clean_line_each_in_cli_terms(tmp_path, capsys):
+    """A broken image and a stray file: one line each on stderr and in train.log, naming
+    data.strict=true, with no Python warning text (category, source line)."""
+    folder, run = _image_folder(tmp_path / "imgs", 20), tmp_path / "run"
+    (folder / "cat" / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("a stray file")
+    argv = ["train", "--data", str(folder), "--out", str(run), "--epochs", "1", "--batch-size", "8",
+            "--workers", "0", "--no-progress", "linear.epochs=1"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Warning" not in err and "warn(" not in err, err
+    lines = [line for line in err.splitlines() if "unreadable" in line or "non-image" in line]
+    assert lines == [f"ignored 1 non-image file(s) under {folder} (first: {folder / 'notes.txt'})",
+                     f"skipped 1 unreadable image file(s) under {folder} (first: {folder / 'cat' / 'broken.png'}: "
+                     + lines[1].split("broken.png: ", 1)[-1]]
+    assert lines[1].endswith("; data.strict=true stops at the first one instead")
+    log = (run / "train.log").read_text()
+    assert all(line in log for line in lines)

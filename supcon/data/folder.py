@@ -3,8 +3,9 @@
 
 Labels are the indices of the sorted class-folder names of the training folder; a test folder is
 mapped by name, so a test folder missing a class never shifts labels. Hidden files are ignored;
-other non-image files and unreadable images are skipped with one warning each that counts them
-(``strict=True`` raises on the first unreadable image instead). An empty class folder, a single
+other non-image files and unreadable images are skipped with one logged warning each that counts
+them (``strict=True``, ``data.strict=true`` in a config, raises on the first unreadable image
+instead). An empty class folder, a single
 class, no images at all, or a test class unknown to the training folder is a `DataError`.
 
 Folders that fit in ``MEMORY_LIMIT`` bytes at ``image_size`` are decoded once, resized (shorter
@@ -18,8 +19,8 @@ class folder: see :mod:`supcon.data.label_sets`.
 
 from __future__ import annotations
 
+import logging
 import statistics
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from torch import Tensor
 from .base import DataError, ImageDataset, SourceData, TensorImageDataset
 from .images import IMAGE_EXTENSIONS, describe, fit_square, is_gray_mode, read_header, read_image
 from .label_sets import multi_hot, read_label_sets, resolve_csv
+
+log = logging.getLogger(__name__)
 
 MEMORY_LIMIT = 2**30  # bytes of uint8 pixels a folder may take in memory
 MAX_AUTO_SIZE = 224  # cap on the automatic image size
@@ -85,18 +88,13 @@ class _Trouble:
         self.unreadable.append(f"{path}: {describe(exc)}")
 
     def report(self) -> None:
+        # logged, not warnings.warn: one line in the CLI's terms (also in train.log), no source line
         if self.non_images:
-            warnings.warn(
-                f"ignored {len(self.non_images)} non-image file(s) under {self.root} "
-                f"(first: {self.non_images[0]})",
-                stacklevel=3,
-            )
+            log.warning("ignored %d non-image file(s) under %s (first: %s)", len(self.non_images), self.root,
+                        self.non_images[0])
         if self.unreadable:
-            warnings.warn(
-                f"skipped {len(self.unreadable)} unreadable image file(s) under {self.root} "
-                f"(first: {self.unreadable[0]}); pass strict=True to stop instead",
-                stacklevel=3,
-            )
+            log.warning("skipped %d unreadable image file(s) under %s (first: %s); data.strict=true stops at "
+                        "the first one instead", len(self.unreadable), self.root, self.unreadable[0])
 
 
 def _visible(path: Path, base: Path) -> bool:

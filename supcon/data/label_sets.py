@@ -11,13 +11,15 @@ The labels of the whole file, sorted, are the columns of the multi-hot matrix.
 from __future__ import annotations
 
 import csv
-import warnings
+import logging
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from .base import DataError
+
+log = logging.getLogger(__name__)
 
 SEPARATOR = ";"
 
@@ -100,6 +102,5 @@ def multi_hot(
     known = {f.relative_to(root).as_posix() for f in [*train_files, *other_files]}
     unused = [key for key in table if key not in known]
     if unused:
-        warnings.warn(f"{len(unused)} row(s) of {path} name no image of {root} (first: {unused[0]})",
-                      stacklevel=3)
+        log.warning("%d row(s) of %s name no image of %s (first: %s)", len(unused), path, root, unused[0])
     return rows, names

@@ -106,27 +106,40 @@ def test_rgb_to_grey_uses_luma_weights():
     assert int(pil_to_tensor(img, 1)[0, 0, 0]) == round(0.299 * 100 + 0.587 * 150 + 0.114 * 200)
 
 
-def test_unreadable_files_are_skipped_with_one_counting_warning(tmp_path, fmt):
+def _load_and_log(caplog, root):
+    """Load ``root`` (no val/test carve-out); returns the splits and the warning lines logged.
+    Skipped files are reported by logging (the CLI's one line, train.log), never as a Python
+    warning with a source line."""
+    caplog.clear()
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="supcon"):
+        warnings.simplefilter("error")
+        splits = load_dataset(root, val_fraction=0.0, test_fraction=0.0)
+    return splits, [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_unreadable_files_are_skipped_with_one_counting_log_line(tmp_path, fmt, caplog):
     fmt.write_folder(tmp_path, per_class=4)
     good = (tmp_path / "bee" / "0.png").read_bytes()
     (tmp_path / "bee" / "truncated.png").write_bytes(good[: len(good) // 2])
     (tmp_path / "cat" / "garbage.jpg").write_bytes(b"this is not a jpeg")
-    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image file\(s\)") as rec:
-        s = load_dataset(tmp_path, val_fraction=0.0, test_fraction=0.0)
-    assert len([w for w in rec if "unreadable" in str(w.message)]) == 1
+    s, said = _load_and_log(caplog, tmp_path)
+    skipped = [line for line in said if "unreadable" in line]
+    assert len(skipped) == 1 and "\n" not in skipped[0]
+    assert skipped[0].startswith(f"skipped 2 unreadable image file(s) under {tmp_path} (first: ")
+    assert skipped[0].endswith("; data.strict=true stops at the first one instead")
     assert len(s.train) == 12
     _assert_labels_match_colours(s.train, s.info.class_names, fmt.colours)
     with pytest.raises(DataError, match=r"unreadable image file .*(truncated\.png|garbage\.jpg)"):
         load_dataset(tmp_path, strict=True)
 
 
-def test_non_image_files_are_ignored_with_a_warning(tmp_path, fmt):
+def test_non_image_files_are_ignored_with_one_log_line(tmp_path, fmt, caplog):
     fmt.write_folder(tmp_path, per_class=3)
     (tmp_path / "ant" / "notes.txt").write_text("hello")
     (tmp_path / "README.md").write_text("data")
     (tmp_path / "bee" / ".DS_Store").write_bytes(b"\0")  # hidden: ignored silently
-    with pytest.warns(UserWarning, match=r"ignored 2 non-image file\(s\)"):
-        s = load_dataset(tmp_path, val_fraction=0.0, test_fraction=0.0)
+    s, said = _load_and_log(caplog, tmp_path)
+    assert said == [f"ignored 2 non-image file(s) under {tmp_path} (first: {tmp_path / 'README.md'})"]
     assert len(s.train) == 9
 
 

@@ -3,6 +3,7 @@ through the splits and the loader, into the SupCon loss from the command line.""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -43,12 +44,17 @@ def expected_sets(files):
     return {value: {f.split("/")[-2], *TAGS[f.split("/")[-2]].split(";")} for f, value in files.items()}
 
 
-def test_each_training_image_gets_its_label_set_through_both_splits(tmp_path):
+def _warnings_logged(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_each_training_image_gets_its_label_set_through_both_splits(tmp_path, caplog):
     ids = write_images(tmp_path)
     write_csv(tmp_path, ids)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the CSV in the folder is not a stray file
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="supcon"):
+        warnings.simplefilter("error")
         splits = load_dataset(tmp_path, val_fraction=0.2, labels_csv="labels.csv")
+    assert _warnings_logged(caplog) == []  # the CSV in the folder is not a stray file
     names = ("boot", "coat", "footwear", "sandal", "summer", "tops", "winter")
     want = expected_sets(ids)
     for part in (splits.train, splits.val, splits.test):
@@ -75,7 +81,7 @@ def test_train_test_layout_rows_name_the_split_and_lazy_folders_keep_targets(tmp
         assert int(row.sum()) == len(want[int(image[0, 0, 0])])
 
 
-def test_the_loader_yields_label_sets_and_samples_by_class(tmp_path):
+def test_the_loader_yields_label_sets_and_samples_by_class(tmp_path, caplog):
     ids = write_images(tmp_path)
     write_csv(tmp_path, ids)
     splits = load_dataset(tmp_path, val_fraction=0.0, labels_csv="labels.csv")
@@ -87,8 +93,10 @@ def test_the_loader_yields_label_sets_and_samples_by_class(tmp_path):
     for image, row in zip(images, labels, strict=True):
         k = int((splits.train.images[:, 0, 0, 0] == image[0, 0, 0]).nonzero())
         assert torch.equal(row, splits.train.targets[k])
-    with pytest.warns(UserWarning, match="ignored 1 non-image"):  # without labels_csv: a stray file
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="supcon"):
         plain = load_dataset(tmp_path, val_fraction=0.0)
+    assert [line[:22] for line in _warnings_logged(caplog)] == ["ignored 1 non-image fi"]  # a stray file
     with pytest.raises(ValueError, match="targets=True: the dataset has no label sets"):
         AugmentedDataset(plain.train, lambda x: x, targets=True)
 
@@ -111,11 +119,14 @@ def test_bad_csv_files_are_data_errors(tmp_path, csv, message):
         load_dataset(tmp_path, labels_csv=name)
 
 
-def test_rows_naming_no_image_are_reported_once(tmp_path):
+def test_rows_naming_no_image_are_reported_once(tmp_path, caplog):
     ids = write_images(tmp_path)
     write_csv(tmp_path, ids, extra="ghost/1.png,a\nghost/2.png,b\n")
-    with pytest.warns(UserWarning, match=r"2 row\(s\) of .*labels.csv name no image .*first: ghost/1.png"):
+    with caplog.at_level("WARNING", logger="supcon"):
         load_dataset(tmp_path, labels_csv="labels.csv")
+    said = _warnings_logged(caplog)
+    assert len(said) == 1 and re.fullmatch(r"2 row\(s\) of .*labels.csv name no image .*first: ghost/1.png\)",
+                                           said[0]), said
 
 
 def test_a_registered_set_takes_no_labels_csv():
