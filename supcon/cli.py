@@ -322,7 +322,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     options = _eval_options(args, data=args.data, data_dir=args.data_dir, reference=args.reference)
     result = evaluate_run(args.run, options)
-    rows = [("linear top-1", result["linear"]["top1"]), ("linear top-5", result["linear"]["top5"]),
+    top5 = [("linear top-5", result["linear"]["top5"])] if "top5" in result["linear"] else []  # > 5 classes
+    rows = [("linear top-1", result["linear"]["top1"]), *top5,
             ("kNN top-1", result["knn"]["top1"]), ("ECE", result["calibration"]["ece"])]
     if result.get("corruptions"):
         rows.append(("corrupted top-1", result["corruptions"]["mean_corrupted_top1"]))

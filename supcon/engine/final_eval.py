@@ -14,7 +14,7 @@ from .. import run_folder
 from ..config import Config
 from ..data import Splits, eval_loader
 from ..eval.knn import extract_features
-from .linear import fit_linear, topk_accuracy
+from .linear import fit_linear, informative_topk, topk_accuracy
 from .logger import MetricsLogger
 
 log = logging.getLogger("supcon")
@@ -23,7 +23,8 @@ log = logging.getLogger("supcon")
 def final_evaluation(cfg: Config, splits: Splits, model: nn.Module, multi_view: bool, device: torch.device,
                      logger: MetricsLogger, test: bool = True) -> dict:
     """``val_top1`` (and ``linear_best_epoch`` for contrastive methods; ``test_top1``/``test_top5``
-    unless ``test`` is False) of ``model`` (an encoder + head or + classifier), rounded to 4 digits;
+    unless ``test`` is False, ``test_top5`` only with more than 5 classes) of ``model`` (an
+    encoder + head or + classifier), rounded to 4 digits;
     the main process also writes ``classifier.safetensors`` into the logger's folder.
 
     Raises:
@@ -51,8 +52,9 @@ def final_evaluation(cfg: Config, splits: Splits, model: nn.Module, multi_view: 
             raise RuntimeError("the encoder changed during the linear stage")
         classifier = fitted.classifier
         selected = {"val_top1": fitted.val_top1, "linear_best_epoch": fitted.best_epoch}
-    results = {"test_top1": _accuracy(classifier, banks["test"], 1),
-               "test_top5": _accuracy(classifier, banks["test"], 5)} if test else {}
+    results = {"test_top1": _accuracy(classifier, banks["test"], 1)} if test else {}
+    if test and informative_topk(5, info.num_classes):
+        results["test_top5"] = _accuracy(classifier, banks["test"], 5)
     results.update(selected)
     if dist.is_main() and logger.folder is not None:
         # one format for every method: the linear layer's weight and bias

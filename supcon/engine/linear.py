@@ -36,6 +36,12 @@ def topk_accuracy(logits: Tensor, labels: Tensor, k: int = 1) -> float:
     return 100.0 * hits.float().mean().item()
 
 
+def informative_topk(k: int, num_classes: int) -> bool:
+    """Whether top-``k`` accuracy is worth reporting: with ``k >= num_classes`` every label is
+    among the top k scores, so it is 100% by construction (top-5 with 5 classes or fewer)."""
+    return k < num_classes
+
+
 def fit_linear(
     train: tuple[Tensor, Tensor],
     val: tuple[Tensor, Tensor],

@@ -64,9 +64,9 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
             names (:func:`build`).
 
     Returns:
-        ``test_top1``, ``test_top5``, ``val_top1`` (percent), ``linear_best_epoch``
-        (contrastive methods), ``method``, ``data``, ``epochs``, ``steps``, ``encoder``,
-        ``seed`` and ``train_time_s``.
+        ``test_top1``, ``test_top5`` (with more than 5 classes), ``val_top1`` (percent),
+        ``linear_best_epoch`` (contrastive methods), ``method``, ``data``, ``epochs``, ``steps``,
+        ``encoder``, ``seed`` and ``train_time_s``.
 
     Raises:
         RunFolderError: ``out_dir`` already holds a run and ``resume`` is False

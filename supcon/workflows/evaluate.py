@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..distributed import resolve_device
-from ..engine.linear import fit_linear, topk_accuracy
+from ..engine.linear import fit_linear, informative_topk, topk_accuracy
 from ..eval.calibration import expected_calibration_error, reliability_diagram
 from ..eval.embeddings import embed_2d, plot_embedding
 from ..eval.knn import knn_top1
@@ -102,9 +102,11 @@ def _classifier(run: Run, target: Target, banks) -> tuple[torch.nn.Module, dict[
                             run.cfg.train.seed)
         classifier, val_top1 = fitted.classifier.eval(), fitted.val_top1
         source = f"fitted on {target.info.name}'s train split ({run.cfg.linear.epochs} epochs)"
-    return classifier, {"top1": _top1(classifier, banks["test"], 1),
-                        "top5": _top1(classifier, banks["test"], 5), "val_top1": val_top1,
-                        "classifier": source, "test_images": len(banks["test"][1])}
+    linear = {"top1": _top1(classifier, banks["test"], 1)}
+    if informative_topk(5, target.info.num_classes):  # else 100% by construction: left out
+        linear["top5"] = _top1(classifier, banks["test"], 5)
+    return classifier, {**linear, "val_top1": val_top1, "classifier": source,
+                        "test_images": len(banks["test"][1])}
 
 
 @torch.no_grad()

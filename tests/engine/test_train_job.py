@@ -158,3 +158,22 @@ def test_a_batch_larger_than_the_training_split_is_lowered_and_recorded(tmp_path
     resumed = train_job.run_training(cfg, tmp_path / "cut", resume=True)
     drop = {"train_time_s"}
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
+
+
+def test_top5_is_left_out_with_five_classes_or_fewer(tmp_path, tiny_config):
+    """With K <= 5 classes every label is among the top 5 scores (top-5 = 100% by construction):
+    results.json and the metrics' final record leave it out; digits (10 classes) keeps it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c", "d", "e"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "imgs" / name / f"{i}.png")
+    cfg = tiny_config("ce", f"data.name={tmp_path / 'imgs'}", "train.batch_size=8", "train.epochs=1")
+    results = train_job.run_training(cfg, tmp_path / "run")
+    assert "test_top1" in results and "test_top5" not in results
+    assert "test_top5" not in json.loads((tmp_path / "run" / "results.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert not any("test_top5" in r for r in records)

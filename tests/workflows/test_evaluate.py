@@ -54,6 +54,7 @@ def test_eval_matches_the_pure_functions(runs, tmp_path, cli, fast_eval):
     result = json.loads((run / "eval.json").read_text())
     results = json.loads((run / "results.json").read_text())
     assert "linear top-1" in out and str(run / "eval.json") in out
+    assert "linear top-5" in out and result["linear"]["top5"] >= result["linear"]["top1"]  # 10 classes
     assert abs(result["linear"]["top1"] - results["test_top1"]) < 1e-3
     assert abs(result["linear"]["val_top1"] - results["val_top1"]) < 1e-3
     splits, encoder, classifier, banks = banks_of(run)
@@ -147,6 +148,7 @@ def test_transfer_fits_a_new_head_on_another_data_set(runs, tmp_path, cli, fast_
     assert (t["source_channels"], t["encoder_channels"], t["num_classes"]) == (3, 1, 3)
     assert (t["source_image_size"], t["encoder_image_size"]) == (20, 32)
     assert "fitted" in result["linear"]["classifier"]
+    assert "top5" not in result["linear"] and "top-5" not in out  # 3 classes: top-5 is always 100%
     assert result["linear"]["top1"] > 50.0  # 3 classes: chance is 33%; the stripes are easy
     assert result["corruptions"]["of"] == result["linear"]["test_images"]
     assert (run / "transfer-stripes" / "reliability.png").read_bytes()[:8] == PNG
