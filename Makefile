@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data run test lint clean
+.PHONY: setup data run test lint clean bench-text
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: setup data
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
+
+# Inputs of benchmarks/text_fewshot.py (setfit, MiniLM weights, BBC News, tweets); not library deps.
+bench-text: setup
+	$(BIN)/python benchmarks/text_fewshot.py --setup
 
 lint: setup
 	$(BIN)/ruff check supcon tests benchmarks

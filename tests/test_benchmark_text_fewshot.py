@@ -1,0 +1,153 @@
+"""The protocol of benchmarks/text_fewshot.py on a synthetic corpus: no setfit, no weights, no data
+packages. Draws are fixed per seed, stratified, disjoint from the test and validation splits, and
+the same for every method; a rerun skips finished rows; the statistics match printed tables."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark script and its protocol module, imported from benchmarks/."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("text_fewshot"), importlib.import_module("_fewshot")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _corpus(fs, sizes=(60, 45, 15)):
+    names = [name for name, k in zip(("zeta", "alpha", "mid"), sizes, strict=True) for _ in range(k)]
+    return fs.from_pairs("synthetic", [f"text {i} of {n}" for i, n in enumerate(names)], names)
+
+
+def test_from_pairs_drops_duplicates_and_conflicts_and_numbers_classes_by_name(bench):
+    _, fs = bench
+    c = fs.from_pairs("x", ["b  one", "b one", "two", "two", "three", ""], ["s", "s", "p", "s", "p", "p"])
+    assert c.class_names == ["p", "s"]  # sorted, not first-seen
+    assert c.texts == ["b one", "three"]  # whitespace-normalised duplicate kept once; "two" conflicts
+    assert c.labels.tolist() == [1, 0]
+
+
+def test_bbc_labels_come_from_folder_names(bench, tmp_path):
+    _, fs = bench
+    for name in ("tech", "business", "sports"):  # created out of sorted order
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            (tmp_path / name / f"{i:03d}.txt").write_text(f"{name} article {i}\n\nbody")
+    (tmp_path / "sports" / "009.txt").write_bytes("caf\xe9 sports".encode("latin-1"))
+    c = fs.bbc_news(tmp_path)
+    assert c.class_names == ["business", "sports", "tech"]
+    named = dict(zip(c.texts, (c.class_names[y] for y in c.labels), strict=True))
+    assert named == {f"{n} article {i} body": n for n in ("tech", "business", "sports") for i in range(2)} | {
+        "café sports": "sports"}  # the latin-1 file read too
+
+
+def test_tweets_keep_confident_rows_once(bench, tmp_path):
+    _, fs = bench
+    csv = tmp_path / "t.csv"
+    csv.write_text("sentiment,confidence,text\nnegative,0.9,bad\nnegative,0.69,meh\npositive,,fine\n"
+                   "positive,0.7,good\npositive,1.0,good\nneutral,0.8,so so\n", encoding="latin-1")
+    c = fs.tweet_sentiment(csv)
+    assert sorted(zip(c.texts, (c.class_names[y] for y in c.labels), strict=True)) == [
+        ("bad", "negative"), ("good", "positive"), ("so so", "neutral")]
+
+
+def test_splits_are_fixed_stratified_and_disjoint(bench):
+    _, fs = bench
+    c = _corpus(fs)
+    s = fs.split_corpus(c.labels, 30, 12)
+    again = fs.split_corpus(c.labels, 30, 12)
+    assert all(np.array_equal(getattr(s, k), getattr(again, k)) for k in ("test", "val", "pool"))
+    parts = np.concatenate([s.test, s.val, s.pool])
+    assert sorted(parts.tolist()) == list(range(len(c.labels)))  # a partition
+    # Proportional: 60/45/15 of 120 -> 15/11.25/3.75 of 30, largest remainders round 3.75 up.
+    counts = {c.class_names[k]: int(v) for k, v in enumerate(np.bincount(c.labels[s.test]))}
+    assert counts == {"alpha": 11, "mid": 4, "zeta": 15}
+    assert len(s.val) == 12
+
+
+def test_draws_fixed_per_seed_stratified_nested_and_from_the_pool(bench):
+    _, fs = bench
+    c = _corpus(fs)
+    s = fs.split_corpus(c.labels, 30, 12)
+    d4, d8 = (fs.draw("synthetic", c.labels, s.pool, n, 0) for n in (4, 8))
+    assert np.array_equal(d4, fs.draw("synthetic", c.labels, s.pool, 4, 0))
+    assert not np.array_equal(d4, fs.draw("synthetic", c.labels, s.pool, 4, 1))
+    assert np.bincount(c.labels[d4]).tolist() == [4, 4, 4]
+    assert set(d4) <= set(d8) <= set(s.pool.tolist())
+    smallest = int(np.bincount(c.labels[s.pool]).min())
+    with pytest.raises(ValueError, match=f"fewer than n={smallest + 1}"):
+        fs.draw("synthetic", c.labels, s.pool, smallest + 1, 0)
+
+
+def test_every_method_gets_the_same_draw_and_a_rerun_skips_finished_rows(bench, tmp_path, monkeypatch):
+    tf, fs = bench
+    c = _corpus(fs)
+    monkeypatch.setitem(tf.CORPORA, "synthetic", lambda: c)
+    monkeypatch.setitem(tf.SIZES, "synthetic", (30, 12))
+    monkeypatch.setattr(tf, "model_dir", lambda cache: tmp_path)
+    seen = []
+
+    def fake(method, task, texts, labels, seed):
+        seen.append((method, task.corpus.name, seed, tuple(texts)))
+        assert not set(texts) & set(task.texts["test"]) and not set(texts) & set(task.texts["val"])
+        zeta = task.corpus.class_names.index("zeta")
+        return {p: np.full(len(task.labels[p]), zeta) for p in ("val", "test")}, 1.0, {}
+
+    monkeypatch.setattr(tf, "run_method", fake)
+    record = tmp_path / "rec.jsonl"
+    argv = ["--data", "synthetic", "--n", "4", "--draws", "3", "--methods", "frozen-lr,setfit,supcon",
+            "--record", str(record), "--threads", "1"]
+    tf.run(tf.parse_args(argv))
+    assert len(seen) == 9
+    by_draw = {}
+    for _, _, seed, texts in seen:
+        by_draw.setdefault(seed, set()).add(texts)
+    assert all(len(v) == 1 for v in by_draw.values()) and len(by_draw) == 3  # same texts per draw
+    rows = fs.read_record(record)
+    assert {(r["method"], r["draw"]) for r in rows} == {(m, d) for m in ("frozen-lr", "setfit", "supcon")
+                                                          for d in range(3)}
+    # Always "zeta": 15 of 30 right; its F1 is 2/3 (precision 1/2, recall 1), the others' 0.
+    assert rows[0]["accuracy"] == pytest.approx(50.0) and rows[0]["macro_f1"] == pytest.approx(200 / 9)
+    seen.clear()
+    tf.run(tf.parse_args(argv + ["--draws", "4"]))
+    assert sorted({s for _, _, s, _ in seen}) == [3]  # only the new draw ran
+
+
+def test_statistics_match_printed_tables(bench):
+    _, fs = bench
+    mean, half = fs.t_interval([1, 2, 3, 4, 5])
+    assert mean == 3 and half == pytest.approx(2.776445 * (2.5 ** 0.5) / 5 ** 0.5, rel=1e-6)
+    # d = 1..5: t = 3 / (sqrt(2.5)/sqrt(5)) = 4.2426 on 4 df, two-sided p = 0.01324
+    diff, dhalf, p = fs.paired([3, 4, 5, 6, 7], [2, 2, 2, 2, 2])
+    assert diff == 3 and dhalf == pytest.approx(half) and p == pytest.approx(0.013236, abs=2e-6)
+    assert fs.paired([1, 2], [1, 2])[2] == 1.0
+
+
+def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_path):
+    tf, fs = bench
+    rows = [{"data": "d", "n": 8, "draw": k, "method": m, "accuracy": acc, "macro_f1": acc - 1,
+             "train_seconds": sec, "threads": 2, "load_start": 1.0, "load_end": 3.0, "versions": {}}
+            for m, accs, sec in (("setfit", [50, 60, 70], 10.0), ("frozen-lr", [52, 63], 1.0))
+            for k, acc in enumerate(accs)]
+    s = {x["method"]: x for x in fs.summarise(rows, "setfit")}
+    assert s["frozen-lr"]["accuracy_vs_setfit"][0] == pytest.approx(2.5)  # draws 0 and 1 only
+    assert s["setfit"]["draws"] == 3 and s["setfit"]["train_seconds"] == 10.0
+    record, results = tmp_path / "rec.jsonl", tmp_path / "RESULTS.md"
+    record.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results.write_text("# Benchmark results\n\n## Other\n\nkept\n")
+    tf.main(["--no-run", "--record", str(record), "--write", str(results)])
+    text = results.read_text()
+    assert "## Other\n\nkept" in text and tf.HEADING in text
+    assert "| d | 8 | frozen-lr | 2 | 57.5 ± 69.9 |" in text  # 2 draws: 12.706 * 7.78 / sqrt(2)
+    assert "load average during the rows: 1.0 to 3.0" in text.lower()
