@@ -132,18 +132,30 @@ def plot_embedding(
     fig = new_figure(7.0, 6.0)
     ax = fig.subplots()
     cmap = _colormap(len(classes))
+    diameter = _marker_diameter(len(pts))
     for i, k in enumerate(classes):
         sel = lab == k
         name = class_names[k] if class_names is not None else str(k)
         ax.scatter(
-            pts[sel, 0], pts[sel, 1], s=6, alpha=0.7, color=cmap(i), label=name, linewidths=0
+            pts[sel, 0], pts[sel, 1], s=diameter**2, alpha=0.7, color=cmap(i), label=name,
+            linewidths=0,
         )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title or "2-D embedding of test representations")
     if len(classes) <= 20:  # beyond that a legend hides the plot
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3, frameon=False)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                  markerscale=LEGEND_MARKER / diameter)  # the same legend whatever the markers
     return save_png(fig, path)
+
+
+LEGEND_MARKER = 7.5  # points: the legend's marker diameter
+
+
+def _marker_diameter(n: int) -> float:
+    """Marker diameter in points: ~2.5 pt at 2000 points (dense t-SNE clouds stay apart), growing
+    as 1/sqrt(n) (the space per point) up to 8 pt, so a few dozen points are readable."""
+    return float(np.clip(2.45 * np.sqrt(2000 / max(n, 1)), 2.45, 8.0))
 
 
 def _colormap(n: int):

@@ -153,7 +153,8 @@ def plot_gradient_magnitudes(
     n_bins: int = 20,
 ) -> Path:
     """Scatter gradient magnitude vs cosine similarity, positives and negatives side by side,
-    with the mean per cosine bin; write a PNG and return its path.
+    with the mean per cosine bin (:func:`quantile_bins`: equal shares of the points, so every
+    bin is populated wherever the points sit); axes span the data; write a PNG, return its path.
 
     Raises:
         ValueError: ``results`` is empty, or ``path`` does not end in ``.png``.
@@ -170,22 +171,40 @@ def plot_gradient_magnitudes(
         (axes[1], ~pos, "negatives", "tab:red"),
     ):
         ax.scatter(cos[sel], mag[sel], s=5, alpha=0.35, color=color, linewidths=0, label=name)
-        centres, means = _binned_mean(cos[sel], mag[sel], n_bins)
-        ax.plot(centres, means, "k-", linewidth=1.5, label="mean per cosine bin")
-        ax.set_xlim(-1.05, 1.05)
+        bins = quantile_bins(cos[sel], mag[sel], n_bins)
+        ax.plot(bins["mean_x"], bins["mean_y"], "k.-", linewidth=1.5, markersize=4,
+                label=f"mean per cosine bin ({len(bins['count'])} bins of equal counts)")
+        ax.set_xlim(*_padded(cos[sel]))
         ax.set_xlabel(f"cosine similarity z_anchor . z_{name[0]}")
         ax.set_ylabel("|contribution to dL/dw_anchor|")
-        ax.set_title(name)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title(f"{name} ({int(sel.sum())})")
+        ax.legend(loc="best", fontsize=8)
     fig.suptitle(title or f"SupCon gradient per sample vs similarity ({len(results)} anchors)")
     return save_png(fig, path)
 
 
-def _binned_mean(x: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of y in equal-width bins of x over [-1, 1], empty bins dropped."""
-    edges = np.linspace(-1, 1, n_bins + 1)
-    idx = np.clip(np.digitize(x, edges) - 1, 0, n_bins - 1)
-    counts = np.bincount(idx, minlength=n_bins)
-    sums = np.bincount(idx, weights=y, minlength=n_bins)
-    keep = counts > 0
-    return ((edges[:-1] + edges[1:]) / 2)[keep], sums[keep] / counts[keep]
+def quantile_bins(x: np.ndarray, y: np.ndarray, n_bins: int = 20, min_count: int = 5) -> dict[str, list]:
+    """Mean of ``y`` in bins of ``x`` that hold equal shares of the points (x sorted and cut into
+    ``n_bins`` runs of n/n_bins points, fewer bins when that would leave one under ``min_count``),
+    so a bin is never empty however the points crowd (after training, cosines sit in 0.8-1.0).
+
+    Returns:
+        ``count``, ``x_lo``/``x_hi`` (the smallest and largest x in each bin), ``mean_x``,
+        ``mean_y``: lists of one value per bin, in increasing x; all empty for no points.
+    """
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    k = min(n_bins, max(1, len(x) // max(min_count, 1))) if len(x) else 0
+    order = np.argsort(x, kind="stable")
+    runs = np.array_split(order, k) if k else []
+    return {"count": [len(r) for r in runs], "x_lo": [float(x[r].min()) for r in runs],
+            "x_hi": [float(x[r].max()) for r in runs], "mean_x": [float(x[r].mean()) for r in runs],
+            "mean_y": [float(y[r].mean()) for r in runs]}
+
+
+def _padded(x: np.ndarray) -> tuple[float, float]:
+    """x-limits around the data (5% of its span on each side, at least 0.01), within [-1.05, 1.05]."""
+    if not len(x):
+        return -1.05, 1.05
+    lo, hi = float(x.min()), float(x.max())
+    pad = max(0.05 * (hi - lo), 0.01)
+    return max(lo - pad, -1.05), min(hi + pad, 1.05)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..data import build_transform
-from ..eval.gradients import gradient_analysis, plot_gradient_magnitudes
+from ..eval.gradients import gradient_analysis, plot_gradient_magnitudes, quantile_bins
 from ..methods import METHODS
 from .eval_corruptions import subsample
 from .eval_data import Target, uint8_images
@@ -53,7 +53,7 @@ def gradient_summary(run: Run, target: Target, options: EvalOptions, path: Path,
     results = gradient_analysis(z, labels, temperature=run.cfg.loss.temperature)
     kind = "same class" if _supervised(run) else "same image (SimCLR)"
     plot_gradient_magnitudes(
-        results, path,
+        results, path, n_bins=BINS,
         title=f"{run.method}: each sample's gradient share vs cosine to the anchor "
               f"({len(results)} anchors, positives = {kind}, t = {run.cfg.loss.temperature})")
     cos = torch.cat([r.cosine for r in results]).numpy()
@@ -61,7 +61,6 @@ def gradient_summary(run: Run, target: Target, options: EvalOptions, path: Path,
     pos = torch.cat([r.is_positive for r in results]).numpy()
     return {"anchors": len(results), "views": int(z.shape[1]), "images": int(z.shape[0]),
             "positives_are": kind, "temperature": run.cfg.loss.temperature,
-            "cosine_bin_edges": np.linspace(-1, 1, BINS + 1).round(6).tolist(),
             "positives": _binned(cos[pos], mag[pos]), "negatives": _binned(cos[~pos], mag[~pos])}
 
 
@@ -71,9 +70,7 @@ def _supervised(run: Run) -> bool:
 
 
 def _binned(cos: np.ndarray, mag: np.ndarray) -> dict[str, list]:
-    """Count and mean magnitude per equal-width cosine bin over [-1, 1] (None when empty)."""
-    idx = np.clip(np.digitize(cos, np.linspace(-1, 1, BINS + 1)) - 1, 0, BINS - 1)
-    counts = np.bincount(idx, minlength=BINS)
-    sums = np.bincount(idx, weights=mag, minlength=BINS)
-    means = [float(s / n) if n else None for s, n in zip(sums, counts, strict=True)]
-    return {"count": counts.tolist(), "mean_magnitude": means}
+    """Count, cosine range and mean magnitude per cosine bin of equal counts (the plot's bins)."""
+    bins = quantile_bins(cos, mag, BINS)
+    return {"count": bins["count"], "cosine_lo": bins["x_lo"], "cosine_hi": bins["x_hi"],
+            "mean_cosine": bins["mean_x"], "mean_magnitude": bins["mean_y"]}

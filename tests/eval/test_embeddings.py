@@ -84,3 +84,24 @@ def test_the_default_embedding_is_t_sne_whatever_is_installed(monkeypatch):
         embed_2d(x, "auto")
     with pytest.raises(ValueError, match="--embedding"):
         EvalOptions(embedding="auto")
+
+
+def test_markers_grow_when_there_are_few_points(tmp_path, monkeypatch):
+    """40 points get markers of >= 5 pt across (readable); 2000 keep <= 3 pt (no blur of
+    overlapping dots); the legend's markers are the same size in both."""
+    from supcon.eval import embeddings
+
+    figures = []
+    real = embeddings.new_figure
+    monkeypatch.setattr(embeddings, "new_figure", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    rng = np.random.default_rng(0)
+    legend_sizes = []
+    for n in (40, 2000):
+        plot_embedding(rng.normal(size=(n, 2)), np.arange(n) % 4, None, tmp_path / f"{n}.png")
+        ax = figures[-1].axes[0]
+        diameters = {float(np.sqrt(c.get_sizes()[0])) for c in ax.collections}  # sizes are areas, pt^2
+        assert len(diameters) == 1
+        assert (diameters.pop() >= 5.0) if n == 40 else (diameters.pop() <= 3.0)
+        legend = ax.get_legend()
+        legend_sizes.append({round(float(np.sqrt(h.get_sizes()[0])), 3) for h in legend.legend_handles})
+    assert legend_sizes[0] == legend_sizes[1] and len(legend_sizes[0]) == 1

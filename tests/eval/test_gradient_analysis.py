@@ -3,14 +3,17 @@ the single-anchor L_out, and their norms equal the closed form."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from supcon.eval import gradients as gradients_mod
 from supcon.eval.gradients import (
     analytic_magnitudes,
     gradient_analysis,
     gradient_contributions,
     plot_gradient_magnitudes,
+    quantile_bins,
 )
 from supcon.losses import supcon_loss
 
@@ -137,3 +140,45 @@ def test_bad_shapes():
         gradient_contributions(w, labels, 0, temperature=0.0)
     with pytest.raises(ValueError, match="at least one"):
         plot_gradient_magnitudes([], "x.png")
+
+
+def test_quantile_bins_hold_equal_shares_of_the_points():
+    """Bins cut where the points are (all cosines in 0.8-1.0 here): every bin holds n/k points
+    (+-1), and each bin's means are those of the points between its bounds (masks, numpy)."""
+    rng = np.random.default_rng(0)
+    x = 0.8 + 0.2 * rng.random(1003) ** 3  # crowded near 0.8
+    y = rng.random(1003)
+    bins = quantile_bins(x, y, n_bins=20)
+    counts = np.asarray(bins["count"])
+    assert len(counts) == 20 and counts.sum() == 1003 and counts.min() >= 50 and counts.max() <= 51
+    for k, (lo, hi) in enumerate(zip(bins["x_lo"], bins["x_hi"], strict=True)):
+        inside = (x >= lo) & (x <= hi)
+        assert inside.sum() == counts[k]
+        assert bins["mean_x"][k] == pytest.approx(x[inside].mean())
+        assert bins["mean_y"][k] == pytest.approx(y[inside].mean())
+    assert bins["x_lo"][0] == x.min() and bins["x_hi"][-1] == x.max()
+    few = quantile_bins(x[:12], y[:12], n_bins=20, min_count=5)  # never a bin of fewer than 5
+    assert few["count"] == [6, 6]
+    assert quantile_bins(x[:0], y[:0])["count"] == []
+
+
+def test_the_gradient_plot_is_scaled_to_its_points(tmp_path, monkeypatch):
+    """Cosines in 0.8-1.0 fill the x-axis (not -1..1), and the mean line runs through the
+    points: one vertex per quantile bin, inside the data's range."""
+    figures = []
+    real = gradients_mod.new_figure
+    monkeypatch.setattr(gradients_mod, "new_figure", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(1, 8, generator=g, dtype=torch.float64) + 0.08 * torch.randn(64, 8, generator=g,
+                                                                                 dtype=torch.float64)
+    labels = torch.arange(64) % 4
+    results = gradient_analysis(w, labels, temperature=T)
+    cos = torch.cat([r.cosine for r in results]).numpy()
+    assert cos.min() > 0.8  # a batch whose points sit at high cosine, as after training
+    plot_gradient_magnitudes(results, tmp_path / "grad.png", n_bins=20)
+    for ax in figures[0].axes:
+        lo, hi = ax.get_xlim()
+        assert lo > 0.75 and hi <= 1.0 + 0.02 and hi - lo < 0.3
+        (line,) = ax.get_lines()
+        xs = line.get_xdata()
+        assert len(xs) == 20 and cos.min() <= xs.min() and xs.max() <= cos.max()

@@ -80,6 +80,10 @@ def test_eval_matches_the_pure_functions(runs, tmp_path, cli, fast_eval):
     grads = result["gradients"]
     n = 2 * grads["images"]
     assert sum(grads["positives"]["count"]) + sum(grads["negatives"]["count"]) == grads["anchors"] * (n - 1)
+    for bins in (grads["positives"], grads["negatives"]):  # bins of equal counts: none is empty
+        assert min(bins["count"]) >= max(bins["count"]) - 1 >= 1
+        assert all(lo <= m <= hi for lo, m, hi in zip(bins["cosine_lo"], bins["mean_cosine"], bins["cosine_hi"],
+                                                      strict=True))
 
 
 def test_mce_uses_the_reference_errors_fresh_or_cached(runs, tmp_path, cli, fast_eval):
