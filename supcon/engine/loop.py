@@ -93,8 +93,11 @@ def train_loop(
     ``progress`` is an optional tqdm-like factory ``progress(iterable, total=, initial=, desc=)``.
 
     ``model`` is put in train mode each epoch and the global norm of its gradients is clipped
-    to ``spec.grad_clip`` (when set); ``scaler`` (an enabled GradScaler, fp16) scales the backward pass;
-    ``stage`` labels the progress bar. The lr of every step is :func:`~.optim.lr_at` of the
+    to ``spec.grad_clip`` (when set); ``scaler`` (an enabled GradScaler, fp16) scales the backward pass,
+    and a ``step_fn`` that back-propagates itself (gradient caching) multiplies its loss by
+    ``scaler.get_scale()``: the loop starts the scaler before the first step, so that is the scale
+    its ``step`` divides by (and steps whose gradients hold inf/NaN are skipped, the scale backed
+    off, as for the loop's own backward). ``stage`` labels the progress bar. The lr of every step is :func:`~.optim.lr_at` of the
     global step, set on every parameter group before ``step_fn`` runs, and ``position`` is
     updated in place.
 
@@ -102,6 +105,7 @@ def train_loop(
         NonFiniteLossError: the loss is NaN or inf (before that step is applied).
     """
     total_steps = spec.epochs * spec.steps_per_epoch
+    _start_scaler(scaler, spec.device)
     while position.epoch < spec.epochs:
         model.train()
         sums: dict[str, float] = {}
@@ -143,6 +147,14 @@ def train_loop(
         if on_epoch is not None:
             on_epoch(position, summary)
     return position
+
+
+def _start_scaler(scaler: torch.amp.GradScaler | None, device: torch.device | str) -> None:
+    """Create an enabled scaler's scale tensor now (a GradScaler makes it on its first ``scale``):
+    before that, ``get_scale()`` returns the initial value but ``step``/``unscale_`` fail ("_scale is
+    None") after a backward that the step function did itself."""
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(torch.ones((), device=device))
 
 
 def _backward_and_step(loss, model, optimizer, scaler, grad_clip, backward: bool = True) -> None:

@@ -147,6 +147,43 @@ def test_the_loop_steps_on_cached_gradients_and_scales_them():
         torch.testing.assert_close(big, 8 * small, rtol=1e-5, atol=1e-7)
 
 
+def fp16_steps(micro: int | None, init_scale: float, steps: int = 2):
+    """``steps`` SGD steps of the loop under fp16 autocast with a GradScaler; the step reads the
+    scale as the train job's does (only gradient caching, which back-propagates itself, needs it)."""
+    method = create_method("supcon")
+    images, labels = batch(8)
+    model = tiny_model(method, "none")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+
+    def step(b):
+        scale = scaler.get_scale() if micro is not None else 1.0
+        return method(model, *b, micro_batch_size=micro, grad_scale=scale)
+    spec = LoopSpec(epochs=1, steps_per_epoch=steps, peak_lr=0.5, precision="fp16")
+    train_loop(model, step, lambda epoch, start: [(images, labels)] * steps, optimizer, spec, Position(),
+               scaler=scaler)
+    return [p.detach().clone() for p in model.parameters()], scaler
+
+
+def test_fp16_loss_scaling_with_micro_batches_steps_like_the_full_batch():
+    initial = list(tiny_model(create_method("supcon"), "none").parameters())
+    full, full_scaler = fp16_steps(None, 2.0**10)
+    cached, scaler = fp16_steps(2, 2.0**10)
+    assert scaler.get_scale() == full_scaler.get_scale() == 2.0**10  # no overflow, no step skipped
+    for got, want, start in zip(cached, full, initial, strict=True):
+        assert not torch.equal(want, start)
+        # fp16 rounds each micro-batch differently; a scale left in (or divided twice) is 1024x off
+        torch.testing.assert_close(got - start, want - start, rtol=0.05, atol=1e-4)
+
+
+def test_fp16_overflow_with_micro_batches_skips_the_step_as_the_scaler_does():
+    initial = list(tiny_model(create_method("supcon"), "none").parameters())
+    for micro in (None, 2):  # the scaled gradients overflow fp16: inf, step skipped, scale halved
+        params, scaler = fp16_steps(micro, 2.0**40, steps=1)
+        assert scaler.get_scale() == 2.0**39, micro
+        assert all(torch.equal(p, start) for p, start in zip(params, initial, strict=True)), micro
+
+
 def test_pipeline_with_micro_batches_trains_the_same_encoder(tmp_path, tiny_config, norm_free):
     # Norm-free and 5 steps: training amplifies float rounding (even a permuted batch drifts
     # ~1e-4 by step 20, and GroupNorm on near-constant digit borders amplifies it further)
