@@ -31,13 +31,15 @@ SIDE, BATCH, MICRO, MEMORY = 64, 4, 2, 16
 INFO = DatasetInfo("toy", 3, SIDE, 2, ("a", "b"), (0.5,) * 3, (0.25,) * 3)
 # Every method the config accepts (a new one joins the matrix by itself).
 COMBINATIONS = list(itertools.product(PRECISIONS, (None, MICRO), (False, True), (0, MEMORY), METHODS))
+# and, where there is a GPU, the same on it (the paths these options were made for)
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 # The options each of the original methods cannot take (the config refuses them).
 REFUSED_KEYS = {"supcon": set(), "simclr": {"loss.memory"}, "ce": {"train.micro_batch_size", "loss.memory"}}
 
 
-def _config(precision: str, micro: int | None, on_device: bool, memory: int, method: str):
+def _config(precision: str, micro: int | None, on_device: bool, memory: int, method: str, device: str = "cpu"):
     dotted = [f"train.precision={precision}", f"data.augment_on_device={str(on_device).lower()}",
-              f"loss.memory={memory}", f"train.batch_size={BATCH}", "train.epochs=1", "train.device=cpu",
+              f"loss.memory={memory}", f"train.batch_size={BATCH}", "train.epochs=1", f"train.device={device}",
               "data.num_workers=0", "linear.epochs=1", "optim.warmup_epochs=0",
               "data.augmentation=simaugment"]  # ce too: the policy that blurs
     if micro is not None:
@@ -78,11 +80,12 @@ def test_the_config_refuses_exactly_what_a_method_cannot_take(method, key):
     assert "\n" not in str(error.value) and key in str(error.value)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("combination", COMBINATIONS, ids=map(_id, COMBINATIONS))
-def test_two_steps_train_or_the_config_refuses_in_one_line(combination, tmp_path):
+def test_two_steps_train_or_the_config_refuses_in_one_line(combination, device, tmp_path):
     precision, micro, on_device, memory, method = combination
     try:
-        cfg = _config(*combination)
+        cfg = _config(*combination, device=device)
     except ConfigError as error:  # only an option the method cannot take, named in one line
         message = str(error)
         keys = {k for k, on in (("train.micro_batch_size", micro), ("loss.memory", memory)) if on}
@@ -92,7 +95,7 @@ def test_two_steps_train_or_the_config_refuses_in_one_line(combination, tmp_path
     # 8 channels: below 8 input channels oneDNN's (AVX2) strided 1x1 convolution writes past its
     # buffer in the channels-last backward pass (the train job's default memory format).
     encoder = create_encoder("small-resnet", in_channels=3, widths=(8,), blocks=(1,), strides=(4,), stem_stride=2)
-    initial = {name: p.detach().clone() for name, p in encoder.named_parameters()}
+    initial = {name: p.detach().clone().to(device) for name, p in encoder.named_parameters()}
     results = train_job.run_training(cfg, tmp_path, encoder=encoder, splits=_splits())
     assert results["steps"] == 2
     epochs = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
