@@ -199,7 +199,7 @@ def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accura
               ) -> list[dict]:
     """One summary per (data, n, method): per metric its mean and interval, and against
     ``baseline`` (on the draws both finished) the paired difference and p; the median
-    training time."""
+    training time, wall and CPU seconds."""
     cells: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         if "error" not in r:
@@ -208,8 +208,10 @@ def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accura
     for (data, n, method), by_draw in sorted(cells.items()):
         base = cells.get((data, n, baseline), {})
         common = sorted(set(by_draw) & set(base))
+        cpu = [r["train_cpu_seconds"] for r in by_draw.values() if "train_cpu_seconds" in r]
         s = {"data": data, "n": n, "method": method, "draws": len(by_draw),
-             "train_seconds": statistics.median(r["train_seconds"] for r in by_draw.values())}
+             "train_seconds": statistics.median(r["train_seconds"] for r in by_draw.values()),
+             "train_cpu_seconds": statistics.median(cpu) if cpu else None}
         for m in metrics:
             s[m] = t_interval([r[m] for r in by_draw.values()])
             if method != baseline and common:

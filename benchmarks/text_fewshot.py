@@ -23,6 +23,7 @@ the rows already there.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -110,7 +111,20 @@ def model_dir(cache: Path) -> Path:
     return folder
 
 
-# ---- the rows: each returns (predictions on {"val", "test"}, training seconds, details) ----------
+# ---- the rows: each returns (predictions on {"val", "test"}, the training's Stopwatch, details) ---
+
+
+class Stopwatch:
+    """Wall and CPU seconds (all threads of this process) of a ``with`` block. CPU seconds are
+    the figure that survives a busy machine: on a quiet one, wall ~ CPU / threads."""
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
 
 
 class Task:
@@ -150,14 +164,13 @@ def frozen_lr_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
 
     encoder = frozen_encoder(task.weights)
     val_x, val_y = task.frozen_features("val"), task.labels["val"]
-    start = time.perf_counter()
-    x = encoder.encode(texts, batch_size=64)
-    fits = [LogisticRegression(C=c, max_iter=2000).fit(x, labels) for c in C_GRID]
-    seconds = time.perf_counter() - start
+    with Stopwatch() as watch:
+        x = encoder.encode(texts, batch_size=64)
+        fits = [LogisticRegression(C=c, max_iter=2000).fit(x, labels) for c in C_GRID]
     scores = [float((f.predict(val_x) == val_y).mean()) for f in fits]
     best = fits[int(np.argmax(scores))]  # the first (smallest) C of the best score
     preds = {"val": best.predict(val_x), "test": best.predict(task.frozen_features("test"))}
-    return preds, seconds, {"C": best.C}
+    return preds, watch, {"C": best.C}
 
 
 def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
@@ -174,11 +187,10 @@ def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
                                  show_progress_bar=False)
         train = Dataset.from_dict({"text": texts, "label": [int(y) for y in labels]})
         trainer = Trainer(model=model, args=args, train_dataset=train)
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
+        with Stopwatch() as watch:
+            trainer.train()
     preds = {part: np.asarray(model.predict(task.texts[part], batch_size=64)) for part in ("val", "test")}
-    return preds, seconds, {"seed": seed}
+    return preds, watch, {"seed": seed}
 
 
 # ============================ TO FILL IN when the library reads text =============================
@@ -189,9 +201,9 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
     train_set=list(zip(texts, labels.tolist())), val_set=<task.texts["val"] with
     task.labels["val"]>, method=method, out=<a temporary folder>, seed=seed, threads/device cpu,
     max_length=MAX_TOKENS, ...)`` (hyper-parameters chosen on the validation split only), time
-    that call with ``time.perf_counter()``, then predict the classes of ``task.texts["val"]`` and
+    that call in ``with Stopwatch() as watch:``, then predict the classes of ``task.texts["val"]`` and
     ``task.texts["test"]`` with the trained encoder and its linear classifier. Return
-    ``({"val": val_pred, "test": test_pred}, seconds, {settings worth recording})``, the
+    ``({"val": val_pred, "test": test_pred}, watch, {settings worth recording})``, the
     predictions as integer arrays in the corpus's label numbering.
     """
     raise NotImplementedError(f"the {method} row needs supcon's text support (transformers encoders)")
@@ -234,7 +246,8 @@ def score(preds: dict, task: Task) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Every missing (data, N, draw, method) row: N=8 on every data set before N=32."""
+    """Every missing (data, N, draw, method) row; draw k of every data set before draw k+1, and
+    every draw of the first N before the next N, so an interrupted run leaves complete pairs."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -242,35 +255,39 @@ def run(args: argparse.Namespace) -> None:
     done = done_keys(read_record(args.record))
     tasks: dict[str, Task] = {}
     unavailable: set[str] = set()
-    for n in args.n:
-        for data in args.data:
-            if data not in tasks:
-                corpus = CORPORA[data]()
-                tasks[data] = Task(corpus, split_corpus(corpus.labels, *SIZES[data]), weights)
-            task = tasks[data]
-            for d in range(args.draws):
-                idx = draw(data, task.corpus.labels, task.splits.pool, n, d)
-                texts, labels = [task.corpus.texts[i] for i in idx], task.corpus.labels[idx]
-                for method in args.methods:
-                    if (data, n, d, method) in done or method in unavailable:
-                        continue
-                    load = os.getloadavg()[0]
-                    try:
-                        preds, seconds, details = run_method(method, task, texts, labels, seed=d)
-                    except NotImplementedError as err:
-                        print(f"skipping {method}: {err}", file=sys.stderr)
-                        unavailable.add(method)
-                        continue
-                    row = {"data": data, "n": n, "draw": d, "method": method, **score(preds, task),
-                           "train_seconds": round(seconds, 2), "threads": args.threads,
-                           "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
-                           "nice": os.nice(0), "details": details, "versions": versions(),
-                           "sizes": {"train": len(idx), "val": len(task.splits.val),
-                                     "test": len(task.splits.test)},
-                           "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-                    append_row(args.record, row)
-                    print(f"{data} N={n} draw {d} {method}: acc {row['accuracy']:.1f} "
-                          f"F1 {row['macro_f1']:.1f} in {seconds:.0f} s (load {load:.1f})", flush=True)
+    for n, d, data in itertools.product(args.n, range(args.draws), args.data):
+        if data not in tasks:
+            corpus = CORPORA[data]()
+            tasks[data] = Task(corpus, split_corpus(corpus.labels, *SIZES[data]), weights)
+        task = tasks[data]
+        idx = draw(data, task.corpus.labels, task.splits.pool, n, d)
+        for method in args.methods:
+            if (data, n, d, method) in done or method in unavailable:
+                continue
+            try:
+                row = one_row(method, task, n, d, idx, args.threads)
+            except NotImplementedError as err:
+                print(f"skipping {method}: {err}", file=sys.stderr)
+                unavailable.add(method)
+                continue
+            append_row(args.record, row)
+            print(f"{data} N={n} draw {d} {method}: acc {row['accuracy']:.1f} F1 {row['macro_f1']:.1f}, "
+                  f"training {row['train_seconds']:.0f} s of {row['wall_seconds']:.0f} s "
+                  f"(load {row['load_start']:.1f})", flush=True)
+
+
+def one_row(method: str, task: Task, n: int, d: int, idx: np.ndarray, threads: int) -> dict:
+    """Train ``method`` on draw ``d`` (the corpus indices ``idx``) and score it: one record line."""
+    load, start = os.getloadavg()[0], time.perf_counter()
+    texts, labels = [task.corpus.texts[i] for i in idx], task.corpus.labels[idx]
+    preds, watch, details = run_method(method, task, texts, labels, seed=d)
+    return {"data": task.corpus.name, "n": n, "draw": d, "method": method, **score(preds, task),
+            "train_seconds": round(watch.wall, 2), "train_cpu_seconds": round(watch.cpu, 2),
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "threads": threads, "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
+            "nice": os.nice(0), "details": details, "versions": versions(),
+            "sizes": {"train": len(idx), "val": len(task.splits.val), "test": len(task.splits.test)},
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _pm(value: tuple[float, float]) -> str:
@@ -288,12 +305,13 @@ def _diff(value: tuple[float, float, float] | None) -> str:
 def table(rows: list[dict]) -> str:
     """The markdown table: per data set, N and method, mean ± 95% t half-width over draws."""
     lines = ["| data | N/class | method | draws | accuracy % | macro-F1 % | Δ accuracy vs SetFit "
-             "| Δ macro-F1 vs SetFit | training s (median) |", "|" + "---|" * 9]
+             "| Δ macro-F1 vs SetFit | training s (median) | training CPU s (median) |", "|" + "---|" * 10]
     order = {m: i for i, m in enumerate(METHODS)}
     for s in sorted(summarise(rows, BASELINE), key=lambda s: (s["data"], s["n"], order.get(s["method"], 99))):
         lines.append(f"| {s['data']} | {s['n']} | {s['method']} | {s['draws']} | {_pm(s['accuracy'])} "
                      f"| {_pm(s['macro_f1'])} | {_diff(s.get('accuracy_vs_setfit'))} "
-                     f"| {_diff(s.get('macro_f1_vs_setfit'))} | {s['train_seconds']:.1f} |")
+                     f"| {_diff(s.get('macro_f1_vs_setfit'))} | {s['train_seconds']:.1f} "
+                     f"| {'—' if s['train_cpu_seconds'] is None else round(s['train_cpu_seconds'], 1)} |")
     return "\n".join(lines)
 
 

@@ -102,7 +102,9 @@ def test_every_method_gets_the_same_draw_and_a_rerun_skips_finished_rows(bench, 
         seen.append((method, task.corpus.name, seed, tuple(texts)))
         assert not set(texts) & set(task.texts["test"]) and not set(texts) & set(task.texts["val"])
         zeta = task.corpus.class_names.index("zeta")
-        return {p: np.full(len(task.labels[p]), zeta) for p in ("val", "test")}, 1.0, {}
+        with tf.Stopwatch() as watch:
+            pass
+        return {p: np.full(len(task.labels[p]), zeta) for p in ("val", "test")}, watch, {}
 
     monkeypatch.setattr(tf, "run_method", fake)
     record = tmp_path / "rec.jsonl"
@@ -140,9 +142,12 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
              "train_seconds": sec, "threads": 2, "load_start": 1.0, "load_end": 3.0, "versions": {}}
             for m, accs, sec in (("setfit", [50, 60, 70], 10.0), ("frozen-lr", [52, 63], 1.0))
             for k, acc in enumerate(accs)]
+    for r, cpu in zip(rows[3:], (1.5, 2.5), strict=True):  # frozen-lr's rows carry CPU seconds
+        r["train_cpu_seconds"] = cpu
     s = {x["method"]: x for x in fs.summarise(rows, "setfit")}
     assert s["frozen-lr"]["accuracy_vs_setfit"][0] == pytest.approx(2.5)  # draws 0 and 1 only
     assert s["setfit"]["draws"] == 3 and s["setfit"]["train_seconds"] == 10.0
+    assert s["setfit"]["train_cpu_seconds"] is None and s["frozen-lr"]["train_cpu_seconds"] == 2.0
     record, results = tmp_path / "rec.jsonl", tmp_path / "RESULTS.md"
     record.write_text("".join(json.dumps(r) + "\n" for r in rows))
     results.write_text("# Benchmark results\n\n## Other\n\nkept\n")
@@ -150,4 +155,5 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
     text = results.read_text()
     assert "## Other\n\nkept" in text and tf.HEADING in text
     assert "| d | 8 | frozen-lr | 2 | 57.5 ± 69.9 |" in text  # 2 draws: 12.706 * 7.78 / sqrt(2)
+    assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 | — |" in text
     assert "load average during the rows: 1.0 to 3.0" in text.lower()
