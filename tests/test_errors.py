@@ -274,8 +274,18 @@ CASES = [
          "encoder 'torchvision:resnet18': pretrained weights are not on disk (looked for …); nothing is "
          "downloaded at run time", setup=_empty_weight_caches),
     Case("backbone-not-pooled", (*TRAIN, "model.encoder=timm:test_resnet", "model.encoder_options={}"),
-         "encoder 'timm:test_resnet': the backbone's output after pooling is (2, 4, 62, 62), not [B, F]",
+         "encoder 'timm:test_resnet': the backbone's output after pooling is (2, 4, 30, 30), not [B, F]",
          setup=_unpooled_backbone),
+    Case("fixed-input-size", (*TRAIN, "model.encoder=timm:test_vit", "model.encoder_options={}"),
+         "encoder 'timm:test_vit' takes only 160x160 images (a fixed input size), not 32x32: set "
+         "data.image_size=160 or pick another model", setup=_needs_timm),
+    Case("images-too-small", (*TRAIN, "model.encoder=torchvision:alexnet", "model.encoder_options={}"),
+         "encoder 'torchvision:alexnet' does not run on 32x32 images (…); its library lists 63x63 as its "
+         "smallest input: set data.image_size to at least that or pick another model"),
+    Case("weights-do-not-fit", (*TRAIN, "model.encoder=torchvision:squeezenet1_1",
+                                "model.encoder_options={pretrained: {tmp}/other.pth}"),
+         "encoder 'torchvision:squeezenet1_1': the weights in … do not fit: … missing (…), 1 unexpected (x)",
+         setup=lambda tmp, run, mp: torch.save({"x": torch.zeros(1)}, tmp / "other.pth")),
     Case("unknown-augmentation", (*TRAIN, "data.augmentation=randaug"),
          "unknown augmentation policy 'randaug'; did you mean 'randaugment'?"),
     Case("not-a-device", (*TRAIN, "--device", "gpu"), "'gpu' is not a device; use auto, cpu, cuda or cuda:N"),
@@ -444,7 +454,7 @@ CASES = [
     Case("study-claim-seeds", ("study", *OUT, "--claim-seeds", "1"),
          "--claim-seeds must be >= 2 (an interval needs two), got 1"),
     Case("study-needs-supcon", ("study", *OUT, "--data", "digits", "--methods", "ce,simclr"),
-         "supcon study tests SupCon against cross-entropy: --methods must include supcon and ce"),
+         "--methods must include supcon and ce (the study tests SupCon against cross-entropy)"),
     Case("sweep-bad-batch-values", ("sweep", *OUT, "--vary", "batch", "--values", "1"),
          "--values for batch are batch sizes >= 2 like 128,512; got '1'"),
     Case("sweep-bad-lr-values", ("sweep", *OUT, "--vary", "lr", "--values", "half"),

@@ -72,7 +72,8 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     info = splits.info
     method = method_from_config(cfg)
     if encoder is None:
-        encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, **cfg.model.encoder_options)
+        encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, image_size=info.image_size,
+                                 **cfg.model.encoder_options)
     else:
         encoder = adopt_encoder(encoder, info.channels, info.image_size)
     model = method.build_model(encoder, info.num_classes).to(device)

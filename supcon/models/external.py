@@ -1,16 +1,22 @@
 """Backbones from timm and torchvision as encoders: ``timm:<name>`` and ``torchvision:<name>``.
 
-:func:`~.registry.create_encoder` sends these names here. The backbone is built without its
-classifier, with ``in_channels`` input channels (timm adapts its stem itself; for torchvision the
-first 3-channel convolution is replaced, its pretrained weights summed over RGB for one channel
-as timm does), and wrapped in :class:`ExternalEncoder`, whose ``num_features`` is read from the
-backbone's output on a blank image. Only names the library lists are accepted (``timm.list_models``
-and ``timm.list_pretrained``, ``torchvision.models.list_models`` of the classification models),
-so a name can never make Python import a module or fetch a model from a hub.
+:func:`~.registry.create_encoder` sends these names here. The backbone is built without its final
+classifier layer, with ``in_channels`` input channels (timm adapts its stem itself; for torchvision
+the first 3-channel convolution is replaced, its pretrained weights summed over RGB for one channel
+as timm does), and wrapped in :class:`ExternalEncoder`. timm removes its own classifier
+(``num_classes=0``); of a torchvision model only the last linear layer goes (squeezenet's last 1x1
+convolution), so what the model does before it stays: its pooling, its final norm (convnext,
+maxvit), its fc6/fc7 (vgg, alexnet), and the feature size is that layer's input size, whatever the
+image size. A model that cannot take the data's image size is refused here, in one line (a fixed
+input size, or images too small for its pooling). Only names the library lists are accepted
+(``timm.list_models`` and ``timm.list_pretrained``, ``torchvision.models.list_models`` of the
+classification models), so a name can never make Python import a module or fetch a model from a hub.
 
 Pretrained weights are used only where they already are on disk: ``pretrained=True`` looks in the
 Hugging Face cache and torch hub's ``checkpoints/`` folder (where timm and torchvision put what
-they download), ``pretrained="path/file"`` loads that file; nothing is downloaded at run time.
+they download), ``pretrained="path/file"`` loads that file; nothing is downloaded at run time. A
+torchvision file must fit the model exactly (only the auxiliary classifiers of googlenet and
+inception_v3, which the encoder does not have, are dropped from it).
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ._torchvision import torchvision_backbone
+
 PREFIXES = ("timm:", "torchvision:")
 OPTIONS = {"timm": ("pretrained", "drop_rate", "drop_path_rate"), "torchvision": ("pretrained",)}
-_HEADS = ("fc", "classifier", "heads", "head")  # torchvision's classifier attribute names
-_PROBE_SIZE = 64  # side of the blank image that reads the feature size (unless a model needs more)
+_PROBE_SIZE = 64  # side of the blank image that checks the output when the image size is not given
 
 
 def is_external(name: object) -> bool:
@@ -64,19 +71,22 @@ class ExternalEncoder(nn.Module):
         return out
 
 
-def create_external(name: str, in_channels: int, **options) -> ExternalEncoder:
+def create_external(name: str, in_channels: int, image_size: int | None = None, **options) -> ExternalEncoder:
     """Build the ``timm:<name>`` or ``torchvision:<name>`` backbone as an encoder.
 
     Args:
         name: ``timm:<model>`` (any of ``timm.list_models()`` / ``timm.list_pretrained()``) or
             ``torchvision:<model>`` (a classification model of ``torchvision.models``).
         in_channels: image channels (1 for grayscale data).
+        image_size: the side of the (square) images it will see; the model is checked on it.
+            None: checked on 64 px (or the model's fixed or smallest size).
         **options: ``pretrained`` (False; True: weights from the local caches; a path: that
             file) and, for timm, ``drop_rate`` and ``drop_path_rate``.
 
     Raises:
         ValueError: unknown model (close names suggested), unknown option, timm not installed,
-            pretrained weights not on disk, or a backbone whose output is not ``[B, F]``.
+            pretrained weights not on disk or not fitting the model, a model that cannot take
+            ``image_size`` (fixed input size, too small), or a backbone whose output is not ``[B, F]``.
     """
     source, _, arch = name.partition(":")
     _check_name(name, source, arch)
@@ -88,11 +98,19 @@ def create_external(name: str, in_channels: int, **options) -> ExternalEncoder:
     if not isinstance(pretrained, (bool, str)):
         raise ValueError(f"encoder {name!r}: pretrained must be true, false or a file path, got "
                          f"{pretrained!r}")
-    if source == "timm":
-        backbone, probe_size = _timm_backbone(name, arch, in_channels, pretrained, options)
+    if source == "timm":  # checks a fixed size before building: a large model takes seconds
+        backbone, declared, fixed, smallest = _timm_backbone(name, arch, in_channels, image_size, pretrained,
+                                                             options)
     else:
-        backbone, probe_size = _torchvision_backbone(name, arch, in_channels, pretrained)
-    return ExternalEncoder(backbone, feature_size(name, backbone, in_channels, probe_size), name)
+        backbone, declared, fixed, smallest = torchvision_backbone(name, arch, in_channels,
+                                                                   _torchvision_file(name, arch, pretrained))
+        _check_fixed_size(name, fixed, image_size)
+    size = (image_size, image_size) if image_size else fixed or (max(_PROBE_SIZE, smallest),) * 2
+    features = feature_size(name, backbone, in_channels, size, smallest=smallest)
+    if declared is not None and features != declared:  # e.g. a flattened feature map
+        raise ValueError(f"encoder {name!r}: the backbone returns {features} features per image on "
+                         f"{size[0]}x{size[1]} images, not the {declared} of its last layer")
+    return ExternalEncoder(backbone, features, name)
 
 
 def _suggest(name: str, source: str, arch: str, known: list[str]) -> ValueError:
@@ -122,7 +140,27 @@ def _check_name(name: str, source: str, arch: str) -> None:
             raise _suggest(name, "torchvision", arch, known)
 
 
-def _timm_backbone(name, arch, in_channels, pretrained, options) -> tuple[nn.Module, int]:
+def _check_fixed_size(name: str, fixed: tuple[int, int] | None, image_size: int | None) -> None:
+    """Refuse ``image_size`` for a model that takes only ``fixed`` (height, width) images.
+
+    Raises:
+        ValueError: ``fixed`` is set and differs from ``image_size`` x ``image_size``.
+    """
+    if fixed is not None and image_size is not None and tuple(fixed) != (image_size, image_size):
+        raise ValueError(f"encoder {name!r} takes only {fixed[0]}x{fixed[1]} images (a fixed input size), "
+                         f"not {image_size}x{image_size}: set data.image_size={fixed[0]} or pick another model")
+
+
+def _torchvision_file(name: str, arch: str, pretrained: bool | str) -> Path | None:
+    """The weights file: None (no pretrained weights), the given file, or torch hub's download."""
+    if not pretrained:
+        return None
+    import torchvision
+
+    return _local_file(name, pretrained, [_hub_checkpoint(torchvision.models.get_model_weights(arch).DEFAULT.url)])
+
+
+def _timm_backbone(name, arch, in_channels, image_size, pretrained, options):
     import timm
 
     for key in ("drop_rate", "drop_path_rate"):
@@ -131,14 +169,15 @@ def _timm_backbone(name, arch, in_channels, pretrained, options) -> tuple[nn.Mod
                                   or not 0 <= value < 1):
             raise ValueError(f"encoder {name!r}: {key} must be a number in [0, 1), got {value!r}")
     cfg = timm.models.get_pretrained_cfg(arch, allow_unregistered=True)
+    fixed = tuple(cfg.input_size[-2:]) if cfg is not None and cfg.fixed_input_size else None
+    _check_fixed_size(name, fixed, image_size)  # before building: a large model takes seconds
     kwargs = {k: v for k, v in options.items() if v is not None}
     if pretrained:
         path = _local_file(name, pretrained, _timm_candidates(cfg))
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(path), "source": "timm"})
     model = timm.create_model(arch, num_classes=0, in_chans=in_channels, **kwargs)
-    fixed = cfg is not None and getattr(cfg, "fixed_input_size", False)
-    size = max(cfg.input_size[-2:]) if fixed else max(_PROBE_SIZE, *(getattr(cfg, "min_input_size", None) or (0,)))
-    return model, size
+    smallest = max((getattr(cfg, "min_input_size", None) or (0, 0, 0))[-2:])
+    return model, None, fixed, smallest
 
 
 def _timm_candidates(cfg) -> list[Path]:
@@ -167,11 +206,16 @@ def _hf_path(repo: str, filename: str) -> Path:
 
 
 def _hub_checkpoint(url: str) -> Path:
+    """Where torch hub keeps the file downloaded from ``url``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
 def _local_file(name: str, pretrained: bool | str, candidates: list[Path]) -> Path:
-    """The weights file to load: the given path, or the first candidate on disk."""
+    """The weights file to load: the given path, or the first candidate on disk.
+
+    Raises:
+        ValueError: the path is not a file, or no candidate is on disk.
+    """
     if isinstance(pretrained, str):
         path = Path(pretrained).expanduser()
         if not path.is_file():
@@ -187,76 +231,33 @@ def _local_file(name: str, pretrained: bool | str, candidates: list[Path]) -> Pa
                      "network into that cache, give pretrained=<file>, or set pretrained=false")
 
 
-def _torchvision_backbone(name, arch, in_channels, pretrained) -> tuple[nn.Module, int]:
-    import torchvision
+def feature_size(name: str, backbone: nn.Module, in_channels: int, size: int | tuple[int, int],
+                 smallest: int = 0) -> int:
+    """The backbone's output size on a blank ``[2, in_channels, size, size]`` batch (``size``: a side,
+    or height and width; eval mode, no gradients, no random draws), on the device of its parameters.
 
-    kwargs = {"aux_logits": False, "init_weights": True} if arch in ("googlenet", "inception_v3") else {}
-    model = torchvision.models.get_model(arch, weights=None, **kwargs)
-    weights = torchvision.models.get_model_weights(arch).DEFAULT
-    if pretrained:
-        path = _local_file(name, pretrained, [_hub_checkpoint(weights.url)])
-        try:
-            model.load_state_dict(_read_weights(path), strict=not kwargs)
-        except RuntimeError as err:
-            raise ValueError(f"encoder {name!r}: the weights in {path} do not fit "
-                             f"({str(err).splitlines()[0]})") from None
-    _adapt_first_conv(name, model, in_channels)
-    head = next((h for h in _HEADS if isinstance(getattr(model, h, None), nn.Module)), None)
-    if head is None:
-        raise ValueError(f"encoder {name!r}: found no classifier ({', '.join(_HEADS)}) to remove")
-    setattr(model, head, nn.Identity())
-    min_size = weights.meta.get("min_size", (1, 1))
-    return model, max(_PROBE_SIZE, *min_size)
-
-
-def _read_weights(path: Path) -> dict[str, Tensor]:
-    """A state dict from ``.safetensors``, or a torch file read with ``weights_only=True``."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
-
-
-def _adapt_first_conv(name: str, model: nn.Module, in_channels: int) -> None:
-    """Give the first 3-channel convolution ``in_channels`` inputs (weights summed over RGB for
-    one channel, else repeated and rescaled, as timm's ``adapt_input_conv``)."""
-    if in_channels == 3:
-        return
-    path, conv = next(((p, m) for p, m in model.named_modules()
-                       if isinstance(m, nn.Conv2d) and m.in_channels == 3), (None, None))
-    if conv is None:
-        raise ValueError(f"encoder {name!r}: found no 3-channel input convolution to adapt to "
-                         f"in_channels={in_channels}")
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
-    with torch.no_grad():
-        weight = conv.weight
-        if in_channels == 1:
-            new.weight.copy_(weight.sum(dim=1, keepdim=True))
-        else:
-            repeats = -(-in_channels // 3)
-            new.weight.copy_(weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (3 / in_channels))
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
-    parent, _, attr = path.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, new)
-
-
-def feature_size(name: str, backbone: nn.Module, in_channels: int, size: int) -> int:
-    """The backbone's output size on a blank ``[2, in_channels, size, size]`` batch (eval mode,
-    no gradients, no random draws), on the device of its parameters.
+    Args:
+        smallest: the smallest side the model's library lists (0: none), named if it fails.
 
     Raises:
-        ValueError: the output is not a ``[B, F]`` tensor.
+        ValueError: the backbone fails on that batch (one line: the model's own error), or its
+            output is not a ``[B, F]`` tensor.
     """
+    height, width = (size, size) if isinstance(size, int) else size
     was_training = backbone.training
     device = next(iter(backbone.parameters()), torch.zeros(0)).device
     backbone.eval()
     try:
         with torch.no_grad():
-            out = backbone(torch.zeros(2, in_channels, size, size, device=device))
+            out = backbone(torch.zeros(2, in_channels, height, width, device=device))
+    # what models raise on an input size they cannot take (torch's shape errors, their own size checks,
+    # asserts included); anything else is a bug and keeps its traceback
+    except (RuntimeError, ValueError, AssertionError) as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        hint = (f"its library lists {smallest}x{smallest} as its smallest input: set data.image_size to at "
+                "least that" if smallest > min(height, width) else "try another data.image_size")
+        raise ValueError(f"encoder {name!r} does not run on {height}x{width} images ({detail}); {hint} or "
+                         "pick another model") from err
     finally:
         backbone.train(was_training)
     if not isinstance(out, Tensor) or out.dim() != 2:

@@ -45,20 +45,24 @@ def list_encoders() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
+def create_encoder(name: str, in_channels: int = 3, *, image_size: int | None = None, **kwargs) -> nn.Module:
     """Build the encoder registered as ``name`` for images with ``in_channels`` channels.
 
     ``kwargs`` are the encoder's own options (e.g. ``widths`` of ``small-resnet``, ``norm``).
     ``timm:<name>`` and ``torchvision:<name>`` build that library's backbone without its
     classifier, adapted to ``in_channels`` (options: ``pretrained``, from files already on disk
-    only, and for timm ``drop_rate``, ``drop_path_rate``; see :mod:`supcon.models.external`).
+    only, and for timm ``drop_rate``, ``drop_path_rate``; see :mod:`supcon.models.external`);
+    ``image_size`` (the side of the images it will see, not an option: it is not recorded) makes
+    such a backbone check that it takes that size, so that a model with a fixed input size, or
+    one too deep for small images, is refused here in one line rather than at the first batch.
     The result maps ``[B, in_channels, H, W] -> [B, num_features]`` and records how it was built
     in ``.encoder_config``.
 
     Raises:
         ValueError: unknown name (the closest names are suggested), a bad ``in_channels``, an
             option the encoder does not take (its valid options are listed), timm missing,
-            pretrained weights not on disk, or a backbone whose output is not ``[B, F]``.
+            pretrained weights not on disk or not fitting, a backbone that does not take
+            ``image_size``, or a backbone whose output is not ``[B, F]``.
     """
     factory = _REGISTRY.get(name)
     if isinstance(name, str) and name.startswith("object:"):
@@ -70,8 +74,9 @@ def create_encoder(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
         raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())}; "
                          "or timm:<name>, torchvision:<name>)")
     check_int("in_channels", in_channels)
+    check_int("image_size", image_size, allow_none=True)
     if factory is None:
-        encoder = create_external(name, in_channels, **kwargs)
+        encoder = create_external(name, in_channels, image_size, **kwargs)
     else:
         _check_options(name, factory, kwargs)
         encoder = factory(in_channels=in_channels, **kwargs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def test_torchvision_backbone_grayscale_without_classifier(offline):
     out = encoder(torch.randn(3, 1, 32, 32))
     assert out.shape == (3, 512)
     small = create_encoder("torchvision:mobilenet_v3_small", in_channels=3)
-    assert small.num_features == 576 and small(torch.randn(2, 3, 40, 40)).shape == (2, 576)
+    assert small.num_features == 1024 and small(torch.randn(2, 3, 40, 40)).shape == (2, 1024)
 
 
 def test_torchvision_pretrained_weights_come_from_the_hub_cache_only(offline):
@@ -77,6 +78,160 @@ def test_torchvision_pretrained_weights_come_from_the_hub_cache_only(offline):
     five = create_encoder("torchvision:resnet18", in_channels=5, pretrained=True).backbone
     w = reference.conv1.weight
     torch.testing.assert_close(five.conv1.weight, torch.cat([w, w[:, :2]], dim=1) * 3 / 5)
+
+
+# ----------------------------------------------------------------------------- heads: only the final linear goes
+
+
+def _tail(model: nn.Module, keep: int):
+    """The first ``keep`` layers of torchvision's ``classifier`` block (the final linear is the next)."""
+    return model.classifier[:keep]
+
+
+# name, the state-dict keys the encoder drops (exactly the final linear layer), the input side, and the
+# reference: the torchvision model's own layers, called by hand up to that final layer
+HEADS = [
+    ("convnext_tiny", {"classifier.2.weight", "classifier.2.bias"}, 32,
+     lambda m, x: _tail(m, 2)(m.avgpool(m.features(x)))),  # LayerNorm2d, Flatten: the norm is kept
+    ("squeezenet1_1", {"classifier.1.weight", "classifier.1.bias"}, 40,  # the final layer is a 1x1 conv
+     lambda m, x: torch.flatten(nn.functional.adaptive_avg_pool2d(m.features(x), 1), 1)),
+    ("alexnet", {"classifier.6.weight", "classifier.6.bias"}, 64,  # fc6 and fc7 are kept, as in timm
+     lambda m, x: _tail(m, 6)(torch.flatten(m.avgpool(m.features(x)), 1))),
+    ("maxvit_t", {"classifier.5.weight"}, 224,  # pool, norm, pre-logits linear + tanh are kept
+     lambda m, x: _tail(m, 5)(nn.Sequential(m.stem, *m.blocks)(x))),
+    ("efficientnet_b0", {"classifier.1.weight", "classifier.1.bias"}, 32,
+     lambda m, x: torch.flatten(m.avgpool(m.features(x)), 1)),
+    ("mobilenet_v3_small", {"classifier.3.weight", "classifier.3.bias"}, 32,  # the 1024-wide layer stays
+     lambda m, x: _tail(m, 3)(torch.flatten(m.avgpool(m.features(x)), 1))),
+]
+
+
+@pytest.mark.parametrize("arch, dropped, size, reference", HEADS, ids=[h[0] for h in HEADS])
+def test_torchvision_heads_lose_only_their_final_linear_layer(arch, dropped, size, reference, offline):
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch).eval()
+    encoder = create_encoder(f"torchvision:{arch}").eval()
+    kept = encoder.backbone.state_dict()
+    assert set(model.state_dict()) - set(kept) == dropped and set(kept) <= set(model.state_dict())
+    encoder.backbone.load_state_dict({k: v for k, v in model.state_dict().items() if k in kept})
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want = reference(model, x)
+        got = encoder(x)
+    assert want.shape == (2, encoder.num_features)
+    torch.testing.assert_close(got, want)
+
+
+# one fast model per torchvision family (vgg has alexnet's head; benchmarks/backbones.py builds every
+# name) and the tiny timm test models: the feature size at 32 and 96 px (the in_features of
+# torchvision's final linear layer: it does not depend on the input), or the sizes the registry
+# refuses up front and the reason it gives
+FAMILIES = [
+    ("torchvision:alexnet", 4096, {32: "does not run on 32x32 images"}),
+    ("torchvision:convnext_tiny", 768, {}),
+    ("torchvision:densenet121", 1024, {}),
+    ("torchvision:efficientnet_b0", 1280, {}),
+    ("torchvision:googlenet", 1024, {}),
+    ("torchvision:inception_v3", 2048, {32: "does not run on 32x32 images"}),
+    ("torchvision:maxvit_t", 512, {32: "takes only 224x224 images", 96: "takes only 224x224 images"}),
+    ("torchvision:mnasnet0_5", 1280, {}),
+    ("torchvision:mobilenet_v2", 1280, {}),
+    ("torchvision:mobilenet_v3_small", 1024, {}),
+    ("torchvision:regnet_x_400mf", 400, {}),
+    ("torchvision:resnet18", 512, {}),
+    ("torchvision:shufflenet_v2_x0_5", 1024, {}),
+    ("torchvision:squeezenet1_1", 512, {}),
+    ("torchvision:swin_t", 768, {}),
+    ("torchvision:vit_b_32", 768, {32: "takes only 224x224 images", 96: "takes only 224x224 images"}),
+]
+TIMM_TESTS = ["test_byobnet", "test_coatnet", "test_convnext", "test_efficientnet", "test_efficientnet_gn",
+              "test_mambaout", "test_maxvit", "test_nfnet", "test_resnet", "test_vit", "test_vit_relpos"]
+
+
+def _check_sizes(name: str, features: int, refused: dict[int, str]) -> None:
+    for size in (32, 96):
+        if size in refused:
+            with pytest.raises(ValueError, match=rf"^encoder {re.escape(repr(name))} {refused[size]}[^\n]*$"):
+                create_encoder(name, in_channels=3, image_size=size)
+            continue
+        encoder = create_encoder(name, in_channels=3, image_size=size).eval()
+        with torch.no_grad():
+            out = encoder(torch.randn(2, 3, size, size))
+        assert encoder.num_features == features and out.shape == (2, features), (size, out.shape)
+
+
+@pytest.mark.parametrize("name, features, refused", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_each_torchvision_family_works_at_32_and_96_px_or_is_refused_up_front(name, features, refused, offline):
+    _check_sizes(name, features, refused)
+
+
+@pytest.mark.parametrize("arch", TIMM_TESTS)
+def test_timm_test_models_work_at_32_and_96_px_or_are_refused_up_front(arch, offline):
+    timm = pytest.importorskip("timm")
+    cfg = timm.models.get_pretrained_cfg(arch)
+    side = cfg.input_size[-1]
+    refused = {s: f"takes only {side}x{side} images" for s in (32, 96)} if cfg.fixed_input_size else {}
+    with torch.no_grad():  # the reference: timm's own model without classifier, at its own size
+        features = timm.create_model(arch, num_classes=0).eval()(torch.zeros(1, 3, side, side)).shape[1]
+    _check_sizes(f"timm:{arch}", features, refused)
+
+
+# ----------------------------------------------------------------------------- strict loading
+
+
+@pytest.mark.parametrize("arch, aux, side", [("googlenet", ("aux1.", "aux2."), 32),
+                                             ("inception_v3", ("AuxLogits.",), 80)])
+def test_googlenet_and_inception_load_strictly_and_transform_input_as_torchvision(arch, aux, side, offline,
+                                                                                    monkeypatch):
+    import torchvision
+    from torchvision.models._api import WeightsEnum
+
+    # a file as torchvision publishes it: the whole model with its auxiliary classifiers
+    state = torchvision.models.get_model(arch, weights=None, aux_logits=True, init_weights=True).state_dict()
+    assert any(k.startswith(aux) for k in state)
+    fits = offline / "fits.pth"
+    torch.save(state, fits)
+    encoder = create_encoder(f"torchvision:{arch}", in_channels=3, pretrained=str(fits)).eval()
+    loaded = encoder.backbone.state_dict()
+    assert set(loaded) == {k for k in state if not k.startswith((*aux, "fc."))}
+    for key, value in loaded.items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0, msg=key)
+    # the reference: torchvision's own builder given these weights (its download replaced by them)
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", lambda self, *a, **k: state)
+    reference = torchvision.models.get_model(arch, weights="DEFAULT").eval()
+    assert reference.transform_input and encoder.backbone.transform_input
+    reference.fc = nn.Identity()
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(x), reference(x))
+    # without pretrained weights torchvision's default: no input transform
+    assert create_encoder(f"torchvision:{arch}").backbone.transform_input is False
+
+
+def test_torchvision_weights_that_do_not_fit_are_refused(offline):
+    """Every torchvision backbone loads strictly: a file with a tensor missing, another model's file,
+    or one with a tensor of another shape is refused, naming what does not fit."""
+    import torchvision
+
+    state = torchvision.models.googlenet(aux_logits=True, init_weights=True).state_dict()
+    for what, bad in {"missing": {k: v for k, v in state.items() if not k.startswith("conv1.")},
+                      "other": torchvision.models.resnet18().state_dict(),
+                      "shape": {**state, "conv2.conv.weight": torch.zeros(3, 3)}}.items():
+        torch.save(bad, offline / f"{what}.pth")
+    with pytest.raises(ValueError, match=r"^encoder 'torchvision:googlenet': the weights in .*missing\.pth do not "
+                                         r"fit: 6 missing \(conv1\.conv\.weight, conv1\.bn\.weight, conv1\.bn\.bias, \.\.\.\)$"):
+        create_encoder("torchvision:googlenet", pretrained=str(offline / "missing.pth"))
+    with pytest.raises(ValueError, match=r"do not fit: \d+ missing \(.*\), \d+ unexpected \(.*\), \d+ of another shape"):
+        create_encoder("torchvision:googlenet", pretrained=str(offline / "other.pth"))
+    with pytest.raises(ValueError, match=r"do not fit: 1 of another shape \(conv2\.conv\.weight \(3, 3\) for "
+                                         r"\(64, 64, 1, 1\)\)$"):
+        create_encoder("torchvision:googlenet", pretrained=str(offline / "shape.pth"))
+    # one channel: torchvision's input transform reads three, so none (the stem's weights are summed)
+    torch.save(state, offline / "fits.pth")
+    gray = create_encoder("torchvision:googlenet", in_channels=1, pretrained=str(offline / "fits.pth")).eval()
+    assert gray.backbone.transform_input is False and gray(torch.randn(2, 1, 32, 32)).shape == (2, 1024)
 
 
 # ----------------------------------------------------------------------------- timm
