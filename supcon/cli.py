@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     _setup_logging()
+    from .engine.cpu_memory import claim_process
+
+    claim_process()  # this process is ours: CPU training may keep freed memory for speed
     try:
         return args.handler(args)
     except KeyboardInterrupt:

@@ -26,7 +26,7 @@ from ..data import (
 from ..methods import Method, method_from_config
 from ..models import LinearClassifier, adopt_encoder, create_encoder
 from .compilation import maybe_compile
-from .cpu_memory import retain_freed_memory
+from .cpu_memory import process_is_ours, retain_freed_memory
 
 log = logging.getLogger("supcon")
 
@@ -65,7 +65,7 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     """
     torch.manual_seed(cfg.train.seed)
     device = dist.resolve_device(cfg.train.device)
-    if device.type == "cpu":
+    if device.type == "cpu" and process_is_ours():  # process-wide for good: the `supcon` command's only
         retain_freed_memory()  # no page faults on every step's activations
     if splits is None:
         splits = load_splits(cfg)
