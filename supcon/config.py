@@ -18,10 +18,23 @@ from typing import Any
 
 import yaml
 
+from .losses.options import (
+    CONTRAST_MODE,
+    CONTRAST_MODES,
+    LABEL_OVERLAP,
+    LABEL_OVERLAPS,
+    QUEUE_MOMENTUM,
+    SIMCLR_TEMPERATURE,
+    TEMPERATURE,
+    VARIANT,
+    VARIANTS,
+)
+
 PRESET_DIR = Path(__file__).parent / "configs"
 METHODS = ("supcon", "simclr", "ce")
 OPTIMIZERS = ("sgd", "lars", "rmsprop", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")
+HEAD_KINDS = ("mlp", "linear")  # the projection head (supcon.models.ProjectionHead); the first is the default
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -80,7 +93,7 @@ class ModelConfig:
     `torchvision:<name>`."""
     encoder_options: dict[str, Any] = field(default_factory=dict)
     """Keyword options of the encoder, e.g. {widths: [16, 32], blocks: [1, 1], strides: [1, 2]}."""
-    head: str = "mlp"
+    head: str = HEAD_KINDS[0]
     """Projection head for contrastive methods: mlp (the paper's) or linear."""
     feat_dim: int = 128
     """Output size of the projection head."""
@@ -92,21 +105,21 @@ class LossConfig:
 
     temperature: float | None = None
     """tau; None = the method's default (0.1 SupCon, 0.5 SimCLR)."""
-    variant: str = "out"
+    variant: str = VARIANT
     """SupCon variant: out (L_out, the paper's) or in (L_in)."""
     positives_cap: int | None = None
     """Keep at most this many random positives per anchor (paper, supplementary Table 5)."""
-    label_overlap: str = "any"
+    label_overlap: str = LABEL_OVERLAP
     """With data.labels_csv: weight of a positive pair, any (1 if they share a label) or jaccard
     (shared labels / labels of either)."""
-    contrast_mode: str = "all"
+    contrast_mode: str = CONTRAST_MODE
     """SupCon anchors: all (every view, the paper's) or one (only each image's first view)."""
     label_smoothing: float = 0.0
     """Cross-entropy label smoothing (ce only)."""
     memory: int = 0
     """Momentum-queue variant (supcon only): queue this many keys of a momentum encoder and
     contrast every batch against them too (the paper's 8192); 0 = off."""
-    momentum: float = 0.999
+    momentum: float = QUEUE_MOMENTUM
     """EMA factor of the momentum encoder (with loss.memory > 0), in [0, 1)."""
 
 
@@ -200,9 +213,11 @@ class Config:
 
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "supcon": {"loss.temperature": 0.1, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
-    "simclr": {"loss.temperature": 0.5, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
-    "ce": {"loss.temperature": 0.1, "optim.lr": 0.1, "data.augmentation": "crop-flip", "data.n_views": 1},
+    "supcon": {"loss.temperature": TEMPERATURE, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
+    "simclr": {"loss.temperature": SIMCLR_TEMPERATURE, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
+    # ce has no temperature; it keeps the loss's default so that the configurations recorded for
+    # ce runs (workflows' summaries, compared key for key) stay the same experiment
+    "ce": {"loss.temperature": TEMPERATURE, "optim.lr": 0.1, "data.augmentation": "crop-flip", "data.n_views": 1},
 }
 
 
@@ -292,12 +307,12 @@ def validate(cfg: Config) -> None:
     checks = [
         (cfg.optim.name in OPTIMIZERS, _choice_message("optim.name", cfg.optim.name, OPTIMIZERS)),
         (cfg.train.precision in PRECISIONS, _choice_message("train.precision", cfg.train.precision, PRECISIONS)),
-        (cfg.loss.variant in ("out", "in"), _choice_message("loss.variant", cfg.loss.variant, ("out", "in"))),
-        (cfg.loss.contrast_mode in ("all", "one"),
-         _choice_message("loss.contrast_mode", cfg.loss.contrast_mode, ("all", "one"))),
+        (cfg.loss.variant in VARIANTS, _choice_message("loss.variant", cfg.loss.variant, VARIANTS)),
+        (cfg.loss.contrast_mode in CONTRAST_MODES,
+         _choice_message("loss.contrast_mode", cfg.loss.contrast_mode, CONTRAST_MODES)),
         (cfg.loss.contrast_mode == "all" or cfg.method == "supcon",
          f"loss.contrast_mode={cfg.loss.contrast_mode} is for method supcon, got method {cfg.method}"),
-        (cfg.model.head in ("mlp", "linear"), _choice_message("model.head", cfg.model.head, ("mlp", "linear"))),
+        (cfg.model.head in HEAD_KINDS, _choice_message("model.head", cfg.model.head, HEAD_KINDS)),
         (cfg.train.epochs >= 1, f"train.epochs must be >= 1, got {cfg.train.epochs}"),
         (cfg.train.batch_size >= 2, f"train.batch_size must be >= 2, got {cfg.train.batch_size}"),
         (cfg.linear.epochs >= 1, f"linear.epochs must be >= 1, got {cfg.linear.epochs}"),
@@ -337,8 +352,8 @@ def validate(cfg: Config) -> None:
         (cfg.loss.memory == 0 or cfg.method == "supcon",
          f"loss.memory (momentum queue) is for method supcon, got method {cfg.method}"),
         (0.0 <= cfg.loss.momentum < 1.0, f"loss.momentum must be in [0, 1), got {cfg.loss.momentum}"),
-        (cfg.loss.label_overlap in ("any", "jaccard"),
-         _choice_message("loss.label_overlap", cfg.loss.label_overlap, ("any", "jaccard"))),
+        (cfg.loss.label_overlap in LABEL_OVERLAPS,
+         _choice_message("loss.label_overlap", cfg.loss.label_overlap, LABEL_OVERLAPS)),
         (cfg.data.labels_csv is None or cfg.method == "supcon",
          f"data.labels_csv (label sets for the SupCon loss) is for method supcon, got method {cfg.method}"),
         (cfg.data.labels_csv is None or cfg.loss.memory == 0,

@@ -127,13 +127,13 @@ def test_existing_folder_paths_become_absolute(tmp_path, monkeypatch):
 
 
 def test_contrast_mode_is_a_config_key_that_reaches_the_method():
-    from supcon.methods import method_from_config
+    from supcon.engine.components import method_from_config
 
     cfg = build_config(None, dotted=["loss.contrast_mode=one"])
-    assert cfg.loss.contrast_mode == "one" and method_from_config(cfg).contrast_mode == "one"
+    assert cfg.loss.contrast_mode == "one" and method_from_config(cfg).criterion.contrast_mode == "one"
     memory = build_config(None, dotted=["loss.contrast_mode=one", "loss.memory=8"])
-    assert method_from_config(memory).contrast_mode == "one"
-    assert method_from_config(build_config(None)).contrast_mode == "all"  # the paper's default
+    assert method_from_config(memory).criterion.contrast_mode == "one"
+    assert method_from_config(build_config(None)).criterion.contrast_mode == "all"  # the paper's default
     with pytest.raises(ConfigError, match=r"unknown loss.contrast_mode 'some'.*valid: all, one"):
         build_config(None, dotted=["loss.contrast_mode=some"])
     with pytest.raises(ConfigError, match="loss.contrast_mode=one is for method supcon, got method simclr"):

@@ -23,7 +23,7 @@ from ..data import (
     build_transform,
     load_dataset,
 )
-from ..methods import Method, method_from_config
+from ..methods import Method, create_method
 from ..models import LinearClassifier, adopt_encoder, create_encoder
 from .compilation import maybe_compile
 from .cpu_memory import process_is_ours, retain_freed_memory
@@ -100,6 +100,32 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
                          f"({len(splits.train)} images); lower it")
     return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
+
+
+def method_from_config(cfg: Config) -> Method:
+    """The method ``cfg.method`` with the options ``cfg`` implies (``loss.*`` and
+    ``model.head``/``feat_dim``; ``memory``/``momentum`` when ``loss.memory > 0``): the only place
+    that knows which options each method takes from a config.
+
+    Raises:
+        ValueError: the method rejects an option (a config passed through
+            :func:`supcon.config.build_config` is already checked).
+    """
+    return create_method(cfg.method, **_method_options(cfg))
+
+
+def _method_options(cfg: Config) -> dict[str, Any]:
+    if cfg.method == "ce":
+        return {"label_smoothing": cfg.loss.label_smoothing}
+    options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
+    if cfg.method == "supcon":
+        options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap,
+                       contrast_mode=cfg.loss.contrast_mode)
+        if cfg.data.labels_csv is not None:  # label sets: how positives are weighted
+            options.update(label_overlap=cfg.loss.label_overlap)
+        if cfg.loss.memory:  # the momentum-queue variant
+            options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
+    return options
 
 
 def load_splits(cfg: Config) -> Splits:

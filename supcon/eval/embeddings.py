@@ -15,7 +15,7 @@ from torch import Tensor
 
 from supcon.eval._plot import new_figure, save_png
 
-METHODS = ("tsne", "umap")
+EMBEDDINGS = ("tsne", "umap")
 
 
 def umap_available() -> bool:
@@ -55,8 +55,8 @@ def embed_2d(
         ValueError: unknown ``method``, ``"umap"`` without umap-learn, features that are not a
             finite ``[n, F]`` with n >= 4.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in EMBEDDINGS:
+        raise ValueError(f"method must be one of {EMBEDDINGS}, got {method!r}")
     x = _as_matrix(features, normalize)
     if method == "umap" and not umap_available():
         raise ValueError("method='umap' needs the umap-learn package (pip install umap-learn)")

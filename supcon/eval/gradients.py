@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from supcon.eval._plot import new_figure, save_png
+from supcon.losses.options import TEMPERATURE
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def _anchor_terms(features, labels, anchor: int, temperature: float):
 
 
 def gradient_contributions(
-    features: Tensor, labels: Tensor, anchor: int, temperature: float = 0.1
+    features: Tensor, labels: Tensor, anchor: int, temperature: float = TEMPERATURE
 ) -> AnchorGradients:
     """Each other sample's contribution vector to ``dL_out_i / dw_i`` for anchor ``anchor``.
 
@@ -113,7 +114,7 @@ def gradient_contributions(
 
 
 def analytic_magnitudes(
-    features: Tensor, labels: Tensor, anchor: int, temperature: float = 0.1
+    features: Tensor, labels: Tensor, anchor: int, temperature: float = TEMPERATURE
 ) -> Tensor:
     """Closed-form ``|g_j|`` (supplementary): ``sqrt(1 - cos^2) |P_ij - [j in P]/|P|| / (t |w_i|)``.
 
@@ -131,7 +132,7 @@ def gradient_analysis(
     features: Tensor,
     labels: Tensor,
     anchors: Sequence[int] | None = None,
-    temperature: float = 0.1,
+    temperature: float = TEMPERATURE,
 ) -> list[AnchorGradients]:
     """:func:`gradient_contributions` for several anchors (default: every row with a positive).
 

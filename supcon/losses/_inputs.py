@@ -11,10 +11,15 @@ from torch import Tensor
 
 from .. import distributed as dist
 from ..checks import check_int
-
-VARIANTS = ("out", "in")
-CONTRAST_MODES = ("all", "one")
-LABEL_OVERLAPS = ("any", "jaccard")
+from .options import (
+    CONTRAST_MODE,
+    CONTRAST_MODES,
+    LABEL_OVERLAP,
+    LABEL_OVERLAPS,
+    TEMPERATURE,
+    VARIANT,
+    VARIANTS,
+)
 
 
 @dataclass
@@ -43,8 +48,9 @@ def _check_features_and_options(features, temperature, variant, contrast_mode, p
                   positives_cap=positives_cap)
 
 
-def check_options(*, temperature: float = 0.1, variant: str = "out", contrast_mode: str = "all",
-                  positives_cap: int | None = None, label_overlap: str = "any") -> None:
+def check_options(*, temperature: float = TEMPERATURE, variant: str = VARIANT,
+                  contrast_mode: str = CONTRAST_MODE, positives_cap: int | None = None,
+                  label_overlap: str = LABEL_OVERLAP) -> None:
     """The loss's option checks (the methods run them at construction, before any batch).
 
     Raises:

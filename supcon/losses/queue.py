@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .options import CONTRAST_MODE, TEMPERATURE, VARIANT
 from .supcon import supcon_loss
 
 
@@ -18,9 +19,9 @@ def queue_supcon_loss(
     keys: Tensor,
     key_labels: Tensor,
     *,
-    temperature: float = 0.1,
-    variant: str = "out",
-    contrast_mode: str = "all",
+    temperature: float = TEMPERATURE,
+    variant: str = VARIANT,
+    contrast_mode: str = CONTRAST_MODE,
     positives_cap: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:

@@ -29,10 +29,10 @@ from ._inputs import (
     _Refs,
     check_options,
 )
+from .options import CONTRAST_MODE, IMPL, IMPLS, LABEL_OVERLAP, TEMPERATURE, VARIANT
 
 logger = logging.getLogger(__name__)
 
-IMPLS = ("auto", "dense", "tiled")
 # impl="auto" takes the tiled path from this many views (N = B * V) on: on 2 CPU cores it was
 # 1.6x faster than the dense path at N = 1024 (3x at 4096), and it needs O(N) memory, not O(N^2).
 TILED_MIN_VIEWS = 1024
@@ -46,13 +46,13 @@ def supcon_loss(
     labels: Tensor | None = None,
     mask: Tensor | None = None,
     *,
-    temperature: float = 0.1,
-    variant: str = "out",
-    contrast_mode: str = "all",
+    temperature: float = TEMPERATURE,
+    variant: str = VARIANT,
+    contrast_mode: str = CONTRAST_MODE,
     positives_cap: int | None = None,
     generator: torch.Generator | None = None,
-    impl: str = "auto",
-    label_overlap: str = "any",
+    impl: str = IMPL,
+    label_overlap: str = LABEL_OVERLAP,
     ref_features: Tensor | None = None,
     ref_labels: Tensor | None = None,
     ref_mask: Tensor | None = None,
@@ -353,7 +353,7 @@ class SupConLoss(torch.nn.Module):
     """``nn.Module`` wrapper of :func:`supcon_loss`; options are fixed at construction.
 
     Args:
-        temperature: tau (0.1, the paper's).
+        temperature: tau (by default the paper's).
         variant: ``"out"`` (L_out) or ``"in"`` (L_in).
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0).
         positives_cap: keep at most this many random positives per anchor (None: all).
@@ -361,20 +361,27 @@ class SupConLoss(torch.nn.Module):
         gather: contrast against the views of every rank of the process group (see
             :func:`supcon_loss` for what each rank then returns).
 
-    The options are checked at the first call, which raises ``ValueError`` as
-    :func:`supcon_loss` does. ``impl`` is always ``"auto"``.
+    ``impl`` is always ``"auto"``; the defaults and valid values are those of
+    :mod:`supcon.losses.options`.
+
+    Raises:
+        ValueError: an option :func:`supcon_loss` would refuse (checked here, before any batch).
     """
 
     def __init__(
         self,
-        temperature: float = 0.1,
-        variant: str = "out",
-        contrast_mode: str = "all",
+        temperature: float = TEMPERATURE,
+        variant: str = VARIANT,
+        contrast_mode: str = CONTRAST_MODE,
         positives_cap: int | None = None,
-        label_overlap: str = "any",
+        label_overlap: str = LABEL_OVERLAP,
         gather: bool = False,
     ) -> None:
         super().__init__()
+        check_options(temperature=temperature, variant=variant, contrast_mode=contrast_mode,
+                      positives_cap=positives_cap, label_overlap=label_overlap)
+        if not isinstance(gather, bool):
+            raise ValueError(f"gather must be True or False, got {gather!r}")
         self.temperature = temperature
         self.variant = variant
         self.contrast_mode = contrast_mode
@@ -417,6 +424,6 @@ class SupConLoss(torch.nn.Module):
             f"temperature={self.temperature}, variant={self.variant!r}, "
             f"contrast_mode={self.contrast_mode!r}, positives_cap={self.positives_cap}"
         )
-        if self.label_overlap != "any":
+        if self.label_overlap != LABEL_OVERLAP:
             text += f", label_overlap={self.label_overlap!r}"
         return text + (", gather=True" if self.gather else "")

@@ -11,13 +11,13 @@ from .base import BACKWARD_DONE, ClassifierModel, ContrastiveModel, Method
 from .ce import CrossEntropy
 from .contrastive import ContrastiveMethod
 from .memory import KeyQueue, MemorySupCon, MomentumModel
-from .registry import METHODS, create_method, list_methods, method_from_config
+from .registry import METHOD_CLASSES, create_method, list_methods
 from .simclr import SimCLR
 from .supcon import SupCon
 
 __all__ = [
     "BACKWARD_DONE",
-    "METHODS",
+    "METHOD_CLASSES",
     "ClassifierModel",
     "ContrastiveMethod",
     "ContrastiveModel",
@@ -30,5 +30,4 @@ __all__ = [
     "SupCon",
     "create_method",
     "list_methods",
-    "method_from_config",
 ]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .. import distributed as dist
 from ..checks import check_int
-from ..losses import check_options
+from ..losses import SupConLoss
 from ..models.heads import HEAD_KINDS, ProjectionHead
 from .base import BACKWARD_DONE, ContrastiveModel, check_views, full_precision, num_features
 from .gradcache import cached_backward, outputs_of
@@ -26,17 +26,13 @@ from .gradcache import cached_backward, outputs_of
 class ContrastiveMethod:
     """Base of the contrastive methods: an encoder + projection head model and the step.
 
-    Subclasses set ``name`` and ``needs_labels`` and define :meth:`loss` (float32 embeddings
-    ``[B, V, D]`` -> scalar); the memory variant also overrides :meth:`remember` and
-    :meth:`after_step`.
-
-    ``loss_options`` (``variant``, ``contrast_mode``, ``positives_cap``, for the subclasses that
-    take them) and ``temperature`` are checked here by the loss's own
-    :func:`supcon.losses.check_options`, so a bad one fails at construction, not at the first step.
+    Subclasses set ``name`` and ``needs_labels`` and hand over the loss they compute, a
+    :class:`~supcon.losses.SupConLoss` (``criterion``: its options are its own, checked when it is
+    built, so a bad one fails at construction, not at the first step); the memory variant also
+    overrides :meth:`loss`, :meth:`remember` and :meth:`after_step`.
 
     Raises:
-        ValueError: an option the loss refuses, an unknown ``head``, or ``feat_dim`` not an
-            int >= 1.
+        ValueError: an unknown ``head``, or ``feat_dim`` not an int >= 1.
     """
 
     name = "contrastive"
@@ -44,12 +40,11 @@ class ContrastiveMethod:
     needs_labels = False
     """Whether the loss needs class labels (SupCon) or makes its own positives (SimCLR)."""
 
-    def __init__(self, temperature: float, head: str = "mlp", feat_dim: int = 128, **loss_options) -> None:
-        check_options(temperature=temperature, **loss_options)
+    def __init__(self, criterion: SupConLoss, head: str = HEAD_KINDS[0], feat_dim: int = 128) -> None:
         if head not in HEAD_KINDS:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
         check_int("feat_dim", feat_dim)
-        self.temperature, self.head, self.feat_dim = temperature, head, feat_dim
+        self.criterion, self.head, self.feat_dim = criterion, head, feat_dim
 
     def build_model(self, encoder: nn.Module, num_classes: int | None = None) -> ContrastiveModel:
         """Encoder + projection head; ``num_classes`` is unused (no classifier in stage 1)."""
@@ -112,8 +107,10 @@ class ContrastiveMethod:
             return self.loss(z.float(), labels)
 
     def loss(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        """The loss of float32 embeddings ``z`` ``[B, V, D]``; defined by each method."""
-        raise NotImplementedError
+        """The criterion of float32 embeddings ``z`` ``[B, V, D]``, with ``labels`` ``[B]`` (or
+        ``[B, C]`` label sets) when the method takes its positives from them, else without (each
+        sample's own views are its only positives)."""
+        return self.criterion(z, labels if self.needs_labels else None)
 
     def remember(self, model: nn.Module, images: Tensor, labels: Tensor | None,
                  chunk: int | None = None) -> None:

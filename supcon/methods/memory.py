@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from .. import distributed as dist
 from ..checks import check_int
-from ..losses import supcon_loss
+from ..losses.options import CONTRAST_MODE, QUEUE_MOMENTUM, TEMPERATURE, VARIANT
+from ..models.heads import HEAD_KINDS
 from .base import ContrastiveModel
 from .supcon import SupCon
 
@@ -113,7 +114,7 @@ class MemorySupCon(SupCon):
     Options are SupCon's (``temperature``, ``variant``, ``head``, ``feat_dim``,
     ``positives_cap``, ``contrast_mode``; see :class:`SupCon`) plus ``memory`` (queue size in
     keys, >= 1; each step enqueues B*V keys per process) and ``momentum`` (EMA factor in [0, 1);
-    0.999 as in MoCo). The method serves the model its ``build_model`` returned: the queue lives
+    by default MoCo's). The method serves the model its ``build_model`` returned: the queue lives
     there. Around SupCon's step it adds ``remember`` (enqueue a batch's keys, gathered from every
     rank) and ``after_step`` (the EMA update, after each optimizer step).
 
@@ -122,9 +123,9 @@ class MemorySupCon(SupCon):
             [0, 1); later, calls before ``build_model`` or with another model.
     """
 
-    def __init__(self, temperature: float = 0.1, variant: str = "out", head: str = "mlp",
-                 feat_dim: int = 128, positives_cap: int | None = None, contrast_mode: str = "all",
-                 memory: int = 8192, momentum: float = 0.999) -> None:
+    def __init__(self, temperature: float = TEMPERATURE, variant: str = VARIANT, head: str = HEAD_KINDS[0],
+                 feat_dim: int = 128, positives_cap: int | None = None, contrast_mode: str = CONTRAST_MODE,
+                 memory: int = 8192, momentum: float = QUEUE_MOMENTUM) -> None:
         super().__init__(temperature, variant, head, feat_dim, positives_cap, contrast_mode)
         check_int("memory", memory)  # the queue size
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
@@ -151,16 +152,14 @@ class MemorySupCon(SupCon):
         return super().__call__(model, images, labels, **step_options)
 
     def loss(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        """:func:`supcon_loss` of float32 ``z`` ``[B, V, D]`` with the queued keys as
+        """SupCon's criterion of float32 ``z`` ``[B, V, D]`` with the queued keys as
         ``ref_features`` (and their labels as ``ref_labels``).
 
         Raises:
             ValueError: called before :meth:`build_model`.
         """
         keys, key_labels = self._bound().queue.contents()
-        return supcon_loss(z, labels, temperature=self.temperature, variant=self.variant,
-                           contrast_mode=self.contrast_mode, positives_cap=self.positives_cap,
-                           ref_features=keys.to(z.device), ref_labels=key_labels.to(z.device))
+        return self.criterion(z, labels, ref_features=keys.to(z.device), ref_labels=key_labels.to(z.device))
 
     @torch.no_grad()
     def remember(self, model: nn.Module, images: Tensor, labels: Tensor, chunk: int | None = None) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from torch import Tensor
-
-from ..losses import supcon_loss
+from ..losses import SupConLoss
+from ..losses.options import SIMCLR_TEMPERATURE
+from ..models.heads import HEAD_KINDS
 from .contrastive import ContrastiveMethod
 
 
@@ -13,7 +13,8 @@ class SimCLR(ContrastiveMethod):
     :meth:`ContrastiveMethod.__call__ <supcon.methods.contrastive.ContrastiveMethod.__call__>`).
 
     Args:
-        temperature: tau of the loss (0.5, as in the reference recipes).
+        temperature: tau of its :class:`~supcon.losses.SupConLoss` (``criterion``), by default
+            the reference recipes' (``SIMCLR_TEMPERATURE``).
         head: projection head kind, ``"mlp"`` or ``"linear"``.
         feat_dim: size of the projection z.
 
@@ -23,9 +24,6 @@ class SimCLR(ContrastiveMethod):
 
     name = "simclr"
 
-    def __init__(self, temperature: float = 0.5, head: str = "mlp", feat_dim: int = 128) -> None:
-        super().__init__(temperature, head, feat_dim)
-
-    def loss(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """NT-Xent of float32 ``z`` ``[B, V, D]`` (views of one sample are positives)."""
-        return supcon_loss(z, temperature=self.temperature)
+    def __init__(self, temperature: float = SIMCLR_TEMPERATURE, head: str = HEAD_KINDS[0],
+                 feat_dim: int = 128) -> None:
+        super().__init__(SupConLoss(temperature), head, feat_dim)

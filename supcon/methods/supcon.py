@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from torch import Tensor
-
-from ..losses import supcon_loss
+from ..losses import SupConLoss
+from ..losses.options import CONTRAST_MODE, LABEL_OVERLAP, TEMPERATURE, VARIANT
+from ..models.heads import HEAD_KINDS
 from .contrastive import ContrastiveMethod
 
 
@@ -13,14 +13,11 @@ class SupCon(ContrastiveMethod):
     :meth:`ContrastiveMethod.__call__ <supcon.methods.contrastive.ContrastiveMethod.__call__>`).
 
     Args:
-        temperature: tau of the loss (the paper's default 0.1).
-        variant: ``"out"`` (L_out, the paper's) or ``"in"``.
+        temperature, variant, contrast_mode, positives_cap, label_overlap: the options of its
+            :class:`~supcon.losses.SupConLoss` (``criterion``), with the loss's defaults (the
+            paper's: tau 0.1, L_out, every view an anchor).
         head: projection head kind, ``"mlp"`` or ``"linear"``.
         feat_dim: size of the projection z.
-        positives_cap: keep at most this many random positives per anchor (None: all).
-        contrast_mode: ``"all"`` views are anchors, or only view 0 (``"one"``).
-        label_overlap: with ``[B, C]`` multi-hot labels (label sets), the weight of a positive:
-            ``"any"`` or ``"jaccard"`` (see :func:`supcon_loss`).
 
     Raises:
         ValueError: an option the loss or head would refuse (checked here, not at the first
@@ -32,28 +29,13 @@ class SupCon(ContrastiveMethod):
 
     def __init__(
         self,
-        temperature: float = 0.1,
-        variant: str = "out",
-        head: str = "mlp",
+        temperature: float = TEMPERATURE,
+        variant: str = VARIANT,
+        head: str = HEAD_KINDS[0],
         feat_dim: int = 128,
         positives_cap: int | None = None,
-        contrast_mode: str = "all",
-        label_overlap: str = "any",
+        contrast_mode: str = CONTRAST_MODE,
+        label_overlap: str = LABEL_OVERLAP,
     ) -> None:
-        super().__init__(temperature, head, feat_dim, variant=variant, contrast_mode=contrast_mode,
-                         positives_cap=positives_cap, label_overlap=label_overlap)
-        self.variant, self.contrast_mode, self.positives_cap = variant, contrast_mode, positives_cap
-        self.label_overlap = label_overlap
-
-    def loss(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        """SupCon loss of float32 ``z`` ``[B, V, D]`` (or ``[N, D]``) with ``labels`` ``[B]`` (or
-        ``[B, C]`` label sets)."""
-        return supcon_loss(
-            z,
-            labels,
-            temperature=self.temperature,
-            variant=self.variant,
-            contrast_mode=self.contrast_mode,
-            positives_cap=self.positives_cap,
-            label_overlap=self.label_overlap,
-        )
+        super().__init__(SupConLoss(temperature, variant, contrast_mode, positives_cap, label_overlap),
+                         head, feat_dim)

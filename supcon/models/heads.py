@@ -6,8 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checks import check_int
-
-HEAD_KINDS = ("mlp", "linear")
+from ..config import HEAD_KINDS
 
 
 class ProjectionHead(nn.Module):
@@ -33,7 +32,7 @@ class ProjectionHead(nn.Module):
     def __init__(
         self,
         in_dim: int,
-        kind: str = "mlp",
+        kind: str = HEAD_KINDS[0],
         out_dim: int = 128,
         hidden_dim: int | None = None,
         batch_norm: bool = False,

@@ -18,7 +18,7 @@ import torch
 
 from ..data import build_transform
 from ..eval.gradients import gradient_analysis, plot_gradient_magnitudes, quantile_bins
-from ..methods import METHODS
+from ..methods import METHOD_CLASSES
 from .eval_corruptions import subsample
 from .eval_data import Target, uint8_images
 from .eval_options import EvalOptions
@@ -66,7 +66,7 @@ def gradient_summary(run: Run, target: Target, options: EvalOptions, path: Path,
 
 def _supervised(run: Run) -> bool:
     """Whether the run's method takes its positives from the labels (SupCon) or not (SimCLR)."""
-    return METHODS[run.method].needs_labels
+    return METHOD_CLASSES[run.method].needs_labels
 
 
 def _binned(cos: np.ndarray, mag: np.ndarray) -> dict[str, list]:

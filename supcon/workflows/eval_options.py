@@ -8,7 +8,7 @@ from typing import Any
 
 from ..checks import check_int
 from ..eval.corruptions import CORRUPTIONS, SEVERITIES
-from ..eval.embeddings import METHODS as EMBEDDINGS
+from ..eval.embeddings import EMBEDDINGS
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from torch import nn
 
 from ..config import Config
 from ..engine.checkpoint import CheckpointError, load_checkpoint
+from ..engine.components import method_from_config
 from ..engine.train_job import run_training
-from ..methods import method_from_config
 from ..models import create_encoder
 from ..models.external import is_external
 from ..run_folder import (
