@@ -10,7 +10,6 @@ accuracy is computed once, at the end.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from .linear import topk_accuracy
 from .logger import MetricsLogger
 from .loop import LoopSpec, Position, train_loop
 from .optim import build_optimizer, peak_lr
+from .progress import bars_shown, progress_bar
 
 log = logging.getLogger("supcon")
 
@@ -94,7 +94,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         save_config(cfg, out / run_folder.CONFIG)
     started = time.perf_counter()
     try:
-        position = _pretrain(cfg, c, state, ckpt_path, logger, progress and _bars_shown(), on_checkpoint)
+        position = _pretrain(cfg, c, state, ckpt_path, logger, progress and bars_shown(), on_checkpoint)
         encoder = c.model.encoder
         if dist.is_main():
             save_encoder(encoder, out, _encoder_meta(cfg, c))
@@ -173,7 +173,7 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpo
         checkpoint(pos)
 
     return train_loop(c.model, step_fn, _epoch_batches(c), optimizer, spec, position, scaler=scaler,
-                      on_step=on_step, on_epoch=on_epoch, progress=_tqdm if progress else None, stage="pretrain",
+                      on_step=on_step, on_epoch=on_epoch, progress=progress_bar if progress else None, stage="pretrain",
                       after_step=c.method.after_step)
 
 
@@ -244,15 +244,3 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
             "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
             "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
 
-
-def _bars_shown() -> bool:
-    """Whether a progress bar shows as one: in a log file or a pipe each redraw is a line."""
-    from tqdm.auto import tqdm
-
-    return sys.stderr.isatty() or any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
-
-
-def _tqdm(iterable, **kwargs):
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, leave=False, dynamic_ncols=True, **kwargs)

@@ -5,8 +5,11 @@ changes the picture a command draws."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Sequence
+import io
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ def embed_2d(
     normalize: bool = True,
     pca_dim: int = 50,
     max_iter: int = 1000,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Project ``features [n, F]`` to 2-D for plotting.
 
@@ -47,6 +51,9 @@ def embed_2d(
             speed-up before t-SNE; it keeps almost all the neighbourhood structure).
         max_iter: t-SNE optimisation steps (>= 250). t-SNE is exact for n <= 500 and
             Barnes-Hut beyond; a few thousand points is what a plot needs, so subsample first.
+        on_progress: t-SNE only: called with ``(iterations done, max_iter)`` every 50
+            iterations (read from scikit-learn's verbose output, which is not shown); it may stop
+            short of ``max_iter`` when the optimisation converges.
 
     Returns:
         ``[n, 2]`` float64 array.
@@ -83,7 +90,30 @@ def embed_2d(
         max_iter=max_iter,
         random_state=seed,
     )
-    return np.asarray(tsne.fit_transform(x), dtype=np.float64)
+    if on_progress is None:
+        return np.asarray(tsne.fit_transform(x), dtype=np.float64)
+    # scikit-learn reports t-SNE's progress only by printing it (verbose=2): read those lines
+    tsne.set_params(verbose=2)
+    with contextlib.redirect_stdout(_TsneLines(on_progress, max_iter)):
+        return np.asarray(tsne.fit_transform(x), dtype=np.float64)
+
+
+class _TsneLines(io.TextIOBase):
+    """A stdout that turns scikit-learn's ``[t-SNE] Iteration N: ...`` lines into
+    ``on_progress(N, total)`` calls and drops everything else."""
+
+    ITERATION = re.compile(r"\[t-SNE\] Iteration (\d+):")
+
+    def __init__(self, on_progress: Callable[[int, int], None], total: int) -> None:
+        self.on_progress, self.total = on_progress, total
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for match in self.ITERATION.finditer(text):
+            self.on_progress(min(int(match.group(1)), self.total), self.total)
+        return len(text)
 
 
 def _as_matrix(features, normalize: bool) -> np.ndarray:

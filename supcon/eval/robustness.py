@@ -40,6 +40,7 @@ def corruption_errors(
     seed: int = 0,
     device: str | torch.device = "cpu",
     n_bins: int = 15,
+    on_step: Callable[[], None] | None = None,
 ) -> dict:
     """Evaluate ``classifier`` on clean and corrupted copies of the test images.
 
@@ -59,6 +60,8 @@ def corruption_errors(
         seed: base seed of every corruption draw.
         device: where the classifier runs.
         n_bins: ECE bins.
+        on_step: called after each pass over the images: the clean one, then one per
+            corruption and severity (``1 + len(corruptions) * len(severities)`` calls; progress).
 
     Returns:
         ``{"clean": {"error", "ece"}, "severities": [...], "error": {name: [E per severity]},
@@ -75,10 +78,17 @@ def corruption_errors(
     was_training = isinstance(classifier, nn.Module) and classifier.training
     if isinstance(classifier, nn.Module):
         classifier.eval()
-    run = functools.partial(
+    evaluate = functools.partial(
         _evaluate, classifier=classifier, images=images, labels=labels, preprocess=preprocess,
         batch_size=batch_size, seed=seed, device=device, n_bins=n_bins,
     )  # fmt: skip
+
+    def run(name: str | None, severity: int) -> tuple[float, float]:
+        out = evaluate(name, severity)
+        if on_step is not None:
+            on_step()
+        return out
+
     try:
         clean_error, clean_ece = run(None, 0)
         result = {

@@ -8,16 +8,15 @@ denominator in relative CE (or CE); it is dropped from both means with a note.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ..engine.progress import Phase
 from ..eval.robustness import compare_to_reference, corruption_errors
 from .eval_data import Target, preprocess_fn, uint8_images
 
-log = logging.getLogger("supcon")
 ZERO = 1e-12  # sums of error fractions below this are "no change"
 
 
@@ -29,8 +28,9 @@ def subsample(n_total: int, samples: int, seed: int) -> torch.Tensor:
 
 def corruption_table(encoder: nn.Module, classifier: nn.Module, target: Target, *,
                      names: Sequence[str], severities: Sequence[int], samples: int, seed: int,
-                     batch_size: int, device) -> dict:
-    """Top-1 error and ECE of ``classifier(encoder(x))`` per corruption and severity.
+                     batch_size: int, device, bars: bool = False, phase: str = "corruptions") -> dict:
+    """Top-1 error and ECE of ``classifier(encoder(x))`` per corruption and severity, with the
+    progress of a :class:`~supcon.engine.progress.Phase` named ``phase`` (one unit per pass).
 
     Returns :func:`corruption_errors`'s dict plus ``samples`` (images used), ``of`` (test size),
     ``seed`` and ``indices`` (which test images, for reproducing the subsample).
@@ -40,11 +40,12 @@ def corruption_table(encoder: nn.Module, classifier: nn.Module, target: Target, 
     images = uint8_images(test, idx, target.info.image_size)
     labels = test.labels[idx]
     model = nn.Sequential(encoder, classifier).to(device).eval()
-    log.info("corruptions: %d types x %d severities on %d of %d test images", len(names),
-             len(severities), len(idx), len(test))
-    table = corruption_errors(model, images, labels, preprocess=preprocess_fn(target.info),
-                              corruptions=list(names), severities=list(severities),
-                              batch_size=batch_size, seed=seed, device=device)
+    detail = (f"{len(names)} types x {len(severities)} severities on {len(idx)} of {len(test)} test "
+              "images (and the clean ones)")
+    with Phase(phase, 1 + len(names) * len(severities), "passes", detail=detail, bars=bars) as progress:
+        table = corruption_errors(model, images, labels, preprocess=preprocess_fn(target.info),
+                                  corruptions=list(names), severities=list(severities),
+                                  batch_size=batch_size, seed=seed, device=device, on_step=progress.advance)
     return {**table, "samples": len(idx), "of": len(test), "seed": seed}
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from ..config import Config
 from ..data import DatasetInfo, ImageDataset, Splits, build_transform, eval_loader, load_dataset
 from ..data.images import fit_square
+from ..engine.progress import Phase
 from ..eval.knn import extract_features
 from ..run_folder import RunError
 from .runs import Run
@@ -131,13 +132,18 @@ def check_same_data(run: Run, reference: Run) -> None:
                        f"but --run on {run.cfg.data.name!r}; mCE needs a reference on the same data")
 
 
-def features(encoder: nn.Module, target: Target, cfg: Config,
-             device: torch.device | str) -> dict[str, tuple[Tensor, Tensor]]:
-    """Encoder representations ``(feats [n, F], labels [n])`` of every split (no augmentation)."""
+def features(encoder: nn.Module, target: Target, cfg: Config, device: torch.device | str, *,
+             bars: bool = False, phase: str = "features") -> dict[str, tuple[Tensor, Tensor]]:
+    """Encoder representations ``(feats [n, F], labels [n])`` of every split (no augmentation),
+    with the progress of a :class:`~supcon.engine.progress.Phase` named ``phase``."""
     encoder = encoder.to(device)
     loaders = {name: eval_loader(getattr(target.splits, name), target.info, batch_size=cfg.linear.batch_size,
                                  seed=cfg.train.seed) for name in ("train", "val", "test")}
-    return {name: extract_features(encoder, loader, device) for name, loader in loaders.items()}
+    sizes = ", ".join(f"{len(getattr(target.splits, name))} {name}" for name in loaders)
+    with Phase(phase, sum(len(loader) for loader in loaders.values()), "batches",
+               detail=f"encoder over {sizes} samples", bars=bars) as progress:
+        return {name: extract_features(encoder, progress.iterate(loader), device)
+                for name, loader in loaders.items()}
 
 
 def uint8_images(dataset: ImageDataset, indices: Tensor, size: int) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 
 from ..distributed import resolve_device
 from ..engine.linear import fit_linear, informative_topk, topk_accuracy
+from ..engine.progress import Phase, bars_shown
 from ..eval.calibration import expected_calibration_error, reliability_diagram
 from ..eval.embeddings import embed_2d, plot_embedding
 from ..eval.knn import knn_top1
@@ -36,11 +37,15 @@ def output_folder(run_path: Path, target: Target) -> Path:
     return run_path if target.transfer is None else run_path / f"transfer-{target.slug}"
 
 
-def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None) -> dict[str, Any]:
-    """Evaluate the run in ``run_dir``; write ``eval.json`` and PNGs; return what was written.
+def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None, *,
+                 progress: bool = True) -> dict[str, Any]:
+    """Evaluate the run in ``run_dir``; write ``eval.json`` and PNGs; return what was written
+    (``output``: the folder, ``plots``: the PNGs' names there).
 
     ``options`` (default ``EvalOptions()``, the CLI's defaults) says what to compute and on
-    which data; see docs/evaluation.md for every key of the result.
+    which data; see docs/evaluation.md for every key of the result. Each phase (features,
+    kNN, corruptions, embedding, gradients) shows a tqdm bar with its ETA when ``progress`` and
+    stderr is a terminal (or a notebook draws bars), else one log line with its ETA.
 
     Raises:
         RunError: ``run_dir`` or the reference is not a usable finished run, or the reference was
@@ -56,22 +61,26 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None) -> dic
     target = load_target(run, options.data, options.data_dir)
     out = output_folder(run.path, target)
     out.mkdir(parents=True, exist_ok=True)
-    banks = features(run.encoder, target, run.cfg, device)
-    classifier, linear = _classifier(run, target, banks)
+    bars = progress and bars_shown()
+    banks = features(run.encoder, target, run.cfg, device, bars=bars)
+    classifier, linear = _classifier(run, target, banks, bars)
     result: dict[str, Any] = {
         "run": str(run.path), "output": str(out), "method": run.method,
         "trained_on": run.cfg.data.name,
         "data": target.info.name, "transfer": target.transfer,
         "units": {"top1": "percent", "ece": "fraction in [0, 1]", "error": "fraction in [0, 1]",
                   "mce": "ratio to the reference (1 = as robust as the reference)"},
-        "linear": linear, "knn": _knn(banks, target, options),
+        "linear": linear, "knn": _knn(banks, target, options, bars),
         "calibration": _calibration(classifier, banks["test"], out, run, target),
         "plots": ["reliability.png"], "settings": options.settings(),
     }
-    _add_corruptions(result, run, reference, target, classifier, options, out, device)
-    _add_embedding(result, banks["test"], target, run, options, out)
+    _add_corruptions(result, run, reference, target, classifier, options, out, device, bars)
+    _add_embedding(result, banks["test"], target, run, options, out, bars)
     if options.gradients and run.head is not None and target.transfer is None:
-        result["gradients"] = gradient_summary(run, target, options, out / "gradients.png", device)
+        with Phase("gradients", 1, detail=f"gradient analysis of {options.gradient_batch} augmented test images",
+                   bars=bars) as phase:
+            result["gradients"] = gradient_summary(run, target, options, out / "gradients.png", device)
+            phase.advance()
         result["plots"].append("gradients.png")
     for stale in set(PLOTS) - set(result["plots"]):  # left by an earlier evaluation of this run
         (out / stale).unlink(missing_ok=True)
@@ -92,14 +101,15 @@ def _rounded(value: Any, digits: int = 6) -> Any:
     return value
 
 
-def _classifier(run: Run, target: Target, banks) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _classifier(run: Run, target: Target, banks, bars: bool = False) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The saved linear classifier (own data) or a new one fitted on the target (transfer)."""
     if target.transfer is None:
         classifier, source = run.classifier, "saved classifier.safetensors"
         val_top1 = _top1(classifier, banks["val"], 1)
     else:
-        fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, run.cfg.linear,
-                            run.cfg.train.seed)
+        with Phase("linear (transfer)", run.cfg.linear.epochs, "epochs", bars=bars) as phase:
+            fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, run.cfg.linear,
+                                run.cfg.train.seed, on_epoch=lambda *_: phase.advance())
         classifier, val_top1 = fitted.classifier.eval(), fitted.val_top1
         source = f"fitted on {target.info.name}'s train split ({run.cfg.linear.epochs} epochs)"
     linear = {"top1": _top1(classifier, banks["test"], 1)}
@@ -115,11 +125,13 @@ def _top1(classifier, bank, k: int) -> float:
     return topk_accuracy(classifier(feats), labels, k) if len(labels) else float("nan")
 
 
-def _knn(banks, target: Target, options: EvalOptions) -> dict[str, Any]:
+def _knn(banks, target: Target, options: EvalOptions, bars: bool = False) -> dict[str, Any]:
     (train, train_y), (test, test_y) = banks["train"], banks["test"]
     k = min(options.knn_k, len(train_y))
-    top1 = knn_top1(train, train_y, test, test_y, k=k, temperature=options.knn_temperature,
-                    num_classes=target.info.num_classes)
+    with Phase("kNN", 1, detail=f"{len(test_y)} test vs {len(train_y)} train representations", bars=bars) as phase:
+        top1 = knn_top1(train, train_y, test, test_y, k=k, temperature=options.knn_temperature,
+                        num_classes=target.info.num_classes)
+        phase.advance()
     return {"top1": 100.0 * top1, "k": k, "temperature": options.knn_temperature,
             "bank": f"{len(train_y)} train representations (cosine)"}
 
@@ -134,7 +146,7 @@ def _calibration(classifier, test_bank, out: Path, run: Run, target: Target) -> 
     return {"n_bins": 15, **calib.to_dict()}
 
 
-def _add_corruptions(result, run, reference, target, classifier, options, out, device) -> None:
+def _add_corruptions(result, run, reference, target, classifier, options, out, device, bars=False) -> None:
     if not options.corruption_names:
         result["corruptions"] = None
         if reference is not None:
@@ -143,7 +155,7 @@ def _add_corruptions(result, run, reference, target, classifier, options, out, d
         return
     kwargs = dict(names=options.corruption_names, severities=options.severities,
                   samples=options.corruption_samples, seed=options.seed,
-                  batch_size=options.batch_size, device=device)
+                  batch_size=options.batch_size, device=device, bars=bars)
     table = eval_corruptions.corruption_table(run.encoder, classifier, target, **kwargs)
     summary = eval_corruptions.summary(table)
     result["corruptions"] = summary
@@ -174,9 +186,11 @@ def _reference_table(run, reference, target, table, options, kwargs) -> dict:
     ref_target = load_target(reference, options.data, options.data_dir)
     ref_classifier = reference.classifier
     if ref_target.transfer is not None:  # the reference gets its own head on the target too
-        banks = features(reference.encoder, ref_target, reference.cfg, kwargs["device"])
-        ref_classifier, _ = _classifier(reference, ref_target, banks)
-    return eval_corruptions.corruption_table(reference.encoder, ref_classifier, ref_target, **kwargs)
+        banks = features(reference.encoder, ref_target, reference.cfg, kwargs["device"], bars=kwargs["bars"],
+                         phase="reference features")
+        ref_classifier, _ = _classifier(reference, ref_target, banks, kwargs["bars"])
+    return eval_corruptions.corruption_table(reference.encoder, ref_classifier, ref_target,
+                                             phase="reference corruptions", **kwargs)
 
 
 def _same_corruptions(settings: dict, options: EvalOptions, data, target: Target) -> bool:
@@ -185,16 +199,19 @@ def _same_corruptions(settings: dict, options: EvalOptions, data, target: Target
     return data == target.info.name and all(settings.get(k) == mine[k] for k in keys)
 
 
-def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOptions, out) -> None:
+def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOptions, out, bars=False) -> None:
     if options.embedding == "none":
         result["embedding"] = None
         return
     feats, labels = test_bank
     idx = eval_corruptions.subsample(len(labels), options.embedding_samples, options.seed)
     method = options.embedding
-    log.info("embedding %d test representations with %s", len(idx), method)
-    points = embed_2d(feats[idx], method, seed=options.seed, max_iter=options.tsne_iter)
     shown = {"tsne": "t-SNE", "umap": "UMAP"}[method]
+    steps = (options.tsne_iter, "iterations") if method == "tsne" else (1, "passes")
+    with Phase(f"embedding ({shown})", *steps, detail=f"{len(idx)} test representations", bars=bars) as phase:
+        points = embed_2d(feats[idx], method, seed=options.seed, max_iter=options.tsne_iter,
+                          on_progress=lambda done, _: phase.advance(done - phase.done))
+        phase.advance(phase.total - phase.done)  # t-SNE may converge before tsne_iter
     plot_embedding(points, labels[idx], target.info.class_names, out / "embedding.png",
                    title=f"{run.method} on {target.info.name}: {shown} of {len(idx)} test "
                          "representations (encoder output),\ncoloured by true class")

@@ -105,3 +105,21 @@ def test_markers_grow_when_there_are_few_points(tmp_path, monkeypatch):
         legend = ax.get_legend()
         legend_sizes.append({round(float(np.sqrt(h.get_sizes()[0])), 3) for h in legend.legend_handles})
     assert legend_sizes[0] == legend_sizes[1] and len(legend_sizes[0]) == 1
+
+
+def test_tsne_reports_its_iterations_and_gives_the_same_points():
+    """on_progress sees the optimisation's iterations (every 50, rising, up to max_iter) and
+    changes nothing: the points equal those of a run without it; nothing reaches stdout."""
+    import contextlib
+    import io
+
+    x, _ = clusters(n_per=10)
+    seen = []
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        watched = embed_2d(x, "tsne", seed=0, max_iter=300, on_progress=lambda done, total: seen.append((done, total)))
+    plain = embed_2d(x, "tsne", seed=0, max_iter=300)
+    np.testing.assert_array_equal(watched, plain)
+    assert seen and seen[0] == (50, 300) and all(t == 300 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] <= 300
+    assert out.getvalue() == ""

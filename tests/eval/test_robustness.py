@@ -152,6 +152,16 @@ def test_corruption_errors_is_reproducible_and_seeded():
     assert both["error"]["gaussian_noise"] == a["error"]["gaussian_noise"]
 
 
+def test_on_step_counts_every_pass_and_changes_nothing():
+    """One call after the clean pass and one per (corruption, severity): 1 + 2 x 3."""
+    model = _Classifier().eval()
+    images, labels = _data()
+    kw = dict(corruptions=["contrast", "pixelate"], severities=(1, 3, 5), batch_size=16, seed=2)
+    calls = []
+    watched = corruption_errors(model, images, labels, on_step=lambda: calls.append(1), **kw)
+    assert len(calls) == 7 and watched == corruption_errors(model, images, labels, **kw)
+
+
 def test_default_runs_every_corruption_and_feeds_mce():
     model = _Classifier().eval()
     images, labels = _data(12)

@@ -199,3 +199,38 @@ def test_bad_input_is_one_line_and_exit_code_2(what, expect, runs, tmp_path, cli
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and expect in err, err
     assert not (run / "eval.json").exists()
+
+
+def test_eval_says_each_phase_with_an_eta_and_lists_the_files_it_wrote(runs, tmp_path, cli):
+    """Not a terminal (a log, CI): one line per phase (an ETA, or its time when it ends before
+    the line is due), no bar redraws; at the end every file written, one per line."""
+    run = copy_run(runs, "supcon", tmp_path)
+    code, out, err = cli("eval", "--run", run, "--corruptions", "contrast", "--severities", "1,2",
+                         "--corruption-samples", "60", "--embedding-samples", "40")
+    assert code == 0, err
+    assert "\r" not in err
+    for phase in ("features", "corruptions", "embedding (t-SNE)", "gradients"):
+        said = [line for line in err.splitlines() if line.startswith(f"{phase}: ")]
+        assert len(said) == 1 and ("ETA" in said[0] or "done in" in said[0]), (phase, err)
+    written = [line for line in out.splitlines() if line.startswith(("eval:", "plot:"))]
+    assert written == [f"eval: {run / 'eval.json'}"] + [
+        f"plot: {run / name}" for name in ("reliability.png", "corruptions.png", "embedding.png", "gradients.png")]
+
+
+def test_eval_draws_bars_on_a_terminal(runs, tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from supcon.workflows import EvalOptions, evaluate_run
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    evaluate_run(copy_run(runs, "supcon", tmp_path), EvalOptions(corruptions=("contrast",), severities=(1,),
+                                                              corruption_samples=30, embedding="none",
+                                                              gradients=False))
+    drawn = terminal.getvalue()
+    assert "\r" in drawn and "features" in drawn and "corruptions" in drawn
