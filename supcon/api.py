@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .checks import object_name
 from .config import (
     Config,
     ConfigError,
@@ -77,11 +78,11 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
             config must name something (e.g. ``test_set`` without a ``Dataset`` train_set).
         DataError: an item of your datasets that is not an ``(image, label)`` pair supcon reads.
         ValueError: an encoder whose output is not ``[B, F]``; anything ``supcon train`` rejects.
-        RunFolderError, CheckpointError: ``out`` holds a run (and ``resume`` is off), or cannot
+        RunError, CheckpointError: ``out`` holds a run (and ``resume`` is off), or cannot
             be resumed.
     """
     from . import distributed as dist
-    from .data.objects import object_name, splits_from_objects
+    from .data.objects import splits_from_objects
     from .engine.train_job import run_training
 
     own_encoder, own_data = _is_module(encoder), _is_dataset(train_set)

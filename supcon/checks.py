@@ -7,12 +7,25 @@ from __future__ import annotations
 
 from typing import Any
 
+OBJECT_PREFIX = "object:"  # object:<ClassName>: an encoder or data set given to supcon.train as an object
+
 
 def first_line(err: BaseException) -> str:
     """The first line of ``err``'s message (its type name when the message is empty), for the
     one-line reports of the CLI and of the run-folder readers."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def object_name(obj: object) -> str:
+    """``object:<ClassName>``: how a config names an encoder or data set given as an object."""
+    return OBJECT_PREFIX + type(obj).__name__
+
+
+def is_object_name(name: object) -> bool:
+    """Whether ``name`` (an encoder or data set name) stands for an object given in Python, which
+    nothing can rebuild from the name alone."""
+    return isinstance(name, str) and name.startswith(OBJECT_PREFIX)
 
 
 def is_int(value: Any, low: int = 1) -> bool:

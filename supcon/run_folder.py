@@ -38,12 +38,9 @@ EVAL = "eval.json"
 DAMAGED = "; the run folder is damaged: train it again into a new --out"
 
 
-class RunFolderError(ValueError):
-    """The output folder cannot be used as asked (e.g. it holds another run and --resume is off)."""
-
-
 class RunError(ValueError):
-    """A run folder is missing, unfinished, broken, or unfit for what was asked of it."""
+    """A run folder is missing, unfinished, broken, or unfit for what was asked of it (e.g. a new
+    run asked of a folder that holds one)."""
 
 
 def is_finished(folder: str | Path) -> bool:
@@ -60,10 +57,10 @@ def check_unused(folder: str | Path) -> None:
     """Refuse to start a new run in a folder that already holds one (finished or not).
 
     Raises:
-        RunFolderError: ``folder`` has ``results.json`` or ``checkpoint.pt``.
+        RunError: ``folder`` has ``results.json`` or ``checkpoint.pt``.
     """
     if (Path(folder) / RESULTS).exists() or (Path(folder) / CHECKPOINT).exists():
-        raise RunFolderError(f"{folder} already holds a run; use --resume to continue it or choose another --out")
+        raise RunError(f"{folder} already holds a run; use --resume to continue it or choose another --out")
 
 
 def write_results(folder: str | Path, results: dict[str, Any]) -> Path:

@@ -167,6 +167,28 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
     return torch.nonzero(keep_mask).flatten(), held_idx
 
 
+TEST_SEED = 0  # a carved test split is a property of the data, not of the run's seed
+
+
+def carve_splits(train: ImageDataset, test: ImageDataset | None, val: ImageDataset | None, *,
+                 test_fraction: float, val_fraction: float, seed: int) -> tuple[ImageDataset, ...]:
+    """``(train, val, test)`` with the splits a data set lacks held out of ``train``, stratified:
+    first a ``test_fraction`` test split (drawn with ``TEST_SEED``, the same for every run), then
+    a ``val_fraction`` validation split of what is left (drawn with the run's ``seed``). Given
+    splits are kept as they are.
+
+    Raises:
+        DataError: a fraction outside [0, 1).
+    """
+    if test is None:
+        keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)
+        train, test = train.subset(keep), train.subset(held)
+    if val is None:
+        keep, held = stratified_split(train.labels, val_fraction, seed)
+        train, val = train.subset(keep), train.subset(held)
+    return train, val, test
+
+
 def channel_stats(
     dataset: ImageDataset, max_items: int = 4096, seed: int = 0
 ) -> tuple[tuple, tuple]:

@@ -26,14 +26,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..checks import object_name
 from .base import (
     DataError,
     DatasetInfo,
     ImageDataset,
     Splits,
     TensorImageDataset,
+    carve_splits,
     channel_stats,
-    stratified_split,
 )
 from .images import fit_square, is_gray_mode, pil_to_tensor
 
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 
 IN_MEMORY_BYTES = 2 << 30  # read a dataset into memory when its uint8 images fit in this
 MAX_SIDE = 224  # the default image size is the first image's shorter side, at most this
-TEST_SEED = 0  # as for a registered set without a test split: the carved test split is fixed
-
-
-def object_name(obj: object) -> str:
-    """``object:<ClassName>``: how a config names an encoder or data set given as an object."""
-    return f"object:{type(obj).__name__}"
 
 
 def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = None, *, val_fraction: float = 0.1,
@@ -73,12 +68,8 @@ def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = Non
     # as an image folder's files: one colour image anywhere makes every split colour
     channels = max(_channels(d) for d in (train, test, val) if d is not None)
     train, test, val = (None if d is None else _with_channels(d, channels) for d in (train, test, val))
-    if test is None:
-        keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)
-        train, test = train.subset(keep), train.subset(held)
-    if val is None:
-        keep, held = stratified_split(train.labels, val_fraction, seed)
-        train, val = train.subset(keep), train.subset(held)
+    train, val, test = carve_splits(train, test, val, test_fraction=test_fraction, val_fraction=val_fraction,
+                                    seed=seed)
     num_classes = 1 + max(int(d.labels.max()) for d in (train, val, test) if len(d))
     mean, std = channel_stats(train)
     info = DatasetInfo(name=object_name(train_set), channels=channels, image_size=size, num_classes=num_classes,

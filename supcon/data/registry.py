@@ -15,7 +15,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import DataError, DatasetInfo, SourceData, Splits, channel_stats, stratified_split
+from ..checks import is_object_name
+from .base import DataError, DatasetInfo, SourceData, Splits, carve_splits, channel_stats
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .folder import load_folder
@@ -34,7 +35,6 @@ REGISTRY: dict[str, Callable[..., SourceData]] = {
     "stl10": load_stl10,
     "digits": load_digits,
 }
-TEST_SEED = 0  # a carved test split is a property of the data, not of the run's seed
 DEFAULT_CACHE = Path("~/.cache/supcon/data")
 
 
@@ -80,7 +80,7 @@ def _read_source(
     labels_csv: str | Path | None = None,
 ) -> tuple[str, SourceData]:
     text = str(name_or_path)
-    if text.startswith("object:"):
+    if is_object_name(text):
         raise DataError(f"data set {text!r} was your own Dataset, given to supcon.train in Python; nothing "
                         "can read it back from its name: pass it again (supcon.train(train_set=...))")
     name = None if isinstance(name_or_path, Path) else _registered(text)
@@ -137,12 +137,8 @@ def load_dataset(
             bad ``labels_csv`` or one given for a registered set.
     """
     name, src = _read_source(name_or_path, data_dir, strict, download, image_size, labels_csv)
-    train, test = src.train, src.test
-    if test is None:
-        keep, held = stratified_split(train.labels, test_fraction, TEST_SEED)
-        train, test = train.subset(keep), train.subset(held)
-    keep, held = stratified_split(train.labels, val_fraction, seed)
-    train, val = train.subset(keep), train.subset(held)
+    train, val, test = carve_splits(src.train, src.test, None, test_fraction=test_fraction,
+                                    val_fraction=val_fraction, seed=seed)
     mean, std = channel_stats(train)
     info = DatasetInfo(
         name=name,

@@ -14,7 +14,7 @@ from .. import run_folder
 from ..config import Config
 from ..data import Splits, eval_loader
 from ..eval.knn import extract_features
-from .linear import fit_linear, informative_topk, topk_accuracy
+from .linear import bank_accuracy, fit_linear, informative_topk
 from .logger import MetricsLogger
 
 log = logging.getLogger("supcon")
@@ -38,7 +38,7 @@ def final_evaluation(cfg: Config, splits: Splits, model: nn.Module, multi_view: 
     banks = {name: extract_features(encoder, loader, device) for name, loader in loaders.items()}
     if not multi_view:  # the model holds its own classifier
         classifier = copy.deepcopy(model.classifier).cpu().eval()
-        selected = {"val_top1": _accuracy(classifier, banks["val"], 1)}
+        selected = {"val_top1": bank_accuracy(classifier, banks["val"], 1)}
     else:
         fingerprint = _fingerprint(encoder)
 
@@ -52,21 +52,15 @@ def final_evaluation(cfg: Config, splits: Splits, model: nn.Module, multi_view: 
             raise RuntimeError("the encoder changed during the linear stage")
         classifier = fitted.classifier
         selected = {"val_top1": fitted.val_top1, "linear_best_epoch": fitted.best_epoch}
-    results = {"test_top1": _accuracy(classifier, banks["test"], 1)} if test else {}
+    results = {"test_top1": bank_accuracy(classifier, banks["test"], 1)} if test else {}
     if test and informative_topk(5, info.num_classes):
-        results["test_top5"] = _accuracy(classifier, banks["test"], 5)
+        results["test_top5"] = bank_accuracy(classifier, banks["test"], 5)
     results.update(selected)
     if dist.is_main() and logger.folder is not None:
         # one format for every method: the linear layer's weight and bias
         run_folder.save_classifier(getattr(classifier, "fc", classifier), logger.folder)
     logger.log("final", 0, results)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
-
-
-@torch.no_grad()
-def _accuracy(classifier: nn.Module, bank, k: int) -> float:
-    feats, labels = bank
-    return topk_accuracy(classifier(feats), labels, k) if len(feats) else float("nan")
 
 
 def _fingerprint(module: nn.Module) -> list[torch.Tensor]:

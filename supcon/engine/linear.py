@@ -36,6 +36,14 @@ def topk_accuracy(logits: Tensor, labels: Tensor, k: int = 1) -> float:
     return 100.0 * hits.float().mean().item()
 
 
+@torch.no_grad()
+def bank_accuracy(classifier: nn.Module, bank: tuple[Tensor, Tensor], k: int = 1) -> float:
+    """Top-``k`` accuracy (%) of ``classifier`` on a feature bank ``(features [N, F], labels [N])``;
+    NaN for an empty bank."""
+    feats, labels = bank
+    return topk_accuracy(classifier(feats), labels, k) if len(labels) else float("nan")
+
+
 def informative_topk(k: int, num_classes: int) -> bool:
     """Whether top-``k`` accuracy is worth reporting: with ``k >= num_classes`` every label is
     among the top k scores, so it is 100% by construction (top-5 with 5 classes or fewer)."""

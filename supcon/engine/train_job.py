@@ -69,7 +69,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         ``encoder``, ``seed`` and ``train_time_s``.
 
     Raises:
-        RunFolderError: ``out_dir`` already holds a run and ``resume`` is False
+        RunError: ``out_dir`` already holds a run and ``resume`` is False
             (:func:`supcon.run_folder.check_unused`).
         CheckpointError: ``resume`` without a checkpoint, with another config or number of
             processes, or with an unreadable checkpoint.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..checks import check_int
+from ..checks import OBJECT_PREFIX, check_int, is_object_name
 from .external import create_external, feature_size, is_external
 
 EncoderFactory = Callable[..., nn.Module]
@@ -65,9 +65,10 @@ def create_encoder(name: str, in_channels: int = 3, *, image_size: int | None = 
             ``image_size``, or a backbone whose output is not ``[B, F]``.
     """
     factory = _REGISTRY.get(name)
-    if isinstance(name, str) and name.startswith("object:"):
-        raise ValueError(f"encoder {name!r} was your own module, given to supcon.train in Python; nothing "
-                         f"can rebuild it from its name: pass it again (load_encoder(run, encoder={name[7:]}(...)))")
+    if is_object_name(name):
+        raise ValueError(f"encoder {name!r} was your own module, given to supcon.train in Python; nothing can "
+                         f"rebuild it from its name: pass it again (load_encoder(run, encoder="
+                         f"{name.removeprefix(OBJECT_PREFIX)}(...)))")
     if factory is None and not is_external(name):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""

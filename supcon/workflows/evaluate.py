@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..distributed import resolve_device
-from ..engine.linear import fit_linear, informative_topk, topk_accuracy
+from ..engine.linear import bank_accuracy, fit_linear, informative_topk
 from ..engine.progress import Phase, bars_shown
 from ..eval.calibration import expected_calibration_error, reliability_diagram
 from ..eval.embeddings import embed_2d, plot_embedding
@@ -105,24 +105,18 @@ def _classifier(run: Run, target: Target, banks, bars: bool = False) -> tuple[to
     """The saved linear classifier (own data) or a new one fitted on the target (transfer)."""
     if target.transfer is None:
         classifier, source = run.classifier, "saved classifier.safetensors"
-        val_top1 = _top1(classifier, banks["val"], 1)
+        val_top1 = bank_accuracy(classifier, banks["val"], 1)
     else:
         with Phase("linear (transfer)", run.cfg.linear.epochs, "epochs", bars=bars) as phase:
             fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, run.cfg.linear,
                                 run.cfg.train.seed, on_epoch=lambda *_: phase.advance())
         classifier, val_top1 = fitted.classifier.eval(), fitted.val_top1
         source = f"fitted on {target.info.name}'s train split ({run.cfg.linear.epochs} epochs)"
-    linear = {"top1": _top1(classifier, banks["test"], 1)}
+    linear = {"top1": bank_accuracy(classifier, banks["test"], 1)}
     if informative_topk(5, target.info.num_classes):  # else 100% by construction: left out
-        linear["top5"] = _top1(classifier, banks["test"], 5)
+        linear["top5"] = bank_accuracy(classifier, banks["test"], 5)
     return classifier, {**linear, "val_top1": val_top1, "classifier": source,
                         "test_images": len(banks["test"][1])}
-
-
-@torch.no_grad()
-def _top1(classifier, bank, k: int) -> float:
-    feats, labels = bank
-    return topk_accuracy(classifier(feats), labels, k) if len(labels) else float("nan")
 
 
 def _knn(banks, target: Target, options: EvalOptions, bars: bool = False) -> dict[str, Any]:

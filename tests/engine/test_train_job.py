@@ -12,7 +12,7 @@ from supcon.data import eval_loader, load_dataset
 from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from supcon.engine.loop import NonFiniteLossError
-from supcon.run_folder import RunFolderError
+from supcon.run_folder import RunError
 
 
 @pytest.mark.parametrize("method", ["supcon", "simclr", "ce"])
@@ -69,7 +69,7 @@ def test_run_folder_misuse_is_refused(tmp_path, tiny_config):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         train_job.run_training(cfg, tmp_path, resume=True)
     train_job.run_training(cfg, tmp_path)
-    with pytest.raises(RunFolderError, match="already holds a run"):
+    with pytest.raises(RunError, match="already holds a run"):
         train_job.run_training(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="configuration differs"):
         train_job.run_training(tiny_config("ce", "train.epochs=1", "optim.lr=0.25"), tmp_path, resume=True)
