@@ -1,13 +1,15 @@
 """What a failed `supcon` command tells the user: one ``error:`` line and an exit code.
 
 Split from :mod:`supcon.cli` so the parser and the commands stay readable; docs/errors.md lists
-every message.
+every message. The library's errors name the arguments of the Python calls (``resume=True``,
+``run_dir``, ``methods``); :func:`in_flags` turns those names into the flags the user typed.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import re
 import sys
 
 from .checks import first_line
@@ -16,6 +18,11 @@ from .run_folder import has_checkpoint
 EXIT_FAILED = 1  # the run itself failed: out of memory, non-finite loss
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+# A Python argument named in a library error -> the flag that gave it on the command line.
+ARGUMENT_FLAGS = {"resume": "--resume", "presets": "--presets", "run_dir": "--run", "out_dir": "--out",
+                  "reference": "--reference", "device": "--device", "methods": "--methods",
+                  "seeds": "--seeds", "epochs": "--epochs"}
 
 
 def failure_message(err: Exception, args: argparse.Namespace) -> tuple[str, int] | None:
@@ -34,7 +41,20 @@ def failure_message(err: Exception, args: argparse.Namespace) -> tuple[str, int]
         message, code = first_line(err), EXIT_USER_ERROR
     else:
         return None
-    return message, code
+    return in_flags(message), code
+
+
+def in_flags(message: str, flags: dict[str, str] = ARGUMENT_FLAGS) -> str:
+    """``message`` with the Python arguments it names turned into their flags: ``resume=True``
+    becomes ``--resume``; a name that begins the message (its subject: ``methods must ...``,
+    ``run_dir X does not exist``) becomes its flag; a name with an underscore (``run_dir``, never
+    an English word) becomes its flag wherever it stands, but not inside a dotted config key."""
+    for name, flag in flags.items():
+        message = re.sub(rf"(?<![\w.]){name}=True\b", flag, message)
+        message = re.sub(rf"^{name}(?=[ :])", flag, message)
+        if "_" in name:
+            message = re.sub(rf"(?<![\w.]){name}(?![\w.=])", flag, message)
+    return message
 
 
 def _is_out_of_memory(err: Exception) -> bool:

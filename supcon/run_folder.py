@@ -35,7 +35,7 @@ CLASSIFIER_WEIGHTS = "classifier.safetensors"
 RESULTS = "results.json"
 EVAL = "eval.json"
 # What to do about a missing or broken file in a finished run folder.
-DAMAGED = "; the run folder is damaged: train it again into a new --out"
+DAMAGED = "; the run folder is damaged: train it again into a new out_dir"
 
 
 class RunError(ValueError):
@@ -60,7 +60,7 @@ def check_unused(folder: str | Path) -> None:
         RunError: ``folder`` has ``results.json`` or ``checkpoint.pt``.
     """
     if (Path(folder) / RESULTS).exists() or (Path(folder) / CHECKPOINT).exists():
-        raise RunError(f"{folder} already holds a run; use --resume to continue it or choose another --out")
+        raise RunError(f"{folder} already holds a run; use resume=True to continue it or choose another out_dir")
 
 
 def write_results(folder: str | Path, results: dict[str, Any]) -> Path:
@@ -70,12 +70,12 @@ def write_results(folder: str | Path, results: dict[str, Any]) -> Path:
     return path
 
 
-def read_results(folder: str | Path, what: str = "--run") -> dict[str, Any]:
+def read_results(folder: str | Path, what: str = "folder") -> dict[str, Any]:
     """The results of a finished run.
 
     Raises:
-        RunError: the run is not finished, or ``results.json`` is unreadable (``what`` names the
-            option in the message).
+        RunError: the run is not finished, or ``results.json`` is unreadable (``what``, the argument
+            that gave ``folder``, names it in the message).
     """
     path = Path(folder)
     if not is_finished(path):
@@ -87,26 +87,26 @@ def read_results(folder: str | Path, what: str = "--run") -> dict[str, Any]:
         raise RunError(f"{what} {path}: {RESULTS} is unreadable: {first_line(err)}{DAMAGED}") from None
 
 
-def open_config(folder: str | Path, what: str = "--run") -> Config:
+def open_config(folder: str | Path, what: str = "folder") -> Config:
     """The resolved config of the run folder ``folder``.
 
     Raises:
         RunError: ``folder`` is missing, has no ``config.yaml``, or its config is invalid
-            (``what`` names the option in the message).
+            (``what``, the argument that gave ``folder``, names it in the message).
     """
     path = Path(folder)
     if not path.exists():
         raise RunError(f"{what} {path} does not exist")
     if not (path / CONFIG).is_file():
         raise RunError(f"{what} {path} is not a run folder (no {CONFIG}); "
-                       "give the --out folder of a `supcon train` run")
+                       "give the out_dir folder of a `supcon train` run")
     try:
         return load_config(path / CONFIG)
     except (ConfigError, OSError) as err:
         raise RunError(f"{what} {path}: {CONFIG} is invalid: {first_line(err)}") from None
 
 
-def read_meta(folder: str | Path, what: str = "--run") -> dict[str, Any]:
+def read_meta(folder: str | Path, what: str = "folder") -> dict[str, Any]:
     """``encoder.json``: how to rebuild the encoder, and its image size and normalisation.
 
     Raises:
@@ -134,7 +134,7 @@ def save_classifier(linear: nn.Module, folder: str | Path) -> Path:
     return path
 
 
-def load_classifier(folder: str | Path, num_features: int, what: str = "--run") -> nn.Linear:
+def load_classifier(folder: str | Path, num_features: int, what: str = "folder") -> nn.Linear:
     """The saved classifier as an ``nn.Linear`` on ``num_features`` representations, in eval mode.
 
     Raises:

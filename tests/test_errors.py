@@ -454,7 +454,7 @@ CASES = [
     Case("study-claim-seeds", ("study", *OUT, "--claim-seeds", "1"),
          "--claim-seeds must be >= 2 (an interval needs two), got 1"),
     Case("study-needs-supcon", ("study", *OUT, "--data", "digits", "--methods", "ce,simclr"),
-         "supcon study tests SupCon against cross-entropy: --methods must include supcon and ce"),
+         "--methods must include supcon and ce (the study tests SupCon against cross-entropy)"),
     Case("sweep-bad-batch-values", ("sweep", *OUT, "--vary", "batch", "--values", "1"),
          "--values for batch are batch sizes >= 2 like 128,512; got '1'"),
     Case("sweep-bad-lr-values", ("sweep", *OUT, "--vary", "lr", "--values", "half"),

@@ -57,7 +57,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for torn or foreign files
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}); "
-                              "delete it and run without --resume to start over") from None
+                              "delete it and run without resume=True to start over") from None
 
 
 def check_resumable(state: dict[str, Any], config: dict[str, Any], world_size: int, folder: str | Path) -> None:
@@ -75,11 +75,11 @@ def check_resumable(state: dict[str, Any], config: dict[str, Any], world_size: i
     saved, now = _comparable(state.get("config") or {}), _comparable(config)
     if saved != now:
         changed = ", ".join(changed_keys(saved, now)[:3])
-        raise CheckpointError(f"--resume: the configuration differs from the run in {folder} ({changed}); "
+        raise CheckpointError(f"resume=True: the configuration differs from the run in {folder} ({changed}); "
                               f"pass the same options as before (see its {CONFIG})")
     written = state.get("world_size")
     if written is not None and int(written) != world_size:
-        raise CheckpointError(f"--resume: the checkpoint in {folder} was written by {written} process(es), this "
+        raise CheckpointError(f"resume=True: the checkpoint in {folder} was written by {written} process(es), this "
                               f"run has {world_size}; the global batch (train.batch_size x processes) and the "
                               f"position in the epoch would change: resume with {written} process(es)")
 
@@ -95,7 +95,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs (for the --resume message)."""
+    """``key: old -> new`` for every dotted key whose value differs (for the resume message)."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)

@@ -111,7 +111,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
 
 def _resume_state(cfg: Config, out: Path, ckpt_path: Path) -> dict:
     if not run_folder.has_checkpoint(out):
-        raise CheckpointError(f"--resume: no checkpoint in {out}; run without --resume to start")
+        raise CheckpointError(f"resume=True: no checkpoint in {out}; run without resume=True to start")
     state = load_checkpoint(ckpt_path)
     check_resumable(state, cfg.to_dict(), dist.world_size(), out)
     return state

@@ -89,8 +89,8 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
     """
     claims = claims or ClaimOptions()
     if not {"supcon", "ce"} <= set(spec.methods):
-        raise ValueError(f"supcon study tests SupCon against cross-entropy: --methods must include "
-                         f"supcon and ce, got {list(spec.methods)}")
+        raise ValueError(f"methods must include supcon and ce (the study tests SupCon against "
+                         f"cross-entropy), got {list(spec.methods)}")
     study = Study(spec, options or EvalOptions(), controls or Controls(), progress)
     summaries = study.run_core()
     analysis = analyse(study, summaries)

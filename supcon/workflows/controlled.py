@@ -135,8 +135,8 @@ def build_rows(methods: tuple[str, ...], controls: Controls) -> list[Row]:
         ValueError: ce is not among ``methods`` (it is the baseline every row is tested against).
     """
     if "ce" not in methods:
-        raise ValueError(f"--methods must include ce in a controlled compare (it is the baseline "
-                         f"every method is tested against), got {list(methods)}; add ce or pass --presets")
+        raise ValueError(f"methods must include ce in a controlled compare (it is the baseline "
+                         f"every method is tested against), got {list(methods)}; add ce or pass presets=True")
     rows = [Row(m, m, (controls.augmentation,), f"{m} ({controls.augmentation})") for m in ordered(methods)]
     own = controls.baseline_augmentations
     if own and own != (controls.augmentation,):

@@ -128,8 +128,8 @@ def check_same_data(run: Run, reference: Run) -> None:
         RunError: the two runs were trained on different data sets.
     """
     if reference.cfg.data.name != run.cfg.data.name:
-        raise RunError(f"--reference {reference.path} was trained on {reference.cfg.data.name!r} "
-                       f"but --run on {run.cfg.data.name!r}; mCE needs a reference on the same data")
+        raise RunError(f"reference {reference.path} was trained on {reference.cfg.data.name!r} "
+                       f"but run_dir on {run.cfg.data.name!r}; mCE needs a reference on the same data")
 
 
 def features(encoder: nn.Module, target: Target, cfg: Config, device: torch.device | str, *,

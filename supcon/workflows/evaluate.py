@@ -52,12 +52,12 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None, *,
             trained on another data set. Checked before any work starts.
     """
     options = options or EvalOptions()
-    run = open_run(run_dir)
+    run = open_run(run_dir, what="run_dir")
     reference = None
     if options.reference is not None:
-        reference = open_run(options.reference, what="--reference")
+        reference = open_run(options.reference, what="reference")
         check_same_data(run, reference)
-    device = resolve_device(options.device, what="--device")
+    device = resolve_device(options.device, what="device")
     target = load_target(run, options.data, options.data_dir)
     out = output_folder(run.path, target)
     out.mkdir(parents=True, exist_ok=True)

@@ -56,12 +56,13 @@ class Run:
         return self.cfg.method
 
 
-def open_run(path: str | Path, what: str = "--run") -> Run:
+def open_run(path: str | Path, what: str = "path") -> Run:
     """Load a finished run: config, results, encoder, saved classifier and (contrastive) head.
 
     Raises:
         RunError: not a run folder, unfinished (no ``results.json``), or any of its files
-            missing, corrupt or inconsistent with ``config.yaml`` (the message names the file).
+            missing, corrupt or inconsistent with ``config.yaml`` (the message names the file, and
+            ``what``: the argument that gave ``path``).
     """
     path = Path(path)
     cfg = open_config(path, what)

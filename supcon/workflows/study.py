@@ -33,12 +33,12 @@ class StudySpec:
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
         if not self.methods or bad:
-            raise ValueError(f"--methods must name some of {', '.join(METHODS)}, got {list(self.methods)}")
+            raise ValueError(f"methods must name some of {', '.join(METHODS)}, got {list(self.methods)}")
         if len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"--methods names a method twice: {list(self.methods)}")
-        check_int("--seeds", self.seeds)
+            raise ValueError(f"methods names a method twice: {list(self.methods)}")
+        check_int("seeds", self.seeds)
         if self.epochs is not None:  # None: the config's
-            check_int("--epochs", self.epochs)
+            check_int("epochs", self.epochs)
 
     def config_for(self, method: str, seed: int, extra: dict[str, Any] | None = None) -> Config:
         """The resolved config of one run: shared settings, then the method's own defaults."""
