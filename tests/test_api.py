@@ -327,7 +327,7 @@ class Broken(torch.utils.data.Dataset):
     (torch.zeros(1, 8, 8), "train_set[0] is a Tensor; items must be (image, label) pairs"),
     ((torch.zeros(1, 8, 8, dtype=torch.uint8), "cat"), "train_set[0]: the label is 'cat'"),
     ((torch.zeros(1, 8, 8, dtype=torch.uint8), 1.0), "the label is 1.0"),
-    (("x.png", 0), "train_set[0]: the image is a str; give a PIL image"),
+    (("x.png", 0), "train_set[0] is the str 'x.png', which looks like a file path; a str item is a text"),
     ((torch.zeros(4, 8, 8, dtype=torch.uint8), 0), "train_set[0]: image of shape (4, 8, 8)"),
     ((torch.full((1, 8, 8), 300), 0), "an integer image must hold 0..255"),
 ])

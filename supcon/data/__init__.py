@@ -1,5 +1,5 @@
-"""Data: registered data sets and image folders, augmentation policies, multi-view batches,
-a class-balanced sampler and the DataLoader that ties them together (docs/internals.md)."""
+"""Data: registered data sets, image folders and text files, augmentation policies, multi-view
+batches, a class-balanced sampler and the DataLoader that ties them together (docs/internals.md)."""
 
 from .base import (
     DataError,
@@ -15,6 +15,7 @@ from .loader import EpochDataLoader, build_loader, eval_loader
 from .objects import splits_from_objects
 from .registry import list_datasets, load_dataset
 from .sampler import EpochBatchSampler
+from .text import TextBatch, TextDataset, TextViews
 from .transforms import POLICIES, Policy, build_transform
 from .views import AugmentedDataset, DeviceAugment, MultiView, to_device
 
@@ -32,6 +33,9 @@ __all__ = [
     "Policy",
     "Splits",
     "TensorImageDataset",
+    "TextBatch",
+    "TextDataset",
+    "TextViews",
     "build_loader",
     "build_transform",
     "to_device",

@@ -24,7 +24,9 @@ class DatasetInfo:
     """What a model and the transforms need to know about a data set.
 
     ``image_size`` is the square side the transforms output; ``mean``/``std`` are per channel in
-    [0, 1] units, measured on the training split.
+    [0, 1] units, measured on the training split. ``modality`` is ``"image"`` or ``"text"`` (text:
+    strings, read by a text encoder with its own tokenizer; no channels, size or statistics: 0, 0,
+    (), ()).
     """
 
     name: str
@@ -34,6 +36,7 @@ class DatasetInfo:
     class_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    modality: str = "image"
 
 
 class ImageDataset(Dataset):
@@ -117,6 +120,10 @@ class SourceData:
     image_size: int
     target_names: tuple[str, ...] = ()
     """Names of the columns of ``train.targets`` (label sets from a ``labels_csv``), else ()."""
+    val: ImageDataset | None = None
+    """The source's own validation split (a text folder's ``val`` file); None: carved from train."""
+    modality: str = "image"
+    """``image`` or ``text`` (see `DatasetInfo`)."""
 
 
 def _mix64(x: int) -> int:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .base import DatasetInfo, ImageDataset, derive_seed
 from .sampler import EpochBatchSampler
+from .text import TEXT, TextViews
 from .transforms import build_transform
 from .views import AugmentedDataset
 
@@ -72,7 +73,8 @@ def build_loader(
 
     Args:
         dataset: yields ``(image, label)``; with ``.labels`` (``[n]`` ints) when ``per_class`` is
-            used. An `AugmentedDataset` gets ``(epoch, index)`` keys (see the module docstring).
+            used. An `AugmentedDataset` gets ``(epoch, index)`` keys (see the module docstring);
+            a dataset with a ``collate`` method (texts: `TextViews`) makes its own batches.
         batch_size, shuffle, drop_last, seed, per_class, rank, world_size: as in
             `EpochBatchSampler` (defaults: shuffled, last batch kept, seed 0, plain batches,
             one process).
@@ -114,6 +116,7 @@ def build_loader(
         batch_sampler=batches,
         # the loader's own seed draws (worker base seeds) come from here, not the global RNG
         generator=torch.Generator().manual_seed(derive_seed(seed, 0x10AD)),
+        collate_fn=getattr(dataset, "collate", None),
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=num_workers > 0,
@@ -124,7 +127,10 @@ def build_loader(
 def eval_loader(split: ImageDataset, info: DatasetInfo, *, batch_size: int, seed: int) -> EpochDataLoader:
     """Deterministic loader over ``split`` for feature extraction and testing: the evaluation
     transform (no augmentation), in order, in the main process, ``max(batch_size, 256)`` images a
-    batch (features are cheap to extract; the batch size does not change them)."""
+    batch (features are cheap to extract; the batch size does not change them). Texts are read as
+    they are, one view each."""
+    if info.modality == TEXT:
+        return build_loader(TextViews(split), batch_size=max(batch_size, 256), shuffle=False, seed=seed)
     data = AugmentedDataset(split, build_transform("none", info, train=False), seed=seed)
     return build_loader(data, batch_size=max(batch_size, 256), shuffle=False, drop_last=False,
                         seed=seed, num_workers=0)

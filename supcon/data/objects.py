@@ -37,6 +37,7 @@ from .base import (
     channel_stats,
 )
 from .images import fit_square, is_gray_mode, pil_to_tensor
+from .text import is_text_items, text_splits_from_objects
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = Non
     """Train / validation / test splits from your datasets, as :func:`~.registry.load_dataset` makes them.
 
     Args:
-        train_set: the training items.
+        train_set: the training items (``(str, label)`` items are texts:
+            :func:`~.text.text_splits_from_objects`).
         test_set: the test items; None carves ``test_fraction`` of ``train_set`` (stratified, fixed seed).
         val_set: the validation items; None carves ``val_fraction`` of the training items
             (stratified, seeded by ``seed``), so model selection never sees the test split.
@@ -61,6 +63,9 @@ def splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any = Non
             kind, a float image outside [0, 1], a negative or non-integer label.
     """
     _length(train_set, "train_set")
+    if is_text_items(train_set):  # (str, label) items: texts for a text encoder
+        return text_splits_from_objects(train_set, test_set, val_set, name=object_name(train_set),
+                                        val_fraction=val_fraction, seed=seed, test_fraction=test_fraction)
     first = _image(_item(train_set, 0, "train_set")[0], None, None, "train_set", 0)
     size = int(image_size or min(min(first.shape[-2:]), MAX_SIDE))
     train, test, val = (None if items is None else dataset_from_items(items, None, size, what)

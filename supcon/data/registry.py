@@ -23,6 +23,7 @@ from .folder import load_folder
 from .mnist import load_fashion_mnist, load_mnist
 from .sources import env_root
 from .svhn_stl10 import load_stl10, load_svhn
+from .text import TEXT, is_text_source, load_text, text_info
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ def _read_source(
     name = None if isinstance(name_or_path, Path) else _registered(text)
     if name is None:
         path = Path(text).expanduser()
+        if is_text_source(path):
+            if labels_csv is not None:
+                raise DataError(f"data.labels_csv is for image folders; {path} holds texts")
+            return path.name or text, load_text(path)
         if path.exists() or _looks_like_path(text) or isinstance(name_or_path, Path):
             return path.name or text, load_folder(path, strict=strict, image_size=image_size,
                                                   labels_csv=labels_csv)
@@ -117,7 +122,9 @@ def load_dataset(
 
     Args:
         name_or_path: a name from `list_datasets` or a folder (``class/*.png``, optionally under
-            ``train/`` and ``test/``, or ``train/`` and ``val/`` as ImageNet: the test split).
+            ``train/`` and ``test/``, or ``train/`` and ``val/`` as ImageNet: the test split); or
+            text data: a folder with ``train.csv`` / ``train.jsonl`` (and ``test``, ``val``), or
+            one such file (:mod:`supcon.data.text`).
         data_dir: first folder to search for registered sets (see the module docstring).
         val_fraction: share of the training split held out (stratified, seeded) as validation,
             so model selection never looks at the test split. 0 gives an empty validation set.
@@ -137,8 +144,10 @@ def load_dataset(
             bad ``labels_csv`` or one given for a registered set.
     """
     name, src = _read_source(name_or_path, data_dir, strict, download, image_size, labels_csv)
-    train, val, test = carve_splits(src.train, src.test, None, test_fraction=test_fraction,
+    train, val, test = carve_splits(src.train, src.test, src.val, test_fraction=test_fraction,
                                     val_fraction=val_fraction, seed=seed)
+    if src.modality == TEXT:
+        return Splits(train=train, val=val, test=test, info=text_info(name, src.class_names))
     mean, std = channel_stats(train)
     info = DatasetInfo(
         name=name,
