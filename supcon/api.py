@@ -45,18 +45,19 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
     """Pre-train (supcon/simclr) and fit the linear stage, or train ce, into the run folder ``out``.
 
     Args:
-        encoder: an encoder name (``small-resnet-s2``, ``timm:resnet18``, ...) or your own
-            ``nn.Module`` mapping ``[B, C, H, W]`` images to pooled ``[B, F]`` features (F is read
-            from its output). None: the config's.
+        encoder: an encoder name (``small-resnet-s2``, ``timm:resnet18``, ``transformers:<folder>``
+            for text, ...) or your own ``nn.Module`` mapping ``[B, C, H, W]`` images (or a list of
+            B strings) to pooled ``[B, F]`` features (F is read from its output). None: the config's.
         train_set: a data set name or folder, or your own map-style ``Dataset`` of
             ``(image, label)`` items: PIL images, ``[C, H, W]`` tensors or ``[H, W, C]`` arrays,
             raw (uint8, or float in [0, 1]; no normalisation), labels ints 0..K-1
-            (:mod:`supcon.data.objects`). None: the config's.
+            (:mod:`supcon.data.objects`); or ``(str, label)`` items: texts, labels ints 0..K-1 or
+            class names (:mod:`supcon.data.text`). None: the config's.
         test_set: your test ``Dataset`` (with a ``Dataset`` train_set); None carves 20% of
             ``train_set`` (stratified, fixed), as for a folder without ``test/``.
         val_set: your validation ``Dataset``; None holds out ``data.val_fraction`` of the
             training items. Model selection (the linear stage's epoch) uses it, never the test set.
-        method: supcon, simclr or ce (None: the config's, else supcon).
+        method: supcon, simclr, ce or ce+supcon (None: the config's, else supcon).
         out: the run folder (see `supcon train --help` for what it holds).
         config: a preset name, a YAML file, or a :class:`~supcon.config.Config`; None: the
             built-in settings, or the run's own config.yaml when resuming.
@@ -83,6 +84,7 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
     """
     from . import distributed as dist
     from .data.objects import splits_from_objects
+    from .data.text import is_text_items
     from .engine.train_job import run_training
 
     own_encoder, own_data = _is_module(encoder), _is_dataset(train_set)
@@ -94,6 +96,8 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
                                                None if train_set is None else str(train_set)))
                 if value is not None}
     settings.update(_dotted(overrides))
+    if own_data and is_text_items(train_set):
+        settings.setdefault("data.augmentation", "none")  # a text's views are dropout views
     if own_encoder:
         if "model.encoder_options" in settings:
             raise ConfigError("model.encoder_options configure a named encoder; your own module takes its options itself")
@@ -126,6 +130,19 @@ def _is_module(obj: Any) -> bool:
 
 def _is_dataset(obj: Any) -> bool:
     return obj is not None and not isinstance(obj, (str, Path))
+
+
+def run_config(config: str | Path | Config | None = None, out: str | Path | None = None, *,
+               resume: bool = False, **overrides: Any) -> Config:
+    """The resolved Config that :func:`train` with these arguments trains with, without training:
+    ``config`` (when resuming without one, the saved ``config.yaml`` of the run in ``out``) with
+    ``overrides`` (dotted keys, unique field names or ``ALIASES``, as :func:`train` takes them)
+    on top. `supcon train` checks its options with it before anything is imported or written.
+
+    Raises:
+        ConfigError: an unknown or ambiguous setting, a bad value, or a bad config file.
+    """
+    return _config(config, _dotted(overrides), Path(out) if resume and out is not None else None)
 
 
 def _config(config: str | Path | Config | None, settings: dict[str, Any], resume_from: Path | None) -> Config:

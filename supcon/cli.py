@@ -333,6 +333,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if result.get("reference"):
         rows += [("mCE", result["reference"]["mce"]), ("relative mCE", result["reference"]["relative_mce"])]
     print("\n".join(f"{k:<16} {v if v is None else round(v, 4)}" for k, v in rows))
+    for note in result.get("notes", []):
+        print(note)
     print(f"eval: {Path(result['output']) / 'eval.json'}")
     print("\n".join(f"plot: {Path(result['output']) / name}" for name in result["plots"]))
     return 0

@@ -31,7 +31,8 @@ from .losses.options import (
 )
 
 PRESET_DIR = Path(__file__).parent / "configs"
-METHODS = ("supcon", "simclr", "ce")
+METHODS = ("supcon", "simclr", "ce", "ce+supcon")
+TEXT_ENCODER_PREFIX = "transformers:"  # model.encoder=transformers:<folder> reads texts
 OPTIMIZERS = ("sgd", "lars", "rmsprop", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")
 HEAD_KINDS = ("mlp", "linear")  # the projection head (supcon.models.ProjectionHead); the first is the default
@@ -58,15 +59,17 @@ class DataConfig:
     resized to it once, at load time (a small size makes photos fast on a CPU); a registered set
     is resized to it by the augmentation and evaluation transforms, batch by batch."""
     augmentation: str | None = None
-    """Augmentation policy; None = the method's default (simaugment; crop-flip for ce)."""
+    """Augmentation policy; None = the method's default (simaugment; crop-flip for ce; none for a
+    text encoder, whose views are dropout views)."""
     augmentation_options: dict[str, Any] = field(default_factory=dict)
     """Parameters of the policy, e.g. {crop_scale: [0.3, 1.0], strength: 0.5} (see
     `supcon.data.build_transform`: strength, jitter_p, grey_p, blur, crop_scale, flip_p,
     magnitude, num_ops, padding)."""
     n_views: int | None = None
-    """Views per image; None = the method's default (2 contrastive, 1 for ce). ce needs exactly 1,
-    simclr at least 2; supcon also trains with 1 (its positives are then only the other images of
-    the class in the batch, not the paper's recipe)."""
+    """Views per image or text; None = the method's default (2 contrastive and ce+supcon, 1 for ce).
+    ce needs exactly 1, simclr at least 2; supcon also trains with 1 (its positives are then only
+    the other images of the class in the batch, not the paper's recipe). A text's views are
+    dropout views: the encoder reads it n_views times in train mode (SimCSE)."""
     per_class: int | None = None
     """If set, class-balanced batches holding this many samples of each class."""
     augment_on_device: bool = False
@@ -90,9 +93,11 @@ class ModelConfig:
 
     encoder: str = "small-resnet"
     """Encoder name from the registry (`supcon.models.list_encoders()`), or `timm:<name>` /
-    `torchvision:<name>`."""
+    `torchvision:<name>`, or `transformers:<folder>` for text (a Hugging Face model and tokenizer
+    in a local folder)."""
     encoder_options: dict[str, Any] = field(default_factory=dict)
-    """Keyword options of the encoder, e.g. {widths: [16, 32], blocks: [1, 1], strides: [1, 2]}."""
+    """Keyword options of the encoder, e.g. {widths: [16, 32], blocks: [1, 1], strides: [1, 2]};
+    for transformers: {max_length: 128, pooling: mean}."""
     head: str = HEAD_KINDS[0]
     """Projection head for contrastive methods: mlp (the paper's) or linear."""
     feat_dim: int = 128
@@ -115,7 +120,9 @@ class LossConfig:
     contrast_mode: str = CONTRAST_MODE
     """SupCon anchors: all (every view, the paper's) or one (only each image's first view)."""
     label_smoothing: float = 0.0
-    """Cross-entropy label smoothing (ce only)."""
+    """Cross-entropy label smoothing (ce and ce+supcon)."""
+    supcon_weight: float = 1.0
+    """ce+supcon: lambda in loss = CE + lambda * SupCon, both on the same batch."""
     memory: int = 0
     """Momentum-queue variant (supcon only): queue this many keys of a momentum encoder and
     contrast every batch against them too (the paper's 8192); 0 = off."""
@@ -199,7 +206,7 @@ class Config:
     """One run: the method and one section per concern; see :func:`build_config`."""
 
     method: str = "supcon"
-    """supcon, simclr or ce."""
+    """supcon, simclr, ce or ce+supcon."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -218,6 +225,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     # ce has no temperature; it keeps the loss's default so that the configurations recorded for
     # ce runs (workflows' summaries, compared key for key) stay the same experiment
     "ce": {"loss.temperature": TEMPERATURE, "optim.lr": 0.1, "data.augmentation": "crop-flip", "data.n_views": 1},
+    "ce+supcon": {"loss.temperature": TEMPERATURE, "optim.lr": 0.05, "data.augmentation": "simaugment", "data.n_views": 2},
 }
 
 
@@ -279,6 +287,8 @@ def with_absolute_paths(cfg: Config) -> Config:
     ``data.data_dir`` are absolute if they name an existing folder, so a saved config.yaml works
     from any working directory. Paths that do not exist are left as given (the loader reports them).
     """
+    if is_text_encoder(cfg.model.encoder) and cfg.data.augmentation is None:
+        cfg.data.augmentation = "none"  # a text's views are dropout views: no image policy
     cfg = from_dict(cfg.to_dict())
     if _names_folder(cfg.data.name):
         cfg.data.name = os.path.abspath(os.path.expanduser(cfg.data.name))
@@ -346,8 +356,12 @@ def validate(cfg: Config) -> None:
         (cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {cfg.optim.grad_clip}"),
         (cfg.train.micro_batch_size is None or 1 <= cfg.train.micro_batch_size <= cfg.train.batch_size,
          f"train.micro_batch_size must be in [1, train.batch_size] or null, got {cfg.train.micro_batch_size}"),
-        (cfg.train.micro_batch_size is None or cfg.method != "ce",
-         "train.micro_batch_size (gradient caching) is for supcon/simclr; for ce lower train.batch_size"),
+        (cfg.train.micro_batch_size is None or cfg.method in ("supcon", "simclr"),
+         f"train.micro_batch_size (gradient caching) is for supcon/simclr; for {cfg.method} lower train.batch_size"),
+        (not is_text_encoder(cfg.model.encoder) or cfg.data.augmentation == "none",
+         f"data.augmentation={cfg.data.augmentation} is an image policy; a text encoder's views are dropout "
+         "views: set data.augmentation=none (or leave it unset)"),
+        (cfg.loss.supcon_weight >= 0, f"loss.supcon_weight must be >= 0, got {cfg.loss.supcon_weight}"),
         (cfg.loss.memory >= 0, f"loss.memory must be >= 0 (0 = off), got {cfg.loss.memory}"),
         (cfg.loss.memory == 0 or cfg.method == "supcon",
          f"loss.memory (momentum queue) is for method supcon, got method {cfg.method}"),
@@ -376,6 +390,11 @@ def get_value(cfg: Config, key: str) -> Any:
 
 
 def set_value(cfg: Config, key: str, value: Any) -> None:
+def is_text_encoder(name: object) -> bool:
+    """Whether the encoder name ``name`` reads texts (``transformers:<folder>``)."""
+    return isinstance(name, str) and name.startswith(TEXT_ENCODER_PREFIX)
+
+
     """Set a dotted key (e.g. ``optim.lr``) after checking the value against the field's type.
 
     An int is accepted for a float field, None only for optional fields; no range checks here.

@@ -4,7 +4,8 @@ run counts as finished, and how its files are read back.
 A run folder holds ``config.yaml`` (the resolved config), ``train.log`` (the CLI's log),
 ``metrics.jsonl`` and ``tensorboard/`` (metrics), ``checkpoint.pt`` (the whole training state,
 ``head.*`` included for contrastive methods), ``encoder.safetensors`` + ``encoder.json`` (the
-exported encoder and how to rebuild it), ``classifier.safetensors`` (an ``nn.Linear`` on encoder
+exported encoder and how to rebuild it; a text encoder adds ``encoder_files/``: its tokenizer,
+model config and pooling), ``classifier.safetensors`` (an ``nn.Linear`` on encoder
 representations: ``weight``, ``bias``) and, written last, ``results.json``: a run is finished
 exactly when that file exists. `supcon eval` adds ``eval.json`` and its PNGs.
 
@@ -31,6 +32,7 @@ TENSORBOARD = "tensorboard"
 CHECKPOINT = "checkpoint.pt"
 ENCODER_WEIGHTS = "encoder.safetensors"
 ENCODER_META = "encoder.json"
+ENCODER_FILES = "encoder_files"  # what rebuilds an encoder besides its weights (a text encoder's tokenizer)
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 RESULTS = "results.json"
 EVAL = "eval.json"

@@ -9,7 +9,8 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .run_folder import ENCODER_META, ENCODER_WEIGHTS
+from .config import TEXT_ENCODER_PREFIX, is_text_encoder
+from .run_folder import ENCODER_FILES, ENCODER_META, ENCODER_WEIGHTS
 
 
 def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
@@ -21,7 +22,10 @@ def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -
         meta: JSON-able; must name ``encoder`` (registry name) and ``in_channels`` for
             :func:`load_encoder`, and may give ``encoder_kwargs`` (its options). Anything else
             rides along (the pipeline adds ``image_size``, ``mean``, ``std``, ``class_names``,
-            ``num_features``, ``data``, ``method``).
+            ``num_features``, ``data``, ``method``, ``modality``).
+
+    An encoder with an ``export_files(folder)`` method (a text encoder: tokenizer, model config,
+    pooling) also writes those into ``folder/encoder_files``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -29,6 +33,8 @@ def save_encoder(encoder: nn.Module, folder: str | Path, meta: dict[str, Any]) -
     tmp = folder / f".{ENCODER_WEIGHTS}.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(folder / ENCODER_WEIGHTS)
+    if hasattr(encoder, "export_files"):
+        encoder.export_files(folder / ENCODER_FILES)
     (folder / ENCODER_META).write_text(json.dumps(meta, indent=2))
     return folder / ENCODER_WEIGHTS
 
@@ -38,11 +44,13 @@ def load_encoder(path: str | Path, encoder: nn.Module | None = None) -> nn.Modul
 
     ``path`` is a run folder, or an ``encoder.safetensors`` file with ``encoder.json`` beside it.
     The encoder maps ``[B, C, H, W]`` images (normalised as in ``encoder.json``) to
-    ``[B, num_features]`` representations; its metadata is on ``encoder.supcon_meta``.
+    ``[B, num_features]`` representations (a text encoder: a list of B strings, tokenised by the
+    tokenizer saved in ``encoder_files/``); its metadata is on ``encoder.supcon_meta``.
     Nothing is unpickled: the weights are safetensors, the metadata JSON. Encoders named
     ``timm:<name>`` / ``torchvision:<name>`` are rebuilt by that library from its own list of
     model names (no module named in the JSON is imported, nothing is downloaded), without
-    pretrained weights: the saved ones are loaded instead.
+    pretrained weights: the saved ones are loaded instead; a ``transformers:`` encoder is rebuilt
+    from the run folder's ``encoder_files/`` (the original model folder is not needed).
 
     ``encoder``: your own module (an encoder trained by :func:`supcon.train` from an
     ``nn.Module``, or any module whose ``state_dict`` matches the saved weights): the weights
@@ -58,7 +66,6 @@ def load_encoder(path: str | Path, encoder: nn.Module | None = None) -> nn.Modul
         safetensors.SafetensorError: the weights file is corrupt.
     """
     from .models import create_encoder
-    from .models.external import is_external
 
     path = Path(path)
     weights = path / ENCODER_WEIGHTS if path.is_dir() else path
@@ -66,11 +73,23 @@ def load_encoder(path: str | Path, encoder: nn.Module | None = None) -> nn.Modul
     if not weights.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"no {ENCODER_WEIGHTS} with {ENCODER_META} beside it at {path}")
     meta = json.loads(meta_path.read_text())
-    name, options = meta["encoder"], dict(meta.get("encoder_kwargs") or {})
     if encoder is None:
-        if is_external(name):  # the weights come from encoder.safetensors, never from elsewhere
-            options["pretrained"] = False
+        name, options = rebuild_spec(weights.parent, meta["encoder"], meta.get("encoder_kwargs") or {})
         encoder = create_encoder(name, in_channels=meta["in_channels"], **options)
     encoder.load_state_dict(load_file(str(weights)))
     encoder.supcon_meta = meta
     return encoder.eval()
+
+
+def rebuild_spec(folder: str | Path, name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The encoder name and options that rebuild the encoder saved in ``folder`` from that folder
+    alone, without pretrained weights (the saved weights are loaded after): ``timm:`` /
+    ``torchvision:`` with ``pretrained=False``; ``transformers:`` from ``folder/encoder_files``."""
+    from .models.external import is_external
+
+    options = dict(options)
+    if is_external(name):  # the weights come from encoder.safetensors, never from elsewhere
+        options["pretrained"] = False
+    elif is_text_encoder(name):
+        name, options["pretrained"] = f"{TEXT_ENCODER_PREFIX}{Path(folder) / ENCODER_FILES}", False
+    return name, options

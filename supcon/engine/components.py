@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import distributed as dist
-from ..config import Config
+from ..config import Config, is_text_encoder
 from ..data import (
     AugmentedDataset,
     DeviceAugment,
@@ -23,8 +23,9 @@ from ..data import (
     build_transform,
     load_dataset,
 )
+from ..data.text import TEXT, TextViews
 from ..methods import Method, create_method
-from ..models import LinearClassifier, adopt_encoder, create_encoder
+from ..models import LinearClassifier, adopt_encoder, adopt_text_encoder, create_encoder
 from .compilation import maybe_compile
 from .cpu_memory import process_is_ours, retain_freed_memory
 
@@ -39,7 +40,7 @@ class Components:
     method: Method
     model: nn.Module
     probe: nn.Module | None
-    train_data: AugmentedDataset
+    train_data: AugmentedDataset | TextViews
     loader: Any
     device: torch.device
     train_model: nn.Module | None = None
@@ -72,8 +73,11 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     info = splits.info
     method = method_from_config(cfg)
     if encoder is None:
+        check_modality(cfg, info.modality)
         encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, image_size=info.image_size,
                                  **cfg.model.encoder_options)
+    elif info.modality == TEXT:
+        encoder = adopt_text_encoder(encoder)
     else:
         encoder = adopt_encoder(encoder, info.channels, info.image_size)
     model = method.build_model(encoder, info.num_classes).to(device)
@@ -86,13 +90,7 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     # with label sets (data.labels_csv) the batches carry those, not classes: no online probe
     if method.multi_view and cfg.train.online_probe and cfg.data.labels_csv is None:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
-    transform = build_transform(cfg.data.augmentation, info, train=True, **cfg.data.augmentation_options)
-    if cfg.data.n_views > 1 or method.multi_view:
-        transform = MultiView(transform, cfg.data.n_views)
-    train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
-                                  targets=cfg.data.labels_csv is not None,
-                                  defer=cfg.data.augment_on_device)
-    augment = DeviceAugment(transform) if cfg.data.augment_on_device else None
+    train_data, augment = _training_set(cfg, splits, method)
     loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                           seed=cfg.train.seed, per_class=cfg.data.per_class,
                           num_workers=cfg.data.num_workers, rank=dist.rank(), world_size=dist.world_size())
@@ -100,6 +98,53 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
                          f"({len(splits.train)} images); lower it")
     return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
+
+
+def _training_set(cfg: Config, splits: Splits, method: Method) -> tuple[Any, DeviceAugment | None]:
+    """The training split as the loader reads it: augmented images (views from the policy) or
+    texts (views from the encoder's dropout); and the device augmentation, if deferred."""
+    if splits.info.modality == TEXT:
+        check_text_options(cfg)
+        return TextViews(splits.train, cfg.data.n_views), None  # data.labels_csv is refused for texts
+    transform = build_transform(cfg.data.augmentation, splits.info, train=True, **cfg.data.augmentation_options)
+    if cfg.data.n_views > 1 or method.multi_view:
+        transform = MultiView(transform, cfg.data.n_views)
+    train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
+                                  targets=cfg.data.labels_csv is not None,
+                                  defer=cfg.data.augment_on_device)
+    return train_data, DeviceAugment(transform) if cfg.data.augment_on_device else None
+
+
+def check_modality(cfg: Config, modality: str) -> None:
+    """The encoder ``cfg`` names must read what the data hold (texts or images).
+
+    Raises:
+        ValueError: text data with an image encoder, or a text encoder with images.
+    """
+    reads_text = is_text_encoder(cfg.model.encoder)
+    if modality == TEXT and not reads_text:
+        raise ValueError(f"data {cfg.data.name} holds texts but model.encoder={cfg.model.encoder} reads images; "
+                         "give a text encoder: model.encoder=transformers:<folder>")
+    if reads_text and modality != TEXT:
+        raise ValueError(f"model.encoder={cfg.model.encoder} reads texts but data {cfg.data.name} holds images; "
+                         "give an image encoder (e.g. small-resnet) or text data (a folder with train.csv)")
+
+
+def check_text_options(cfg: Config) -> None:
+    """Options that only images have are refused for text data.
+
+    Raises:
+        ValueError: an augmentation policy, ``data.augment_on_device`` or
+            ``train.micro_batch_size`` with text data.
+    """
+    if cfg.data.augmentation != "none":
+        raise ValueError(f"data.augmentation={cfg.data.augmentation} is an image policy; a text's views are "
+                         "dropout views: set data.augmentation=none")
+    if cfg.data.augment_on_device:
+        raise ValueError("data.augment_on_device is for images; set it to false for text data")
+    if cfg.train.micro_batch_size is not None:
+        raise ValueError("train.micro_batch_size (gradient caching) is for images; lower train.batch_size "
+                         "for text data")
 
 
 def method_from_config(cfg: Config) -> Method:
@@ -118,6 +163,9 @@ def _method_options(cfg: Config) -> dict[str, Any]:
     if cfg.method == "ce":
         return {"label_smoothing": cfg.loss.label_smoothing}
     options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
+    if cfg.method == "ce+supcon":
+        options.update(supcon_weight=cfg.loss.supcon_weight, variant=cfg.loss.variant,
+                       positives_cap=cfg.loss.positives_cap, label_smoothing=cfg.loss.label_smoothing)
     if cfg.method == "supcon":
         options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap,
                        contrast_mode=cfg.loss.contrast_mode)

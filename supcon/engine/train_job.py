@@ -242,5 +242,6 @@ def _encoder_meta(cfg: Config, c: Components) -> dict:
     info = c.splits.info
     return {"encoder": cfg.model.encoder, "encoder_kwargs": cfg.model.encoder_options, "in_channels": info.channels, "num_features": c.model.encoder.num_features,
             "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
-            "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method}
+            "data": cfg.data.name, "class_names": list(info.class_names), "method": cfg.method,
+            "modality": info.modality}
 

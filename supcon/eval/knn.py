@@ -23,8 +23,9 @@ def extract_features(
     """Run ``encoder`` over every batch of ``loader`` in eval mode without gradients.
 
     Args:
-        encoder: maps images ``[B, C, H, W]`` to representations ``[B, F]``.
-        loader: yields ``(images [B, C, H, W], labels [B])`` batches (a DataLoader or any iterable).
+        encoder: maps images ``[B, C, H, W]`` (or a batch of B texts) to representations ``[B, F]``.
+        loader: yields ``(images [B, C, H, W], labels [B])`` batches (a DataLoader or any iterable);
+            a batch of inputs that is not a tensor (texts) goes to the encoder as it is.
         device: where the encoder runs; the result is returned on the CPU.
 
     Returns:
@@ -41,12 +42,10 @@ def extract_features(
     try:
         for i, batch in enumerate(loader):
             images, batch_labels = _split_batch(batch, i)
-            out = encoder(images.to(device))
-            if out.dim() != 2 or out.shape[0] != images.shape[0]:
-                raise ValueError(
-                    f"encoder must return [B, F] for {tuple(images.shape)} images, "
-                    f"got {tuple(out.shape)}"
-                )
+            out = encoder(images.to(device) if isinstance(images, Tensor) else images)
+            if out.dim() != 2 or out.shape[0] != len(images):
+                shown = tuple(images.shape) if isinstance(images, Tensor) else f"{len(images)} texts"
+                raise ValueError(f"encoder must return [B, F] for {shown} inputs, got {tuple(out.shape)}")
             feats.append(out.float().cpu())
             labels.append(torch.as_tensor(batch_labels).long().cpu().reshape(-1))
     finally:
@@ -65,6 +64,8 @@ def _split_batch(batch, index: int) -> tuple[Tensor, Tensor]:
     if not isinstance(images, Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"loader batch {index}: images must be [B, C, H, W], got {shape}")
+    if not isinstance(images, Tensor) and not isinstance(images, str) and hasattr(images, "__len__"):
+        return images, labels  # texts: the encoder reads them
     return images, labels
 
 

@@ -1,8 +1,8 @@
 """Training methods: small objects that turn a batch into ``{"loss": ..., "features": ...}``.
 
 Every method follows the contract :class:`~.base.Method`; ``create_method(name, **options)``
-builds one; names are ``supcon``, ``simclr`` and ``ce``. ``supcon`` with a ``memory`` option is
-the momentum-queue variant (:class:`MemorySupCon`).
+builds one; names are ``supcon``, ``simclr``, ``ce`` and ``ce+supcon`` (both losses on one
+batch). ``supcon`` with a ``memory`` option is the momentum-queue variant (:class:`MemorySupCon`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import BACKWARD_DONE, ClassifierModel, ContrastiveModel, Method
 from .ce import CrossEntropy
 from .contrastive import ContrastiveMethod
+from .joint import CrossEntropySupCon, JointModel
 from .memory import KeyQueue, MemorySupCon, MomentumModel
 from .registry import METHOD_CLASSES, create_method, list_methods
 from .simclr import SimCLR
@@ -22,6 +23,8 @@ __all__ = [
     "ContrastiveMethod",
     "ContrastiveModel",
     "CrossEntropy",
+    "CrossEntropySupCon",
+    "JointModel",
     "KeyQueue",
     "MemorySupCon",
     "Method",

@@ -27,12 +27,13 @@ class Method(Protocol):
     """
 
     name: str
-    """Registry name: ``supcon``, ``simclr`` or ``ce``."""
+    """Registry name: ``supcon``, ``simclr``, ``ce`` or ``ce+supcon``."""
     multi_view: bool
     """True for the contrastive methods: batches are ``[B, V, C, H, W]`` (the train job makes the
     views), the model has no classifier, so the job trains the online probe during stage 1 and
-    fits the linear stage after it. False: batches ``[B, C, H, W]``, and the model's
-    ``classifier`` is the one evaluated."""
+    fits the linear stage after it. False: batches ``[B, C, H, W]`` (``[B, V, C, H, W]`` when
+    ``data.n_views`` > 1: ce+supcon), and the model's ``classifier`` is the one evaluated. A text
+    batch is a :class:`supcon.data.TextBatch` in either case."""
 
     def build_model(self, encoder: nn.Module, num_classes: int) -> nn.Module:
         """The stage-1 model around ``encoder`` (kept as ``.encoder``); its ``forward`` maps
@@ -91,15 +92,36 @@ def num_features(encoder: nn.Module) -> int:
 
 
 def check_views(images: Tensor, method: str) -> tuple[int, int]:
-    """Return (B, V) of a multi-view batch ``[B, V, C, H, W]``.
+    """Return (B, V) of a multi-view batch: ``[B, V, C, H, W]`` images, or a batch of texts
+    (:class:`supcon.data.TextBatch`: its ``shape`` is ``(B, V)`` and ``flat()`` its B*V inputs).
 
     Raises:
-        ValueError: ``images`` is not a 5-D tensor (the message names ``method``).
+        ValueError: ``images`` is neither (the message names ``method``).
     """
+    if is_view_batch(images):
+        return tuple(images.shape)
     if not isinstance(images, Tensor) or images.dim() != 5:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"{method}: images must be [B, V, C, H, W] (multi-view), got {shape}")
     return images.shape[0], images.shape[1]
+
+
+def flat_views(images: Tensor) -> Tensor | list:
+    """The B*V inputs of a multi-view batch, sample-major: ``[B*V, C, H, W]`` images, or the list
+    of texts (each text V times in a row) for a batch of texts."""
+    return images.flat() if is_view_batch(images) else images.flatten(0, 1)
+
+
+def split_rows(inputs: Tensor | list, size: int) -> list:
+    """``inputs`` (a tensor's rows, or a list) in consecutive pieces of ``size``."""
+    if isinstance(inputs, Tensor):
+        return list(inputs.split(size))
+    return [inputs[i:i + size] for i in range(0, len(inputs), size)]
+
+
+def is_view_batch(images: object) -> bool:
+    """Whether ``images`` is a multi-view batch that is not a tensor (a batch of texts)."""
+    return not isinstance(images, Tensor) and hasattr(images, "flat") and len(getattr(images, "shape", ())) == 2
 
 
 def full_precision(device: torch.device):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.heads import LinearClassifier
-from .base import ClassifierModel, num_features
+from .base import ClassifierModel, is_view_batch, num_features
 
 
 class CrossEntropy:
@@ -37,7 +37,7 @@ class CrossEntropy:
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, *,
                  micro_batch_size: int | None = None, grad_scale: float = 1.0) -> dict[str, Tensor]:
-        """images ``[B, C, H, W]`` or ``[B, 1, C, H, W]``, labels ``[B]`` ->
+        """images ``[B, C, H, W]`` or ``[B, 1, C, H, W]`` (or a batch of texts), labels ``[B]`` ->
         ``{"loss", "features" [B, F], "logits" [B, K]}`` (features and logits detached); the
         loop does the backward pass (``grad_scale`` is unused).
 
@@ -58,7 +58,9 @@ class CrossEntropy:
         """Called after every optimizer step; nothing to do."""
 
 
-def _single_view(images: Tensor) -> Tensor:
+def _single_view(images: Tensor) -> Tensor | list:
+    if is_view_batch(images) and images.shape[1] == 1:  # texts, one view each
+        return images.flat()
     if isinstance(images, Tensor) and images.dim() == 5 and images.shape[1] == 1:
         return images[:, 0]
     if not isinstance(images, Tensor) or images.dim() != 4:

@@ -19,7 +19,14 @@ from .. import distributed as dist
 from ..checks import check_int
 from ..losses import SupConLoss
 from ..models.heads import HEAD_KINDS, ProjectionHead
-from .base import BACKWARD_DONE, ContrastiveModel, check_views, full_precision, num_features
+from .base import (
+    BACKWARD_DONE,
+    ContrastiveModel,
+    check_views,
+    flat_views,
+    full_precision,
+    num_features,
+)
 from .gradcache import cached_backward, outputs_of
 
 
@@ -70,7 +77,7 @@ class ContrastiveMethod:
         batch, views = check_views(images, self.name)
         if self.needs_labels and labels is None:
             raise ValueError(f"{self.name}: labels are required (use the simclr method without labels)")
-        flat = images.flatten(0, 1)  # [B*V, C, H, W], sample-major
+        flat = flat_views(images)  # [B*V, C, H, W] (or B*V texts), sample-major
         all_labels = dist.gather(labels) if labels is not None else None
         cached = micro_batch_size is not None and micro_batch_size < batch
 

@@ -22,7 +22,7 @@ from .. import distributed as dist
 from ..checks import check_int
 from ..losses.options import CONTRAST_MODE, QUEUE_MOMENTUM, TEMPERATURE, VARIANT
 from ..models.heads import HEAD_KINDS
-from .base import ContrastiveModel
+from .base import ContrastiveModel, flat_views, split_rows
 from .supcon import SupCon
 
 
@@ -167,9 +167,9 @@ class MemorySupCon(SupCon):
         images at a time), with their labels, gathered from all ranks in rank order."""
         bank = self._bound(model)
         views = images.shape[1]
-        flat = images.flatten(0, 1)
-        step = flat.shape[0] if chunk is None else chunk * views
-        keys = torch.cat([bank.keys(part) for part in flat.split(step)])  # [B*V, D], sample-major
+        flat = flat_views(images)
+        step = len(flat) if chunk is None else chunk * views
+        keys = torch.cat([bank.keys(part) for part in split_rows(flat, step)])  # [B*V, D], sample-major
         bank.queue.push(dist.gather(keys.float()), dist.gather(labels.repeat_interleave(views)))
 
     def after_step(self) -> None:

@@ -8,12 +8,14 @@ import inspect
 
 from .base import Method
 from .ce import CrossEntropy
+from .joint import CrossEntropySupCon
 from .memory import MemorySupCon
 from .simclr import SimCLR
 from .supcon import SupCon
 
 # name -> class, for the names of supcon.config.METHODS (tests/methods check that they agree)
-METHOD_CLASSES: dict[str, type] = {"supcon": SupCon, "simclr": SimCLR, "ce": CrossEntropy}
+METHOD_CLASSES: dict[str, type] = {"supcon": SupCon, "simclr": SimCLR, "ce": CrossEntropy,
+                                   "ce+supcon": CrossEntropySupCon}
 
 
 def list_methods() -> list[str]:

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..checks import OBJECT_PREFIX, check_int, is_object_name
 from .external import create_external, feature_size, is_external
+from .text import create_text_encoder, is_text_encoder
 
 EncoderFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, EncoderFactory] = {}
@@ -56,7 +57,9 @@ def create_encoder(name: str, in_channels: int = 3, *, image_size: int | None = 
     such a backbone check that it takes that size, so that a model with a fixed input size, or
     one too deep for small images, is refused here in one line rather than at the first batch.
     The result maps ``[B, in_channels, H, W] -> [B, num_features]`` and records how it was built
-    in ``.encoder_config``.
+    in ``.encoder_config``. ``transformers:<folder>`` is a text encoder (a list of strings ->
+    ``[B, num_features]``; ``in_channels`` is unused; options ``max_length``, ``pooling``,
+    ``normalize``, ``pretrained``: see :mod:`supcon.models.text`).
 
     Raises:
         ValueError: unknown name (the closest names are suggested), a bad ``in_channels``, an
@@ -69,11 +72,16 @@ def create_encoder(name: str, in_channels: int = 3, *, image_size: int | None = 
         raise ValueError(f"encoder {name!r} was your own module, given to supcon.train in Python; nothing can "
                          f"rebuild it from its name: pass it again (load_encoder(run, encoder="
                          f"{name.removeprefix(OBJECT_PREFIX)}(...)))")
-    if factory is None and not is_external(name):
+    if factory is None and not is_external(name) and not is_text_encoder(name):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown encoder {name!r}{hint} (choices: {', '.join(list_encoders())}; "
-                         "or timm:<name>, torchvision:<name>)")
+                         "or timm:<name>, torchvision:<name>, transformers:<folder>)")
+    if is_text_encoder(name):
+        _check_options(name, create_text_encoder, kwargs)
+        encoder = create_text_encoder(name, **kwargs)
+        encoder.encoder_config = {"name": name, **kwargs}
+        return encoder
     check_int("in_channels", in_channels)
     check_int("image_size", image_size, allow_none=True)
     if factory is None:
@@ -86,7 +94,7 @@ def create_encoder(name: str, in_channels: int = 3, *, image_size: int | None = 
 
 
 def _check_options(name: str, factory: EncoderFactory, kwargs: dict) -> None:
-    valid = [p for p in inspect.signature(factory).parameters if p != "in_channels"]
+    valid = [p for p in inspect.signature(factory).parameters if p not in ("in_channels", "name")]
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise ValueError(

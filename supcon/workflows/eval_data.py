@@ -33,6 +33,8 @@ TRANSFER_RULE = (
     "centre-cropped, normalised with the encoder's training mean/std; a new linear head is "
     "fitted on the target's train split and chosen on its val split"
 )
+TEXT_TRANSFER_RULE = ("texts read by the encoder's own tokenizer; a new linear head is fitted on the target's "
+                      "train split and chosen on its val split")
 
 
 def to_channels(images: Tensor, channels: int) -> Tensor:
@@ -99,7 +101,11 @@ def is_same_data(run: Run, data: str | None) -> bool:
 
 
 def load_target(run: Run, data: str | None = None, data_dir: str | None = None) -> Target:
-    """The run's own splits (``data`` None or the same set) or ``data`` adapted for transfer."""
+    """The run's own splits (``data`` None or the same set) or ``data`` adapted for transfer.
+
+    Raises:
+        RunError: ``data`` holds texts for an image run, or images for a text run.
+    """
     cfg = run.cfg
     if is_same_data(run, data):
         splits = load_dataset(cfg.data.name, data_dir=data_dir or cfg.data.data_dir,
@@ -108,6 +114,11 @@ def load_target(run: Run, data: str | None = None, data_dir: str | None = None) 
         return Target(splits, splits.info, None)
     splits = load_dataset(data, data_dir=data_dir, val_fraction=cfg.data.val_fraction,
                           seed=cfg.train.seed)
+    if run.modality != splits.info.modality:
+        raise RunError(f"--data {data} holds {splits.info.modality}s but the run's encoder reads {run.modality}s")
+    if run.modality != "image":  # texts need no adapting: the encoder tokenises them itself
+        return Target(splits, splits.info, {"from": cfg.data.name, "to": data, "num_classes": splits.info.num_classes,
+                                            "rule": TEXT_TRANSFER_RULE})
     meta, src = run.meta, splits.info
     info = DatasetInfo(name=src.name, channels=int(meta["in_channels"]),
                        image_size=int(meta["image_size"]), num_classes=src.num_classes,

@@ -74,9 +74,14 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None, *,
         "calibration": _calibration(classifier, banks["test"], out, run, target),
         "plots": ["reliability.png"], "settings": options.settings(),
     }
-    _add_corruptions(result, run, reference, target, classifier, options, out, device, bars)
+    if run.modality == "image":
+        _add_corruptions(result, run, reference, target, classifier, options, out, device, bars)
+    else:
+        result["corruptions"] = None
+        result["notes"] = [f"corruption robustness is image-only: skipped for this {run.modality} run"]
+        log.info(result["notes"][0])
     _add_embedding(result, banks["test"], target, run, options, out, bars)
-    if options.gradients and run.head is not None and target.transfer is None:
+    if options.gradients and run.head is not None and target.transfer is None and run.modality == "image":
         with Phase("gradients", 1, detail=f"gradient analysis of {options.gradient_batch} augmented test images",
                    bars=bars) as phase:
             result["gradients"] = gradient_summary(run, target, options, out / "gradients.png", device)

@@ -18,7 +18,6 @@ from ..engine.checkpoint import CheckpointError, load_checkpoint
 from ..engine.components import method_from_config
 from ..engine.train_job import run_training
 from ..models import create_encoder
-from ..models.external import is_external
 from ..run_folder import (
     CHECKPOINT,
     CONFIG,
@@ -33,7 +32,7 @@ from ..run_folder import (
     read_meta,
     read_results,
 )
-from ..weights import load_encoder
+from ..weights import load_encoder, rebuild_spec
 
 log = logging.getLogger("supcon")
 
@@ -52,8 +51,13 @@ class Run:
 
     @property
     def method(self) -> str:
-        """``supcon``, ``simclr`` or ``ce``."""
+        """``supcon``, ``simclr``, ``ce`` or ``ce+supcon``."""
         return self.cfg.method
+
+    @property
+    def modality(self) -> str:
+        """``image`` or ``text``: what the encoder reads."""
+        return self.meta.get("modality", "image")
 
 
 def open_run(path: str | Path, what: str = "path") -> Run:
@@ -83,10 +87,9 @@ def _load_model(path: Path, cfg: Config, meta: dict[str, Any], what: str) -> nn.
         state = load_checkpoint(path / CHECKPOINT)
     except CheckpointError:
         raise RunError(f"{what} {path}: {CHECKPOINT} is corrupt or unreadable{DAMAGED}") from None
-    options = dict(cfg.model.encoder_options)
-    if is_external(cfg.model.encoder):  # the checkpoint has the weights: fetch no pretrained ones
-        options["pretrained"] = False
-    encoder = create_encoder(cfg.model.encoder, in_channels=meta.get("in_channels", 3), **options)
+    # the checkpoint has the weights: fetch no pretrained ones
+    name, options = rebuild_spec(path, cfg.model.encoder, cfg.model.encoder_options)
+    encoder = create_encoder(name, in_channels=meta.get("in_channels", 3), **options)
     num_classes = len(meta.get("class_names", ())) or 2
     model = method_from_config(cfg).build_model(encoder, num_classes)
     try:

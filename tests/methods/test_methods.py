@@ -53,7 +53,7 @@ def batch():
 
 
 def test_names_and_factory_errors():
-    assert set(list_methods()) == {"supcon", "simclr", "ce"}
+    assert set(list_methods()) == {"supcon", "simclr", "ce", "ce+supcon"}
     with pytest.raises(ValueError, match="simclr"):
         create_method("simclear")
     with pytest.raises(ValueError, match="valid options"):
@@ -65,6 +65,8 @@ def test_names_and_factory_errors():
         ("supcon", {"positives_cap": 0}),
         ("simclr", {"feat_dim": 0}),
         ("ce", {"label_smoothing": 1.0}),
+        ("ce+supcon", {"supcon_weight": -1}),
+        ("ce+supcon", {"temperature": 0}),
     ]:
         with pytest.raises(ValueError, match=next(iter(bad))):
             create_method(name, **bad)
@@ -208,7 +210,7 @@ def digits_batch(n: int = 32):
     return views, torch.tensor(digits.target[:n])
 
 
-@pytest.mark.parametrize("name", ["supcon", "simclr", "ce"])
+@pytest.mark.parametrize("name", ["supcon", "simclr", "ce", "ce+supcon"])
 def test_loss_goes_down_with_sgd(name):
     views, labels = digits_batch()
     images = views[:, :1] if name == "ce" else views
