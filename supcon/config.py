@@ -275,6 +275,8 @@ def resolve(cfg: Config) -> Config:
     cfg = from_dict(cfg.to_dict())
     if cfg.method not in METHODS:
         raise ConfigError(_choice_message("method", cfg.method, METHODS))
+    if is_text_encoder(cfg.model.encoder) and cfg.data.augmentation is None:
+        cfg.data.augmentation = "none"  # a text's views are dropout views: no image policy
     for key, value in METHOD_DEFAULTS[cfg.method].items():
         if get_value(cfg, key) is None:
             set_value(cfg, key, value)
@@ -287,8 +289,6 @@ def with_absolute_paths(cfg: Config) -> Config:
     ``data.data_dir`` are absolute if they name an existing folder, so a saved config.yaml works
     from any working directory. Paths that do not exist are left as given (the loader reports them).
     """
-    if is_text_encoder(cfg.model.encoder) and cfg.data.augmentation is None:
-        cfg.data.augmentation = "none"  # a text's views are dropout views: no image policy
     cfg = from_dict(cfg.to_dict())
     if _names_folder(cfg.data.name):
         cfg.data.name = os.path.abspath(os.path.expanduser(cfg.data.name))
@@ -378,6 +378,11 @@ def validate(cfg: Config) -> None:
             raise ConfigError(message)
 
 
+def is_text_encoder(name: object) -> bool:
+    """Whether the encoder name ``name`` reads texts (``transformers:<folder>``)."""
+    return isinstance(name, str) and name.startswith(TEXT_ENCODER_PREFIX)
+
+
 def list_presets() -> list[str]:
     """Names of the shipped presets (files in ``supcon/configs``), for ``build_config``."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
@@ -390,11 +395,6 @@ def get_value(cfg: Config, key: str) -> Any:
 
 
 def set_value(cfg: Config, key: str, value: Any) -> None:
-def is_text_encoder(name: object) -> bool:
-    """Whether the encoder name ``name`` reads texts (``transformers:<folder>``)."""
-    return isinstance(name, str) and name.startswith(TEXT_ENCODER_PREFIX)
-
-
     """Set a dotted key (e.g. ``optim.lr``) after checking the value against the field's type.
 
     An int is accepted for a float field, None only for optional fields; no range checks here.

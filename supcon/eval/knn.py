@@ -61,11 +61,11 @@ def _split_batch(batch, index: int) -> tuple[Tensor, Tensor]:
             f"loader batch {index} must be (images, labels), got {type(batch).__name__}"
         )
     images, labels = batch[0], batch[1]
+    if not isinstance(images, Tensor) and not isinstance(images, str) and hasattr(images, "__len__"):
+        return images, labels  # texts: the encoder reads them
     if not isinstance(images, Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"loader batch {index}: images must be [B, C, H, W], got {shape}")
-    if not isinstance(images, Tensor) and not isinstance(images, str) and hasattr(images, "__len__"):
-        return images, labels  # texts: the encoder reads them
     return images, labels
 
 
