@@ -58,7 +58,7 @@ def folder_run(tmp_path_factory):
 def test_readme_gives_a_command_for_every_example():
     readme = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".py", ".sh"))
-    assert len(scripts) == 6
+    assert len(scripts) == 7
     for name in scripts:
         assert f"examples/{name}" in readme, name
 
@@ -161,3 +161,22 @@ def test_your_model_your_data_example_trains_your_module_and_reloads_it(tmp_path
     assert float(linear.group(1)) == pytest.approx(results["test_top1"], abs=0.006)
     assert results["encoder"] == "object:SmallNet" and results["data"] == "object:DigitImages"
     assert float(linear.group(1)) > 40.0 and float(nearest.group(1)) > 30.0, done.stdout  # chance: 10%
+
+
+def test_text_fewshot_example_fine_tunes_the_tiny_model_and_its_reload_agrees(tmp_path):
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _text_data import csv_folder, tiny_bert  # a random BERT and topic texts, written here
+
+    bert, data = tiny_bert(tmp_path / "bert"), csv_folder(tmp_path / "topics", n_train=60, n_test=30)
+    out = tmp_path / "run"
+    stdout = run(EXAMPLES / "text_fewshot.py", "--model", bert, "--data", data, "--out", out, "--shots", "12",
+                 "--epochs", "4", "--lr", "5e-3").stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "supcon" and "36 training texts (12 per class of 3), 30 test texts" in stdout
+    trained = number(r"supcon: test accuracy ([\d.]+)%", stdout)
+    reloaded = number(r"reloaded encoder \+ classifier: test accuracy ([\d.]+)%", stdout)
+    assert trained == pytest.approx(results["test_top1"], abs=0.006)
+    assert reloaded == pytest.approx(trained, abs=0.006)  # a second computation, in another process's terms
+    assert trained > 60.0, stdout  # chance: 33%
+    assert len(re.findall(r"^  '.*' -> (food|sports|tech) \(true: (food|sports|tech)\)$", stdout, re.M)) == 3

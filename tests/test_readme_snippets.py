@@ -1,5 +1,6 @@
 """The Python snippets of the README's sections on backbones, the distributed loss, banks, label
-sets and `supcon.train` with objects run as written, each in a fresh process (the distributed one under torchrun with 2
+sets, `supcon.train` with objects and text run as written (text: with a tiny random BERT as its
+model folder), each in a fresh process (the distributed one under torchrun with 2
 CPU processes), and print what their comments say."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SECTIONS = {  # heading -> what its snippet must print
     "## Contrasting against a bank": ["True torch.Size([8, 2, 16])"],
     "## More than one label per image": ["tensor("],
     "## Your model and your data, from Python": ["test top-1 "],
+    "## Text: fine-tuning a pretrained sentence encoder": ["test top-1 ", "torch.Size([2, 32])"],
 }
 
 
@@ -37,6 +39,12 @@ def test_readme_section_snippet_runs(heading, tmp_path):
     code = blocks[0]
     if "timm:" in code:
         pytest.importorskip("timm")
+    if "transformers:" in code:  # a tiny random BERT where the snippet expects its model folder
+        pytest.importorskip("transformers")
+        sys.path.insert(0, str(ROOT / "tests"))
+        from _text_data import tiny_bert
+
+        tiny_bert(tmp_path / "models" / "all-MiniLM-L6-v2")
     script = tmp_path / "snippet.py"
     script.write_text(code)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
