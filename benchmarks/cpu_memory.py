@@ -229,6 +229,26 @@ def after_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def verdict(results: list[dict]) -> str:
+    """What the tables say, in two sentences."""
+    speed = {m: [r["steps_per_s"] for r in results if r.get("kind") == "speed" and r["mode"] == m
+                 and "steps_per_s" in r] for m in MODES}
+    after = {r["mode"]: r for r in results if r.get("kind") == "after" and "error" not in r}
+    lines = []
+    if all(speed.values()):
+        ratio = statistics.median(speed["keep"]) / statistics.median(speed["return"])
+        lines.append(f"Keeping freed memory runs the main job's step at {ratio:.2f}x the steps/s of returning it "
+                     f"(medians of {len(speed['keep'])} and {len(speed['return'])} runs).")
+    if set(after) == set(MODES):
+        kept = after["keep"]["rss_after_free_mb"] - after["return"]["rss_after_free_mb"]
+        lines.append(f"After `train()` returns and the caller frees its {BLOCKS * BLOCK_MIB} MiB, the process holds "
+                     f"{kept:.0f} MB more resident memory when freed memory is kept "
+                     f"({after['keep']['heap_after_free_mb']:.0f} MiB of free heap, against "
+                     f"{after['return']['heap_after_free_mb']:.0f} MiB): what `supcon.train()` no longer leaves "
+                     "behind in a Python caller's process.")
+    return " ".join(lines)
+
+
 def section(args, body: str, argv: list[str], started: str, loads: list, threads: int | None,
             results: list[dict]) -> str:
     speed = next((r for r in results if "batch" in r), {})
@@ -242,7 +262,7 @@ def section(args, body: str, argv: list[str], started: str, loads: list, threads
         f"SGD), median of {args.steps} steps after {args.warmup}, {args.runs} fresh processes per mode. "
         f"After: `supcon.train` of that model on {args.data} (1 epoch + 1 linear epoch), then "
         f"{BLOCKS} x {BLOCK_MIB} MiB tensors of the caller's, written and freed.", "",
-        body, "",
+        body, "", verdict(results), "",
     ])
 
 
@@ -255,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     started, load0 = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), os.getloadavg()[0]
     results = run(args)
     body = speed_table(results) + "\n\n" + after_table(results)
-    print(body)
+    print(body + "\n\n" + verdict(results))
     if args.write:
         threads = next((r["threads"] for r in results if "threads" in r), None)
         write_section(args.write, HEADING, section(args, body, argv, started, [load0, os.getloadavg()[0]],

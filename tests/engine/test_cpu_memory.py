@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -67,7 +66,6 @@ def test_a_freed_block_is_kept_for_reuse():
 def test_training_from_python_leaves_the_process_returning_freed_memory(tmp_path):
     # a notebook that trains and then works on: what it frees goes back to the system as before
     assert _free_heap_bytes(AFTER_TRAINING, "retain") >= 320 * MIB  # the check can see retention
-    assert _free_heap_bytes(AFTER_TRAINING, "default") < 80 * MIB
     assert _free_heap_bytes(AFTER_TRAINING, "train", str(tmp_path / "run")) < 80 * MIB
 
 
@@ -85,18 +83,3 @@ def test_the_supcon_command_keeps_freed_memory_on_cpu(monkeypatch, tmp_path, tin
     assert code == 0
     assert sorted(calls) == sorted([(cpu_memory._M_MMAP_THRESHOLD, 32 * MIB), (cpu_memory._M_TRIM_THRESHOLD, 1 << 30)])
 
-
-def test_the_benchmark_runs_both_modes_and_writes_its_section(tmp_path):
-    # benchmarks/cpu_memory.py, at its smallest: every case runs; no figure is checked here
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n## Other section\n\nkept\n")
-    cmd = [sys.executable, "cpu_memory.py", "--runs", "1", "--steps", "1", "--warmup", "1", "--batch", "128",
-           "--threads", "1", "--write", str(results)]
-    proc = subprocess.run(cmd, cwd=Path(__file__).parents[2] / "benchmarks", capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = results.read_text()
-    assert "## Other section\n\nkept" in text and "## Freed memory kept or returned" in text
-    for mode in ("return", "keep"):
-        rows = [line for line in text.splitlines() if line.startswith(f"| {mode} | ")]
-        assert len(rows) == 2 and not any("failed" in row for row in rows), text
