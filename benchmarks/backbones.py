@@ -14,6 +14,8 @@ S = 32 and 96 px (no pretrained weights) and the encoder, in eval mode, runs on 
 
 Worker processes run the names one after another (a crash loses one name, and ``--timeout`` bounds
 each); ``--rows`` keeps every result as a JSON line, so that ``--resume`` continues an interrupted run.
+timm's names run family by family in turn (one name of each of its modules, then a second, ...; the
+smaller-sounding names first), so that a run stopped early (``--max-names``) still covers every family.
 Build seconds: ``create_encoder`` at the first size (weights' random init and the registry's check on
 a blank batch); provisional on a shared machine.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,11 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs=2, default=[32, 96])
     p.add_argument("--max-params", type=float, default=None,
                    help="skip timm models above this many million parameters (torchvision: all run)")
+    p.add_argument("--max-names", type=int, default=None,
+                   help="run only the first N timm names of the family-by-family order (a partial run)")
     p.add_argument("--timeout", type=int, default=600, help="seconds per name")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--rows", type=Path, default=None, help="append each result to this JSON-lines file")
     p.add_argument("--resume", action="store_true", help="skip the names already in --rows")
     p.add_argument("--write", type=Path, default=None, help="update this RESULTS.md section")
+    p.add_argument("--note", default="", help="a sentence for the RESULTS.md section (how the run went)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -152,10 +158,23 @@ def all_names(args: argparse.Namespace) -> list[str]:
 
         names += [f"torchvision:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
     if "timm" in args.sources:
-        import timm
-
-        names += [f"timm:{n}" for n in timm.list_models()]
+        names += [f"timm:{n}" for n in _timm_in_turn()[:args.max_names]]
     return names
+
+
+_SIZES = ("test", "atto", "femto", "pico", "nano", "micro", "tiny", "xxs", "xs", "small", "lite", "mobile")
+
+
+def _timm_in_turn() -> list[str]:
+    """timm's architectures, one of each module in turn; within a module, smaller-sounding names first."""
+    import timm
+
+    def rank(name: str) -> tuple[int, str]:
+        return next((i for i, word in enumerate(_SIZES) if word in name), len(_SIZES)), name
+
+    families = [sorted(timm.list_models(module=m), key=rank) for m in timm.list_modules()]
+    turns = [f[i] for i in range(max(map(len, families))) for f in families if i < len(f)]
+    return turns + sorted(set(timm.list_models()) - set(turns))  # any name no module lists
 
 
 def run(args: argparse.Namespace, names: list[str]) -> list[dict]:
@@ -203,17 +222,34 @@ def table(rows: list[dict], sizes: list[int]) -> str:
 
 
 def summary(rows: list[dict], args: argparse.Namespace) -> str:
-    """Counts per source and status, the budget, and every name that is not ok."""
+    """Counts per source and status, the budget, the refused names grouped by reason, every FAIL."""
     lines = ["| source | names | ok at both sizes | refused up front | FAIL | skipped |", "|---|---|---|---|---|---|"]
     for source in sorted({r["name"].partition(":")[0] for r in rows}):
         mine = [r for r in rows if r["name"].startswith(source + ":")]
         counts = [sum(r["status"] == s for r in mine) for s in ("ok", "refused", "FAIL", "skipped")]
         lines.append(f"| {source} | {len(mine)} | " + " | ".join(map(str, counts)) + " |")
-    budget = (f"timm models above {args.max_params:g}M parameters were not run (skipped). " if args.max_params
-              else "")
-    others = [r for r in rows if r["status"] in ("refused", "FAIL")]
-    return "\n".join(lines + ["", budget + "Every name that is not ok (refused: the registry's message, "
-                              "one line; FAIL: the error):", "", table(others, args.sizes)])
+    notes = [f"timm models above {args.max_params:g}M parameters were not run (skipped)."] if args.max_params else []
+    if args.max_names:
+        notes.append(f"Only the first {args.max_names} timm names of the family-by-family order ran (of "
+                     f"{len(_timm_in_turn())}).")
+    failing = [r for r in rows if r["status"] == "FAIL"]
+    lines += (["", " ".join(notes)] if notes else []) + ["", "Refused up front, by reason (the registry's one-line message, e.g. "
+              "the first of each group):", "", *_refusals(rows, args.sizes), "",
+              f"FAIL: {len(failing)} name(s)" + (":" if failing else ".")]
+    return "\n".join(lines + ([table(failing, args.sizes)] if failing else []))
+
+
+def _refusals(rows: list[dict], sizes: list[int]) -> list[str]:
+    groups: dict[str, list[dict]] = {}
+    for row in (r for r in rows if r["status"] == "refused"):
+        at = " and ".join(f"{s} px" for s in sizes if row.get(str(s)) == "refused")
+        fixed = re.search(r"takes only (\d+x\d+) images", row["error"])
+        smallest = re.search(r"lists (\d+x\d+) as its smallest", row["error"])
+        key = f"a fixed input size, at {at}" if fixed else f"images too small, at {at}"
+        row["why"] = fixed.group(1) if fixed else smallest.group(1) + " at least" if smallest else "no size listed"
+        groups.setdefault(key, []).append(row)
+    return [f"- {key} ({len(group)}; e.g. `{group[0]['error']}`): "
+            + ", ".join(f"`{r['name']}` ({r['why']})" for r in group) for key, group in sorted(groups.items())]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -229,7 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         header = run_header("backbones.py", argv, "cpu", args.threads, started, [load0, os.getloadavg()[0]])
         text = "\n".join([HEADING, "", header + " Each name built by `create_encoder(name, in_channels=3, "
                           f"image_size=S)` for S = {args.sizes[0]} and {args.sizes[1]} px, without pretrained "
-                          "weights, and run in eval mode on a random batch of 2 under `torch.no_grad()`.", "",
+                          "weights, and run in eval mode on a random batch of 2 under `torch.no_grad()`. "
+                          "Build seconds (in the full table the script prints) are provisional: a shared "
+                          "machine. " + args.note, "",
                           summary(rows, args), ""])
         write_section(args.write, HEADING, text)
 

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
 SECTIONS = {  # heading -> what its snippet must print
-    "## Any backbone: timm and torchvision": ["512 torch.Size([2, 512])", "576"],
+    "## Any backbone: timm and torchvision": ["512 torch.Size([2, 512])", "1024"],
     "## The loss in your own distributed loop": [],
     "## Contrasting against a bank": ["True torch.Size([8, 2, 16])"],
     "## More than one label per image": ["tensor("],
