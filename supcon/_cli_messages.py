@@ -1,4 +1,5 @@
-"""What a failed `supcon` command tells the user: one ``error:`` line and an exit code.
+"""What the `supcon` command tells the user: one ``error:`` line and an exit code when it fails,
+its help, and its log lines (on stderr, between progress bars, and in a run's train.log).
 
 Split from :mod:`supcon.cli` so the parser and the commands stay readable; docs/errors.md lists
 every message. The library's errors name the arguments of the Python calls (``resume=True``,
@@ -8,9 +9,14 @@ every message. The library's errors name the arguments of the Python calls (``re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import logging
 import re
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
 
 from .checks import first_line
 from .run_folder import has_checkpoint
@@ -41,17 +47,19 @@ def failure_message(err: Exception, args: argparse.Namespace) -> tuple[str, int]
         message, code = first_line(err), EXIT_USER_ERROR
     else:
         return None
-    return in_flags(message), code
+    return in_flags(message, {**ARGUMENT_FLAGS, **getattr(args, "flags", {})}), code
 
 
 def in_flags(message: str, flags: dict[str, str] = ARGUMENT_FLAGS) -> str:
-    """``message`` with the Python arguments it names turned into their flags: ``resume=True``
-    becomes ``--resume``; a name that begins the message (its subject: ``methods must ...``,
-    ``run_dir X does not exist``) becomes its flag; a name with an underscore (``run_dir``, never
-    an English word) becomes its flag wherever it stands, but not inside a dotted config key."""
+    """``message`` with the Python arguments it names turned into their flags (``flags``: name ->
+    flag): ``resume=True`` becomes ``--resume``; a name that is the message's subject (it begins
+    the message, followed by ``:``, `` must``, `` names`` or a path, quote or number:
+    ``methods must ...``, ``run_dir /x does not exist``) becomes its flag; a name with an
+    underscore (``run_dir``, never an English word) becomes its flag wherever it stands, but not
+    inside a dotted config key."""
     for name, flag in flags.items():
         message = re.sub(rf"(?<![\w.]){name}=True\b", flag, message)
-        message = re.sub(rf"^{name}(?=[ :])", flag, message)
+        message = re.sub(rf"^{name}(?=:| must | names | ['\"/~.\d])", flag, message)
         if "_" in name:
             message = re.sub(rf"(?<![\w.]){name}(?![\w.=])", flag, message)
     return message
@@ -93,3 +101,59 @@ def interrupted_message(args: argparse.Namespace) -> str:
         return ("interrupted; re-run the same command to continue (finished runs are skipped, "
                 "the interrupted one resumes from its checkpoint)")
     return "interrupted; nothing was saved: re-run the same command to evaluate"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point to the command's --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default once: appended unless the help text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text.lower() or not action.option_strings or action.required
+                or action.default in (None, argparse.SUPPRESS)):
+            return text
+        if action.nargs == 0 and action.default is False:  # a store_true flag
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def setup_logging() -> None:
+    """Log the ``supcon`` logger's INFO lines on stderr, without breaking a progress bar."""
+    root = logging.getLogger("supcon")
+    root.setLevel(logging.INFO)
+    if not any(isinstance(h, TqdmHandler) for h in root.handlers):
+        handler = TqdmHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+
+
+@contextlib.contextmanager
+def file_log(path: Path | None) -> Iterator[None]:
+    """Also log to ``path`` while the command runs (removed after, so calls never pile up)."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("supcon")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+class TqdmHandler(logging.Handler):
+    """Log lines that do not break an active progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)

@@ -253,17 +253,29 @@ def build_config(
         _apply_nested(cfg, _read_yaml(preset), where=str(preset))
     for key, value in (overrides or {}).items():
         set_value(cfg, key, value)
-    for item in dotted or []:
+    for key, value in parse_overrides(dotted or []).items():
+        set_value(cfg, key, value)
+    return resolve(with_absolute_paths(cfg))
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=0.1", ...]`` as ``{"optim.lr": 0.1, ...}``: each value parsed as YAML
+    (``null`` -> None, an empty value -> None); a later item wins over an earlier one.
+
+    Raises:
+        ConfigError: an item that is not ``key=value``, or a value that is not valid YAML.
+    """
+    out = {}
+    for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value (e.g. optim.lr=0.1)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}); "
                               "quote the whole override, e.g. 'model.encoder_options={widths: [16, 32]}'") from None
-        set_value(cfg, key.strip(), value)
-    return resolve(with_absolute_paths(cfg))
+    return out
 
 
 def resolve(cfg: Config) -> Config:

@@ -49,6 +49,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def launch_rank() -> int:
+    """This process's global rank as ``torchrun`` sets it (``RANK``), 0 when not launched so;
+    readable before the process group is joined.
+
+    Raises:
+        ValueError: ``RANK`` is not an integer.
+    """
+    return _env_int("RANK", 0)
+
+
 def local_rank() -> int:
     """This process's index on its node (``LOCAL_RANK`` from torchrun), 0 when not launched so."""
     return _env_int("LOCAL_RANK", 0)

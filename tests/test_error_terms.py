@@ -112,6 +112,14 @@ def test_in_flags_turns_argument_names_into_flags(python, cli):
     assert in_flags(python) == cli
 
 
+def test_a_command_adds_the_flags_of_its_option_fields():
+    flags = {"data": "--data", "lr_grid": "--lr-grid", "corruptions": "--corruptions"}
+    assert in_flags("lr_grid must be numbers like 0.05,0.1,0.2, got 'fast'", flags).startswith("--lr-grid must")
+    assert in_flags("corruptions: unknown ['snow']", flags) == "--corruptions: unknown ['snow']"
+    # a word that only looks like a field stays: "data set ..." is not the --data flag
+    assert in_flags("data set cifar10 is not on disk", flags) == "data set cifar10 is not on disk"
+
+
 def test_every_argument_has_a_flag_of_its_own_spelling():
     assert all(flag.startswith("--") and " " not in flag for flag in ARGUMENT_FLAGS.values())
     assert {name: flag for name, flag in ARGUMENT_FLAGS.items() if "_" not in name} == {

@@ -15,6 +15,9 @@ from torch import Tensor, nn
 
 from ..checks import check_int
 
+KNN_K = 200  # neighbours, as in the InstDisc / MoCo kNN monitor
+KNN_TEMPERATURE = 0.1  # temperature of the neighbours' similarity weights
+
 
 @torch.no_grad()
 def extract_features(
@@ -73,8 +76,8 @@ def knn_predict(
     train_feats: Tensor,
     train_labels: Tensor,
     test_feats: Tensor,
-    k: int = 200,
-    temperature: float = 0.1,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
     num_classes: int | None = None,
     *,
     chunk_size: int = 1024,
@@ -124,8 +127,8 @@ def knn_top1(
     train_labels: Tensor,
     test_feats: Tensor,
     test_labels: Tensor,
-    k: int = 200,
-    temperature: float = 0.1,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
     num_classes: int | None = None,
     *,
     chunk_size: int = 1024,
