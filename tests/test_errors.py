@@ -428,7 +428,7 @@ CASES = [
          "--device 'cuda': CUDA is not available on this machine", setup=_no_cuda),
     # compare and sweep
     Case("compare-unknown-method", ("compare", *OUT, "--methods", "ce,moco"),
-         "--methods must name some of supcon, simclr, ce, got ['ce', 'moco']"),
+         "--methods must name some of supcon, simclr, ce, ce+supcon, got ['ce', 'moco']"),
     Case("compare-method-twice", ("compare", *OUT, "--methods", "ce,ce"), "--methods names a method twice"),
     Case("compare-seeds", ("compare", *OUT, "--seeds", "0"), "--seeds must be >= 1, got 0"),
     Case("compare-epochs", ("compare", *OUT, "--epochs", "0"), "--epochs must be >= 1, got 0"),
