@@ -35,8 +35,8 @@ NEVER_IMPORT = {"supcon.__main__"}  # importing it runs the CLI
 
 
 def _all_module_names() -> list[str]:
-    """Dotted names of every module under supcon/, found on disk (``pkgutil.walk_packages``
-    would skip ``supcon.engine``, a namespace package without ``__init__.py``)."""
+    """Dotted names of every module under supcon/, found on disk: every ``.py`` file, so a folder
+    that lacks its ``__init__.py`` is still checked (``pkgutil.walk_packages`` would skip it)."""
     names = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         parts = ["supcon", *path.relative_to(PACKAGE_DIR).with_suffix("").parts]

@@ -1,9 +1,9 @@
-"""`supcon compare` as a controlled experiment (the default): every method shares the encoder,
+"""The design of the controlled `supcon compare` (the default): every method shares the encoder,
 data, augmentation policy, batch size and pre-training budget; each method's learning rate (and
 temperature, for supcon and simclr) is picked from the same grid on the validation split; and
 cross-entropy with its own augmentation is a second baseline row.
 
-The steps:
+This module builds the runs (:class:`Design`); :mod:`.execute` makes them:
 
 1. **Selection** (validation split only). For every row, each grid point is trained once at
    seed :data:`SELECT_SEED` (not one of the evaluated seeds) into ``select/<row>-<aug>-lr<lr>[-t<t>]``
@@ -12,40 +12,26 @@ The steps:
    The point with the highest validation top-1 wins (ties: the first in grid order).
 2. **Core runs**: every row x seed 0..K-1 with the chosen settings, in ``<row>-seed<k>``, each
    evaluated as by `supcon eval` (no reference: mCE is computed from the summaries).
-3. Every finished run leaves a summary in ``<record>/summaries/`` (:mod:`.record`); a run whose
-   summary is there with the same configuration is not redone, on this machine or another.
 
 Budget: ``epochs`` (default) gives every method the same number of epochs; ``passes`` gives the
 same number of encoder passes (images x views x epochs), so one-view ce trains ``v`` times as
-many epochs as the ``v``-view contrastive methods. Either way the report shows epochs, encoder
-passes and the measured wall time of each method.
+many epochs as the ``v``-view contrastive methods.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..command_line import to_flags
 from ..config import Config
 from ..eval.imitation import POLICIES
 from ..run_folder import RunError, is_finished, open_config
-from .eval_options import EvalOptions
-from .evaluate import evaluate_if_needed
-from .record import (
-    check_git,
-    commit_files,
-    config_key,
-    make_summary,
-    matches,
-    read_summary,
-    write_summary,
-)
-from .runs import train_or_resume
-from .study import StudySpec, ordered
+from .eval_options import RUN_ONLY, EvalOptions
+from .grid import RunSpec, StudySpec, ordered
 
 log = logging.getLogger("supcon")
 SELECT_SEED = 1000  # the selection runs' seed: their init, batch order and validation split
@@ -62,11 +48,12 @@ CONTROLLED_KEYS = {
 
 @dataclass(frozen=True)
 class Controls:
-    """How the controlled compare shares and selects settings (defaults are the CLI's).
+    """How the controlled compare shares and selects settings; each field is also a flag of the
+    command line (:mod:`supcon.command_line`: ``lr_grid`` is ``--lr-grid``).
 
     Raises:
         ValueError: an unknown augmentation policy or budget, an empty or non-positive grid,
-            ``select_epochs`` < 1, or a negative ``unreliable_below`` (messages name the option).
+            ``select_epochs`` < 1, or a negative ``unreliable_below`` (messages name the field).
     """
 
     augmentation: str = "simaugment"
@@ -75,7 +62,8 @@ class Controls:
     """Peak learning rates tried for every method."""
     temperature_grid: tuple[float, ...] = (0.1, 0.5)
     """Temperatures tried for supcon and simclr (crossed with the lr grid)."""
-    baseline_augmentations: tuple[str, ...] = ("crop-flip", "autoaugment")
+    baseline_augmentations: tuple[str, ...] = field(default=("crop-flip", "autoaugment"),
+                                                    metadata={"flag": "--baseline-augmentation"})
     """ce's own augmentation(s) for the second baseline row, chosen on validation with the lr
     (default: ce's preset crop-flip and the paper's CE augmentation, AutoAugment); () = no such row."""
     budget: str = "epochs"
@@ -86,27 +74,27 @@ class Controls:
     """Relative CE of a corruption is marked unreliable when the reference's own mean drop in
     top-1 under it (over severities and seeds) is below this many percentage points."""
     record: Path | None = None
-    """Folder of the committable outputs (summaries/, report, plots); None = the --out folder."""
+    """Folder of the committable outputs (summaries/, report, plots); None = the study's out folder."""
     commit: bool = False
     """git add + commit each summary as it is written (and the report at the end)."""
 
     def __post_init__(self) -> None:
         checks = [
             (self.augmentation in POLICIES,
-             f"--augmentation: unknown policy {self.augmentation!r}; choose from {', '.join(POLICIES)}"),
+             f"augmentation: unknown policy {self.augmentation!r}; choose from {', '.join(POLICIES)}"),
             (all(a in POLICIES for a in self.baseline_augmentations),
-             f"--baseline-augmentation: unknown policy in {list(self.baseline_augmentations)}; "
+             f"baseline_augmentations: unknown policy in {list(self.baseline_augmentations)}; "
              f"choose from {', '.join(POLICIES)} (or none)"),
             (len(set(self.baseline_augmentations)) == len(self.baseline_augmentations),
-             f"--baseline-augmentation names a policy twice: {list(self.baseline_augmentations)}"),
+             f"baseline_augmentations names a policy twice: {list(self.baseline_augmentations)}"),
             (bool(self.lr_grid) and all(v > 0 for v in self.lr_grid),
-             f"--lr-grid must be positive numbers like 0.05,0.1,0.2, got {list(self.lr_grid)}"),
+             f"lr_grid must be positive numbers like 0.05,0.1,0.2, got {list(self.lr_grid)}"),
             (bool(self.temperature_grid) and all(v > 0 for v in self.temperature_grid),
-             f"--temperature-grid must be positive numbers like 0.1,0.5, got {list(self.temperature_grid)}"),
-            (self.budget in BUDGETS, f"--budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}"),
+             f"temperature_grid must be positive numbers like 0.1,0.5, got {list(self.temperature_grid)}"),
+            (self.budget in BUDGETS, f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}"),
             (self.select_epochs is None or self.select_epochs >= 1,
-             f"--select-epochs must be >= 1, got {self.select_epochs}"),
-            (self.unreliable_below >= 0, f"--unreliable-below must be >= 0, got {self.unreliable_below}"),
+             f"select_epochs must be >= 1, got {self.select_epochs}"),
+            (self.unreliable_below >= 0, f"unreliable_below must be >= 0, got {self.unreliable_below}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -145,7 +133,7 @@ def build_rows(methods: tuple[str, ...], controls: Controls) -> list[Row]:
     return rows
 
 
-def grid(row: Row, controls: Controls) -> list[dict[str, Any]]:
+def selection_points(row: Row, controls: Controls) -> list[dict[str, Any]]:
     """The selection grid of a row: augmentation x lr (x temperature for contrastive methods)."""
     temps = controls.temperature_grid if row.method in CONTRASTIVE else (None,)
     points = []
@@ -179,77 +167,24 @@ def check_overrides(overrides: tuple[str, ...]) -> None:
 
 
 @dataclass
-class Runner:
-    """Trains, evaluates and records runs, skipping every one the record already holds.
-
-    Two requests for the same experiment (same portable config) share one run: the first name
-    asked for is used for both.
-    """
-
-    out: Path
-    record: Path
-    commit: bool = False
-    progress: bool = False
-    aliases: dict[str, str] = field(default_factory=dict)
-    trained: list[str] = field(default_factory=list)  # names trained or evaluated by this call
-
-    def run(self, name: str, cfg: Config, *, test: bool = True,
-            evaluate: EvalOptions | None = None) -> dict[str, Any]:
-        """The summary of run ``name`` (made now if the record lacks it)."""
-        name = self.aliases.setdefault(config_key("test" if test else "select", cfg), name)
-        settings = evaluate.settings() if evaluate is not None else None
-        summary = read_summary(self.record, name)
-        if matches(summary, cfg, settings, need_test=test):
-            log.debug("%s: recorded, skipping", name)
-            return summary
-        path = self.out / name
-        results = train_or_resume(cfg, path, self.progress) if test else \
-            train_or_resume(cfg, path, self.progress, test=False)  # never reads the test split
-        evaluation = evaluate_if_needed(path, evaluate) if evaluate is not None else None
-        summary = make_summary(name, cfg, path, results, evaluation)
-        written = write_summary(self.record, summary)
-        self.trained.append(name)
-        log.info("%s: summary in %s", name, written)
-        if self.commit:
-            commit_files([written], f"study: {name} finished")
-        return summary
-
-
-@dataclass
-class Study:
-    """The controlled comparison of ``spec.methods`` (see the module docstring).
+class Design:
+    """The rows of a controlled comparison of ``spec.methods`` and the config of each of its runs
+    (see the module docstring). ``selection`` is filled by :func:`~.execute.select`.
 
     Raises:
-        ValueError: ``options`` sets ``data``/``reference``, a controlled key among the overrides,
-            no ce among the methods, runs that would differ in data/encoder/batch, or ``--commit``
-            with a record folder outside a git repository.
+        ValueError: a controlled key among the overrides, no ce among the methods, runs that
+            would differ in data/encoder/batch, or view counts the ``passes`` budget cannot match.
     """
 
     spec: StudySpec
-    options: EvalOptions
     controls: Controls
-    progress: bool = False
     rows: list[Row] = field(init=False)
-    runner: Runner = field(init=False)
     selection: dict[str, dict[str, Any]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.options.data is not None or self.options.reference is not None:
-            raise ValueError("compare evaluates each run on its own data against its own ce run; "
-                             "use `supcon eval` for --data/--reference")
         check_overrides(self.spec.overrides)
         self.rows = build_rows(self.spec.methods, self.controls)
-        record = Path(self.controls.record or self.spec.out)
-        if self.controls.commit:
-            check_git(record)
-        self.runner = Runner(Path(self.spec.out), record, self.controls.commit, self.progress)
-        self.options = replace(self.options, reference=None)
         self._check_budget()
-
-    @property
-    def record(self) -> Path:
-        """Folder of the summaries and the report."""
-        return self.runner.record
 
     def row(self, key: str) -> Row:
         """The row named ``key``."""
@@ -294,7 +229,7 @@ class Study:
         return replace(self.spec, overrides=dotted).config_for(row.method, seed, flags)
 
     def chosen(self, row: Row) -> dict[str, Any]:
-        """The grid point selected for ``row`` (call :meth:`select` first)."""
+        """The grid point selected for ``row`` (after the selection)."""
         return self.selection[row.key]["chosen"]
 
     def core_config(self, row: Row, seed: int, **extra: Any) -> Config:
@@ -305,8 +240,19 @@ class Study:
         """Run folder (and summary name) of ``row`` at ``seed``."""
         return f"{row.key}-seed{seed}"
 
-    def check_existing(self) -> None:
-        """Refuse, before any training, finished core runs in ``--out`` that another configuration
+    def selection_runs(self, row: Row) -> list[tuple[dict[str, Any], RunSpec]]:
+        """``row``'s selection grid: each point with its run (never reads the test split)."""
+        epochs = self.controls.select_epochs
+        return [(p, RunSpec(f"select/{row.key}-{point_label(p)}", self.config(row, SELECT_SEED, p, epochs=epochs),
+                            test=False)) for p in selection_points(row, self.controls)]
+
+    def core_runs(self, options: EvalOptions) -> list[RunSpec]:
+        """Every row x seed (seed by seed) with its selected settings, evaluated with ``options``."""
+        return [RunSpec(self.core_name(row, seed), self.core_config(row, seed), evaluate=options)
+                for seed in range(self.spec.seeds) for row in self.rows]
+
+    def check_existing(self, out: Path) -> None:
+        """Refuse, before any training, finished core runs in ``out`` that another configuration
         made (settings the selection picks are taken from the run itself).
 
         Raises:
@@ -314,7 +260,7 @@ class Study:
         """
         for row in self.rows:
             for seed in range(self.spec.seeds):
-                path = self.runner.out / self.core_name(row, seed)
+                path = Path(out) / self.core_name(row, seed)
                 if not is_finished(path):
                     continue
                 have = open_config(path)
@@ -325,89 +271,28 @@ class Study:
                     raise RunError(f"{path} holds a finished run with another configuration; "
                                    "remove it or choose another --out")
 
-    # ---------------------------------------------------------------- the runs
-    def select(self) -> dict[str, dict[str, Any]]:
-        """Train every grid point of every row at :data:`SELECT_SEED` without touching the test
-        split and keep, per row, the point with the highest validation top-1."""
-        epochs = self.controls.select_epochs
-        for row in self.rows:
-            tried = []
-            for point in grid(row, self.controls):
-                name = f"select/{row.key}-{point_label(point)}"
-                cfg = self.config(row, SELECT_SEED, point, epochs=epochs)
-                summary = self.runner.run(name, cfg, test=False)
-                tried.append({"point": point, "label": point_label(point), "name": name,
-                              "val_top1": summary["results"]["val_top1"],
-                              "epochs": cfg.train.epochs})
-            best = max(tried, key=lambda t: t["val_top1"])  # first of equals wins
-            self.selection[row.key] = {"chosen": best["point"], "label": best["label"], "grid": tried}
-            log.info("selection %s: %s (val top-1 %.2f%%)", row.key, best["label"], best["val_top1"])
-        return self.selection
+    # ---------------------------------------------------------------- what the analysis reads
+    def shown_rows(self) -> list[dict[str, Any]]:
+        """The rows with their chosen settings, as the analysis takes them."""
+        out = []
+        for r in self.rows:
+            point = self.chosen(r)
+            out.append({"key": r.key, "label": r.shown_as(point["data.augmentation"]), "method": r.method,
+                        "augmentation": point["data.augmentation"], "lr": point["optim.lr"],
+                        "temperature": point.get("loss.temperature")})
+        return out
 
-    def run_core(self, on_run: Callable[[], None] | None = None) -> dict[str, list[dict[str, Any]]]:
-        """Selection, then every row x seed (seed by seed), each trained, evaluated and recorded;
-        returns ``{row key: [summary per seed]}``."""
-        self.check_existing()
-        self.select()
-        summaries: dict[str, list[dict[str, Any]]] = {r.key: [] for r in self.rows}
-        for seed in range(self.spec.seeds):
-            for row in self.rows:
-                cfg = self.core_config(row, seed)
-                summaries[row.key].append(self.runner.run(self.core_name(row, seed), cfg,
-                                                          evaluate=self.options))
-                if on_run is not None:
-                    on_run()
-        return summaries
-
-    def plan_counts(self) -> dict[str, int]:
-        """Runs the core comparison needs: selection grid points and evaluated runs."""
-        return {"selection": sum(len(grid(r, self.controls)) for r in self.rows),
-                "core": len(self.rows) * self.spec.seeds}
+    def described(self) -> dict[str, Any]:
+        """What the comparison shares and how it chose, as the analysis takes it."""
+        c = self.controls
+        return {"augmentation": c.augmentation, "budget": c.budget, "lr_grid": c.lr_grid,
+                "temperature_grid": c.temperature_grid, "unreliable_below": c.unreliable_below,
+                "seeds": self.spec.seeds}
 
 
-def write_outputs(study: Study, title: str, sections: list, summary: dict[str, Any]) -> tuple[Path, Path]:
-    """report.md, report.html and summary.json into the record folder (committed with --commit)."""
-    from .report import write_report
-
-    record = study.record
-    md, page = write_report(title, sections, record)
-    (record / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if study.controls.commit:
-        files = [md, page, record / "summary.json", *sorted((record / "plots").glob("*.png"))]
-        commit_files(files, f"study: report in {record.name}")
-    return md, page
-
-
-def run_controlled(spec: StudySpec, options: EvalOptions | None = None, controls: Controls | None = None,
-                   *, progress: bool = False) -> dict[str, Any]:
-    """The controlled `supcon compare`: select on validation, train and evaluate every row x
-    seed, and write report.md / report.html / summary.json / plots into the record folder.
-
-    Args:
-        spec: methods (ce required), seeds, data, epochs, config and overrides; runs go to
-            ``spec.out``.
-        options: evaluation options (default ``EvalOptions()``); ``data``/``reference`` unset.
-        controls: the shared augmentation, grids, baseline row, budget, record folder.
-        progress: show progress bars while training.
-
-    Returns:
-        ``{"summary", "table" (Markdown), "report", "html"}``.
-
-    Raises:
-        ValueError: bad controls, a controlled key among the overrides, no ce among the methods,
-            ``options`` with ``data``/``reference``, runs that would differ in data/encoder/batch,
-            ``--commit`` outside a git repository; RunError for a run folder holding another
-            configuration; ConfigError for bad overrides.
-    """
-    from . import controlled_report as rep
-
-    study = Study(spec, options or EvalOptions(), controls or Controls(), progress)
-    summaries = study.run_core()
-    analysis = rep.analyse(study, summaries)
-    command = rep.command_line("compare", study)
-    sections = rep.build_sections(study, summaries, analysis, study.record / "plots", command)
-    data = summaries["ce"][0]["config"]["data"]["name"]
-    md, page = write_outputs(study, f"supcon compare (controlled): {', '.join(spec.methods)} on {data}",
-                             sections, {"command": command, **rep.to_json(analysis)})
-    return {"summary": rep.to_json(analysis), "table": rep.headline(analysis), "report": str(md),
-            "html": str(page)}
+def command_line(verb: str, design: Design, options: EvalOptions, extra: tuple[str, ...] = ()) -> str:
+    """The exact command that makes (or resumes) this comparison (only what differs from the
+    defaults goes on it; :func:`supcon.command_line.to_flags` writes the options' flags)."""
+    flags = ["--seeds", str(design.spec.seeds)] if verb != "compare" else []
+    flags += to_flags(design.controls) + to_flags(options, skip=(*RUN_ONLY, "device"))
+    return design.spec.command(verb, tuple(flags) + tuple(extra))

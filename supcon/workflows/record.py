@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config
+from .eval_options import EvalOptions
 
 SUMMARIES = "summaries"
 _MACHINE_KEYS = (("data", "data_dir"), ("data", "num_workers"), ("train", "device"))
@@ -64,12 +65,33 @@ def read_summary(record: Path, name: str) -> dict[str, Any] | None:
 
 def matches(summary: dict[str, Any] | None, cfg: Config, eval_settings: dict[str, Any] | None,
             need_test: bool) -> bool:
-    """Whether ``summary`` records this experiment (config, and evaluation when one is asked for)."""
-    if summary is None or summary.get("config") != portable_config(cfg):
+    """Whether ``summary`` records this experiment (config, and evaluation when one is asked for).
+
+    A key the summary lacks (a setting added to the package after it was written) counts as its
+    default, which is how that run behaved: a record stays valid when new options appear.
+    """
+    if summary is None or not isinstance(summary.get("config"), dict):
+        return False
+    if with_defaults(summary["config"], portable_config(Config())) != portable_config(cfg):
         return False
     if need_test and "test_top1" not in summary.get("results", {}):
         return False
-    return eval_settings is None or summary.get("eval_settings") == portable_settings(eval_settings)
+    if eval_settings is None:
+        return True
+    recorded = summary.get("eval_settings")
+    defaults = portable_settings(EvalOptions().settings())
+    return isinstance(recorded, dict) and with_defaults(recorded, defaults) == portable_settings(eval_settings)
+
+
+def with_defaults(recorded: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``recorded`` with every key it lacks taken from ``defaults`` (nested dicts key by key)."""
+    out = dict(recorded)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = with_defaults(out[key], value)
+    return out
 
 
 def epoch_records(run: Path) -> dict[str, list[float]]:

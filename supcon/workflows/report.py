@@ -1,5 +1,6 @@
-"""A small document model written twice: as Markdown (PNGs linked) and as one self-contained HTML
-page (PNGs embedded as base64), so both always say the same thing."""
+"""The renderer's base: a small document model written twice, as Markdown (PNGs linked) and as one
+self-contained HTML page (PNGs embedded as base64), so both always say the same thing; and how a
+number, an interval or a p-value is written in a table (the ``fmt_*`` helpers)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import base64
 import html
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .stats import Interval
 
 
 @dataclass
@@ -106,6 +111,39 @@ def _html_block(block) -> str:
     if isinstance(block, list):
         return "<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block) + "</ul>"
     return f"<p>{_inline(block)}</p>"
+
+
+def fmt_interval(interval: Interval, decimals: int = 2) -> str:
+    """``"86.02 [85.71, 86.33]"``; one value: ``"86.02 (1 seed)"``; none: ``"—"``."""
+    if interval.mean is None:
+        return "—"
+    mean = f"{interval.mean:.{decimals}f}"
+    if interval.low is None:
+        return f"{mean} (1 seed)"
+    return f"{mean} [{interval.low:.{decimals}f}, {interval.high:.{decimals}f}]"
+
+
+def fmt_pm(interval: Interval, decimals: int = 2) -> str:
+    """``"86.02 ± 0.31"`` (± the half-width of the interval); one value: the mean; none: ``"—"``."""
+    if interval.mean is None:
+        return "—"
+    mean = f"{interval.mean:.{decimals}f}"
+    return mean if interval.low is None else f"{mean} ± {interval.half_width:.{decimals}f}"
+
+
+def fmt_std(stat: Mapping[str, Any], decimals: int) -> str:
+    """``"mean ± std"`` of a :func:`~.stats.mean_std` result (``"—"`` without values, no std for one)."""
+    if stat["mean"] is None:
+        return "—"
+    text = f"{stat['mean']:.{decimals}f}"
+    return text if stat["std"] is None else f"{text} ± {stat['std']:.{decimals}f}"
+
+
+def fmt_p(p: float | None) -> str:
+    """A p-value for a table: 3 significant digits, ``< 0.001`` below that, ``—`` when absent."""
+    if p is None:
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
 _PAGE = """<!DOCTYPE html>

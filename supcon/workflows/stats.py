@@ -16,7 +16,8 @@ tables to the 4 decimals they give.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -208,26 +209,58 @@ def supported(paired: Paired, higher_is_better: bool = True) -> bool:
     return verdict(paired, higher_is_better) == "better"
 
 
-def fmt_interval(interval: Interval, decimals: int = 2) -> str:
-    """``"86.02 [85.71, 86.33]"``; one value: ``"86.02 (1 seed)"``; none: ``"—"``."""
-    if interval.mean is None:
-        return "—"
-    mean = f"{interval.mean:.{decimals}f}"
-    if interval.low is None:
-        return f"{mean} (1 seed)"
-    return f"{mean} [{interval.low:.{decimals}f}, {interval.high:.{decimals}f}]"
+def mean(values: Iterable[float | None]) -> float | None:
+    """The mean of the non-None ``values`` (None when there is none)."""
+    vals = [v for v in values if v is not None]
+    return math.fsum(vals) / len(vals) if vals else None
 
 
-def fmt_pm(interval: Interval, decimals: int = 2) -> str:
-    """``"86.02 ± 0.31"`` (± the half-width of the interval); one value: the mean; none: ``"—"``."""
-    if interval.mean is None:
-        return "—"
-    mean = f"{interval.mean:.{decimals}f}"
-    return mean if interval.low is None else f"{mean} ± {interval.half_width:.{decimals}f}"
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """``{"mean", "std", "n", "values"}`` of the non-None values: the mean and the sample
+    standard deviation (n - 1; None for one value)."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = statistics.stdev(vals) if len(vals) > 1 else None
+    return {"mean": statistics.fmean(vals), "std": std, "n": len(vals), "values": vals}
 
 
-def fmt_p(p: float | None) -> str:
-    """A p-value for a table: 3 significant digits, ``< 0.001`` below that, ``—`` when absent."""
-    if p is None:
-        return "—"
-    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    """``{"n", "mean", "std", "range", "min", "max"}`` of a sweep's values (std: n - 1, None for one)."""
+    n = len(values)
+    avg = sum(values) / n
+    std = (sum((t - avg) ** 2 for t in values) / (n - 1)) ** 0.5 if n > 1 else None
+    return {"n": n, "mean": avg, "std": std, "range": max(values) - min(values),
+            "min": min(values), "max": max(values)}
+
+
+def holm(p: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (family-wise error), in input order.
+
+    With the m measured p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value of
+    ``p_(i)`` is ``max_{j <= i} min(1, (m - j + 1) p_(j))``. None (not measured) stays None and
+    is not counted in m.
+    """
+    order = sorted((v, i) for i, v in enumerate(p) if v is not None)
+    out: list[float | None] = [None] * len(p)
+    running = 0.0
+    for rank, (value, index) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * value))
+        out[index] = running
+    return out
+
+
+def benjamini_hochberg(p: Sequence[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg adjustment of a family of p-values (false discovery rate), in input order.
+
+    With the m measured p-values sorted, the adjusted value of ``p_(i)`` is
+    ``min_{j >= i} min(1, m p_(j) / j)``. None (not measured) stays None and is not counted in m.
+    """
+    order = sorted((v, i) for i, v in enumerate(p) if v is not None)
+    out: list[float | None] = [None] * len(p)
+    running = 1.0
+    for rank in range(len(order) - 1, -1, -1):
+        value, index = order[rank]
+        running = min(running, len(order) * value / (rank + 1))
+        out[index] = running
+    return out

@@ -1,5 +1,7 @@
-"""`supcon sweep`: the paper's stability study (its Figure 4). For each method, vary one factor
-around the method's preset, train + evaluate every point, and report the spread of top-1.
+"""`supcon sweep`: the paper's stability study (its Figure 4), a configuration of the experiment
+engine. For each method, vary one factor around the method's preset, train + evaluate every point
+(:mod:`.execute`), and report the spread of top-1 (:func:`~.stats.spread`, drawn by
+:mod:`.render_study`).
 
 Factors and values (each run otherwise exactly the method's preset):
 
@@ -13,18 +15,16 @@ Factors and values (each run otherwise exactly the method's preset):
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from ..data import POLICIES
 from .eval_options import EvalOptions
-from .evaluate import evaluate_if_needed
-from .plots import plot_sweep
-from .report import Figure, Section, Table, write_report
-from .runs import train_or_resume
-from .study import StudySpec
+from .execute import Runner, publish
+from .grid import RunSpec, StudySpec
+from .render_study import sweep_sections
+from .stats import spread
 
 log = logging.getLogger("supcon")
 AUGMENTATIONS = tuple(p for p in POLICIES if p != "none")
@@ -104,7 +104,7 @@ def run_sweep(spec: StudySpec, vary: str, values: list[str] | None = None, *,
 
     Args:
         spec: methods, data, epochs, config and overrides shared by every run.
-        vary: one of :data:`FACTORS` (``augmentation``, ``optimizer``, ``lr``).
+        vary: one of :data:`FACTORS` (``augmentation``, ``optimizer``, ``lr``, ``batch``).
         values: a subset of the factor's values (lr: any positive factors); None = all.
         options: evaluation options; default: linear, kNN and ECE only.
         progress: show progress bars while training.
@@ -114,65 +114,21 @@ def run_sweep(spec: StudySpec, vary: str, values: list[str] | None = None, *,
             holds another configuration; ConfigError for bad overrides.
     """
     options = options or EvalOptions(corruptions=(), embedding="none", gradients=False)
-    plan = {}
+    runs = []
     for method in spec.methods:
         base = spec.config_for(method, 0)
         for point in sweep_points(vary, base.optim.lr, values, base.train.batch_size):
-            plan[method, point.label] = spec.config_for(method, 0, point.overrides)
+            cfg = spec.config_for(method, 0, point.overrides)
+            runs.append((method, point.label, RunSpec(f"{method}-{vary}-{point.label}", cfg, evaluate=options)))
+    runner = Runner(spec.out, progress=progress)
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in spec.methods}
-    for (method, label), cfg in plan.items():
-        path = spec.out / f"{method}-{vary}-{label}"
-        train_or_resume(cfg, path, progress)
-        e = evaluate_if_needed(path, options)
-        rows[method].append({"value": label, "lr": cfg.optim.lr, "optimizer": cfg.optim.name,
-                             "augmentation": cfg.data.augmentation, "top1": e["linear"]["top1"],
+    for method, label, run in runs:
+        e = runner.run(run)["eval"]
+        rows[method].append({"value": label, "lr": run.cfg.optim.lr, "optimizer": run.cfg.optim.name,
+                             "augmentation": run.cfg.data.augmentation, "top1": e["linear"]["top1"],
                              "knn_top1": e["knn"]["top1"], "ece": e["calibration"]["ece"]})
-    spread = {m: _spread([r["top1"] for r in rs]) for m, rs in rows.items()}
-    result = {"vary": vary, "rows": rows, "spread": spread}
-    (spec.out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    result = {"vary": vary, "rows": rows, "spread": {m: spread([r["top1"] for r in rs]) for m, rs in rows.items()}}
     flags = ("--vary", vary, *(("--values", ",".join(values)) if values else ()))
-    _write(spec, vary, rows, spread, spec.command("sweep", flags))
+    sections = sweep_sections(vary, rows, result["spread"], spec.out, spec.command("sweep", flags))
+    publish(spec.out, f"supcon sweep: {vary}", sections, result, stem="sweep", data="sweep.json")
     return result
-
-
-def _spread(top1: list[float]) -> dict[str, float | None]:
-    n = len(top1)
-    mean = sum(top1) / n
-    std = (sum((t - mean) ** 2 for t in top1) / (n - 1)) ** 0.5 if n > 1 else None
-    return {"n": n, "mean": mean, "std": std, "range": max(top1) - min(top1),
-            "min": min(top1), "max": max(top1)}
-
-
-def _tick(row: dict[str, Any], vary: str) -> str:
-    """x-axis label of a run; optimizers also show their learning rate."""
-    return f"{row['value']} (lr {row['lr']:g})" if vary == "optimizer" else row["value"]
-
-
-def _runs_table(vary: str, rows) -> Table:
-    """One row per run: the varied value, the settings it implies, and the results."""
-    settings = [k for k in ("optimizer", "augmentation") if k != vary]
-    header = ["method", "lr factor" if vary == "lr" else vary, *settings, "peak lr", "top-1 (%)",
-              "kNN top-1 (%)", "ECE"]
-    body = [[m, r["value"], *(r[k] for k in settings), f"{r['lr']:g}", f"{r['top1']:.2f}",
-             f"{r['knn_top1']:.2f}", f"{r['ece']:.4f}"] for m, rs in rows.items() for r in rs]
-    return Table(header, body)
-
-
-def _write(spec: StudySpec, vary: str, rows, spread, command: str) -> None:
-    figure = plot_sweep({m: [(_tick(r, vary), r["top1"]) for r in rs] for m, rs in rows.items()},
-                        spec.out / "sweep.png", vary=vary,
-                        title=f"Stability of test top-1 to the {vary} (seed 0)")
-    summary = Table(["method", "points", "mean top-1 (%)", "std (points)", "range (points)",
-                     "min", "max"],
-                    [[m, str(s["n"]), f"{s['mean']:.2f}", "—" if s["std"] is None else f"{s['std']:.2f}",
-                      f"{s['range']:.2f}", f"{s['min']:.2f}", f"{s['max']:.2f}"] for m, s in spread.items()])
-    per_value = _runs_table(vary, rows)
-    sections = [
-        Section("Spread of top-1 per method", [
-            summary, f"std: sample standard deviation (n - 1) over the {vary} values; range: "
-            "max - min, in percentage points of test top-1 (linear classifier).",
-            Figure(figure, f"Test top-1 for each {vary}, one line per method")]),
-        Section("Every run", [per_value, f"Made with `{command}`; "
-                              "run folders are `<method>-<vary>-<value>` in this folder."]),
-    ]
-    write_report(f"supcon sweep: {vary}", sections, spec.out, stem="sweep")

@@ -41,3 +41,21 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+def md_tables(md: str) -> list[list[list[str]]]:
+    """The Markdown tables of a report, each as rows of cells (header first, separator left out)."""
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-"):
+                current.append([c.strip() for c in line.strip().strip("|").split(" | ")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def md_sections(md: str) -> list[str]:
+    """The section titles (``## ...``) of a report, in order."""
+    return [line[3:] for line in md.splitlines() if line.startswith("## ")]

@@ -9,7 +9,8 @@ import pytest
 from supcon.engine import train_job
 from supcon.workflows import evaluate as evaluate_module
 from supcon.workflows import runs as runs_module
-from supcon.workflows.compare_report import epoch_losses, summarise
+from supcon.workflows.analysis import summarise
+from supcon.workflows.record import epoch_records
 
 
 def test_compare_writes_the_report_and_skips_or_resumes_runs(tmp_path, cli, tiny, fast_eval, monkeypatch):
@@ -105,4 +106,5 @@ def test_training_curve_keeps_the_last_record_of_each_epoch(tmp_path):
                {"stage": "pretrain_epoch", "epoch": 1, "loss": 4.0},  # the resumed attempt
                {"stage": "pretrain_epoch", "epoch": 2, "loss": 3.0}]
     (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, records)) + "\n")
-    assert epoch_losses(tmp_path) == ([1, 2], [4.0, 3.0])
+    curve = epoch_records(tmp_path)
+    assert (curve["epoch"], curve["loss"]) == ([1, 2], [4.0, 3.0])

@@ -12,25 +12,23 @@ from supcon.cli import build_parser
 from supcon.config import build_config
 from supcon.data import Splits
 from supcon.engine import components, train_job
-from supcon.workflows import controlled as controlled_module
+from supcon.workflows import compare as compare_module
 from supcon.workflows import evaluate as evaluate_module
 from supcon.workflows import runs as runs_module
+from supcon.workflows.analysis import ACCURACY, ROBUSTNESS, analyse
 from supcon.workflows.compare import run_compare
-from supcon.workflows.controlled import Controls, Study, build_rows, grid
-from supcon.workflows.controlled_report import (
-    ACCURACY,
-    ROBUSTNESS,
-    analyse,
-    build_sections,
-    results_table,
-)
+from supcon.workflows.controlled import SELECT_SEED, Controls, Design, build_rows, selection_points
 from supcon.workflows.eval_corruptions import summary as corruption_summary
 from supcon.workflows.eval_options import EvalOptions
+from supcon.workflows.execute import Runner, select
+from supcon.workflows.grid import StudySpec
 from supcon.workflows.record import commit_files, portable_config
+from supcon.workflows.render import build_sections, results_table
 from supcon.workflows.report import to_markdown
-from supcon.workflows.study import StudySpec
+from supcon.workflows.stats import verdict
 
 from ..conftest import TINY
+from .conftest import md_sections, md_tables
 
 # TINY without the settings a controlled compare chooses itself (epochs go through --epochs)
 SHARED = [o for o in TINY if not o.startswith("train.epochs")]
@@ -43,11 +41,11 @@ def _spec(tmp_path, methods=("ce", "supcon"), seeds=2, overrides=SHARED):
 
 # ------------------------------------------------------------------------------ the design
 def test_the_default_is_controlled_shared_augmentation_and_one_grid(tmp_path, monkeypatch):
-    study = Study(_spec(tmp_path, ("ce", "simclr", "supcon"), 5), EvalOptions(), Controls())
+    study = Design(_spec(tmp_path, ("ce", "simclr", "supcon"), 5), Controls())
     assert [r.key for r in study.rows] == ["ce", "ce-own", "simclr", "supcon"]
     shared = set()
     for row in study.rows:
-        points = grid(row, study.controls)
+        points = selection_points(row, study.controls)
         lrs = sorted({p["optim.lr"] for p in points})
         assert lrs == [0.05, 0.1, 0.2]  # the same grid for every method
         temps = {p.get("loss.temperature") for p in points}
@@ -64,17 +62,17 @@ def test_the_default_is_controlled_shared_augmentation_and_one_grid(tmp_path, mo
     assert (args.augmentation, args.seeds, args.presets, args.budget) == ("simaugment", 5, False, "epochs")
     assert args.baseline_augmentation == "crop-flip,autoaugment"
     own = study.row("ce-own")
-    assert {p["data.augmentation"] for p in grid(own, study.controls)} == {"crop-flip", "autoaugment"}
+    assert {p["data.augmentation"] for p in selection_points(own, study.controls)} == {"crop-flip", "autoaugment"}
     # and run_compare is the controlled comparison unless presets=True
     seen = {}
-    monkeypatch.setattr(controlled_module, "run_controlled", lambda *a, **k: seen.setdefault("controlled", True))
+    monkeypatch.setattr(compare_module, "run_controlled", lambda *a, **k: seen.setdefault("controlled", True))
     run_compare(_spec(tmp_path), EvalOptions())
     assert seen == {"controlled": True}
 
 
 def test_budget_of_equal_passes_gives_one_view_ce_twice_the_epochs(tmp_path):
-    study = Study(_spec(tmp_path), EvalOptions(), Controls(budget="passes"))
-    epochs = {r.key: study.config(r, 0, grid(r, study.controls)[0]).train.epochs for r in study.rows}
+    study = Design(_spec(tmp_path), Controls(budget="passes"))
+    epochs = {r.key: study.config(r, 0, selection_points(r, study.controls)[0]).train.epochs for r in study.rows}
     assert epochs == {"ce": 2, "ce-own": 2, "supcon": 1}  # supcon sees 2 views per image
 
 
@@ -82,7 +80,7 @@ def test_budget_of_equal_passes_gives_one_view_ce_twice_the_epochs(tmp_path):
                                             ("loss.temperature=0.2", "--temperature-grid")])
 def test_overrides_of_controlled_settings_are_refused(tmp_path, override, flag):
     with pytest.raises(ValueError, match=f"is set by the controlled compare; use {flag}"):
-        Study(_spec(tmp_path, overrides=(*SHARED, override)), EvalOptions(), Controls())
+        Design(_spec(tmp_path, overrides=(*SHARED, override)), Controls())
 
 
 def test_ce_is_required_and_the_own_augmentation_row_is_optional():
@@ -121,20 +119,21 @@ def test_selection_reads_only_the_validation_split(tmp_path, monkeypatch):
 
     monkeypatch.setattr(components, "load_dataset", guarded)
     controls = Controls(lr_grid=(0.05, 0.3), temperature_grid=(0.5,), baseline_augmentations=())
-    study = Study(_spec(tmp_path), EvalOptions(), controls)
-    selection = study.select()
+    study = Design(_spec(tmp_path), controls)
+    runner = Runner(tmp_path / "out", tmp_path / "record")
+    selection = select(study, runner)
     assert set(selection) == {"ce", "supcon"}
     for sel in selection.values():
         assert len(sel["grid"]) == 2
         best = max(sel["grid"], key=lambda t: t["val_top1"])
         assert sel["chosen"] == best["point"]  # the highest validation top-1 wins
         for tried in sel["grid"]:
-            results = json.loads((study.runner.out / tried["name"] / "results.json").read_text())
+            results = json.loads((runner.out / tried["name"] / "results.json").read_text())
             assert "test_top1" not in results and results["val_top1"] == tried["val_top1"]
-            assert results["seed"] == controlled_module.SELECT_SEED
+            assert results["seed"] == SELECT_SEED
     # the guard works: a normal run reads the test split at its end
     with pytest.raises(AssertionError, match="test split was read"):
-        train_job.run_training(study.config(study.row("ce"), 0, grid(study.row("ce"), controls)[0]),
+        train_job.run_training(study.config(study.row("ce"), 0, selection_points(study.row("ce"), controls)[0]),
                               tmp_path / "normal")
 
 
@@ -154,7 +153,7 @@ def _fake(method, clean, errors, *, knn=50.0, ece=0.05, seed=0):
 
 
 def _fake_study(tmp_path):
-    study = Study(_spec(tmp_path), EvalOptions(), Controls(baseline_augmentations=()))
+    study = Design(_spec(tmp_path), Controls(baseline_augmentations=()))
     for key, point in (("ce", {"data.augmentation": "simaugment", "optim.lr": 0.1}),
                        ("supcon", {"data.augmentation": "simaugment", "optim.lr": 0.1, "loss.temperature": 0.5})):
         study.selection[key] = {"chosen": point, "label": "p", "grid": [{"label": "p", "val_top1": 50.0, "epochs": 1}]}
@@ -169,7 +168,7 @@ def _fake_study(tmp_path):
 
 def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     study, summaries = _fake_study(tmp_path)
-    a = analyse(study, summaries)
+    a = analyse(study.shown_rows(), study.described(), study.selection, summaries)
     assert a["design"]["unimitated"] == ["gaussian_noise"] and a["design"]["reliable"] == ["gaussian_noise"]
     s = a["intervals"]["supcon"]
     # CE: contrast 0.2 / 0.26, noise 0.5 / 0.8; relative CE: contrast 0.04 / 0.06, noise 0.34 / 0.6
@@ -190,10 +189,20 @@ def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     assert acc["supcon (simaugment)"][3] == "56.00 [-20.24, 132.24]" and "**" not in "".join(acc["ce (simaugment)"])
     rob = {row[0]: row for row in results_table(a, ROBUSTNESS).rows}
     assert rob["ce (simaugment)"][4] == "1 (reference)"
-    md = to_markdown("t", build_sections(study, summaries, a, tmp_path / "plots", "supcon compare"), tmp_path)
-    assert "| contrast (imitated) | 3.0 ± 0.0 | 0.667 ± 0.000 (unreliable) |" in md
-    assert "| gaussian_noise | 30.0 ± 0.0 | 0.567 ± 0.000 |" in md
-    assert "no difference detected (2 seeds)" in md and "| better |" in md
+    paired = a["paired"]["supcon vs ce"]
+    assert verdict(paired["clean_top1"]) == "better" and verdict(paired["knn_top1"]).startswith("no difference")
+    md = to_markdown("t", build_sections(summaries, a, tmp_path / "plots", "supcon compare"), tmp_path)
+    tables = md_tables(md)
+    # relative CE per corruption: ce's own drop (3 and 30 points) and supcon's relative CE
+    relative = next(t for t in tables if t[0][1] == "ce's own drop (points)")
+    assert relative[1:] == [["contrast (imitated)", "3.0 ± 0.0", "0.667 ± 0.000 (unreliable)"],
+                            ["gaussian_noise", "30.0 ± 0.0", "0.567 ± 0.000"]]
+    versus = next(t for t in tables if t[0][0] == "metric")  # supcon's paired differences
+    cells = {row[0]: row[1:] for row in versus[1:]}
+    assert cells["clean top-1 (%)"] == ["+2.00 [2.00, 2.00]", "< 0.001", "better"]  # the same 2 points each seed
+    # kNN differences 7 and -6: mean 0.5, half-width t_{0.975,1} x 6.5 = 12.7062 x 6.5 = 82.59;
+    # t = 0.5 / 6.5 on 1 degree of freedom (Cauchy): p = 1 - 2 atan(t) / pi = 0.951
+    assert cells["kNN top-1 (%)"] == ["+0.50 [-82.09, 83.09]", "0.951", "no difference detected (2 seeds)"]
     assert (tmp_path / "plots" / "corruption_differences.png").is_file()
 
 
@@ -231,11 +240,15 @@ def test_compare_writes_intervals_from_the_summaries(compared):
     got = summary["intervals"]["supcon"]["clean_top1"]
     assert got["mean"] == pytest.approx(mean) and got["half_width"] == pytest.approx(half, rel=1e-4)
     md = (record / "report.md").read_text()
-    assert f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]" in md
-    for text in ("## Paired differences against cross-entropy", "## Selection on the validation split",
-                 "## Budget", "The budget is **equal epochs** (1)", "(own augmentation: crop-flip)",
-                 "gaussian_noise", "contrast (imitated)", "](plots/corruption_differences.png)"):
-        assert text in md, text
+    assert md_sections(md) == ["Results", "Paired differences against cross-entropy", "Robustness by corruption",
+                               "Budget", "Selection on the validation split", "Setup", "Training curves"]
+    results = md_tables(md)[0]
+    assert [r[0] for r in results[1:]] == ["ce (simaugment)", "ce (own augmentation: crop-flip)", "supcon (simaugment)"]
+    assert results[3][2].strip("*") == f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]"  # supcon, clean top-1
+    assert {b["epochs"] for b in summary["budget"].values()} == {1}  # equal epochs
+    corruptions = next(t for t in md_tables(md) if t[0][:2] == ["corruption", "category"])
+    assert sorted(r[0] for r in corruptions[1:]) == ["contrast", "gaussian_noise"]
+    assert "](plots/corruption_differences.png)" in md
     assert summary["command"].startswith("supcon compare --lr-grid 0.3 --temperature-grid 0.5 "
                                          "--baseline-augmentation crop-flip --record")
     page = (record / "report.html").read_text()
@@ -289,10 +302,14 @@ def test_commit_adds_exactly_the_summary(tmp_path, monkeypatch):
     assert staged == ["other.txt"]  # left as it was
 
 
-def test_commit_outside_a_repository_is_refused_before_any_run(tmp_path):
+def test_commit_outside_a_repository_is_refused_before_any_run(tmp_path, monkeypatch):
+    def forbidden(*a, **k):
+        raise AssertionError("a run was started")
+
+    monkeypatch.setattr(runs_module, "run_training", forbidden)
     controls = Controls(commit=True, record=Path(tmp_path / "rec"))
     with pytest.raises(ValueError, match="is not inside a git repository"):
-        Study(_spec(tmp_path), EvalOptions(), controls)
+        run_compare(_spec(tmp_path), EvalOptions(), controls=controls)
 
 
 def test_study_adds_claim_rows_with_paired_intervals(compared):
@@ -308,25 +325,28 @@ def test_study_adds_claim_rows_with_paired_intervals(compared):
     assert [read(f"lout-lin/supcon-in-seed{k}")["config"]["loss"]["variant"] for k in (0, 1)] == ["in", "in"]
     d = [a - b for a, b in zip(l_out, l_in, strict=True)]
     mean, half = sum(d) / 2, 12.7062 * abs(d[0] - d[1]) / 2
-    claims = (record / "claims.md").read_text()
-    row = next(line for line in claims.splitlines() if "L_out" in line)
-    sign = "+" if mean >= 0 else ""
-    assert f"top-1, L_out − L_in: {sign}{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}] points" in row
-    assert row.rstrip(" |").endswith(("better", "worse", "no difference detected (2 seeds)"))
-    assert "| 2 seeds, 1 epoch, supcon's selected lr and temperature |" in row
-    accuracy = next(line for line in claims.splitlines() if "higher top-1" in line)
-    assert "core: 2 seeds, 1 epoch (epochs budget)" in accuracy and "clean top-1, supcon − ce" in accuracy
-    md = (record / "report.md").read_text()
-    assert md.index("## Claims") < md.index("## Results") < md.index("## L_out vs L_in")
     summary = json.loads((record / "summary.json").read_text())
+    accuracy, lout = summary["claims"]  # the core row first, then the rows with their own runs
+    assert lout["difference"]["values"] == pytest.approx(d)
+    assert (lout["difference"]["low"], lout["difference"]["high"]) == pytest.approx((mean - half, mean + half), rel=1e-4)
+    sign = "+" if mean >= 0 else ""
+    claims = md_tables((record / "claims.md").read_text())[0]
+    assert claims[0] == ["the paper's claim", "setting", "measured here [95% CI]", "p", "verdict"] and len(claims) == 3
+    assert claims[2][2].endswith(f"{sign}{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}] points")
+    assert claims[2][4] in ("better", "worse", "no difference detected (2 seeds)")
+    core = summary["core"]  # the accuracy row measures supcon against the ce row with the better test mean
+    base = max(("ce", "ce-own"), key=lambda b: core["intervals"][b]["clean_top1"]["mean"])
+    assert accuracy["difference"] == core["paired"][f"supcon vs {base}"]["clean_top1"]["difference"]
+    md = (record / "report.md").read_text()
+    sections = md_sections(md)
+    assert sections[0] == "Claims" and sections[1] == "Results" and sections[-1] == "L_out vs L_in"
     assert summary["command"].startswith("supcon study --seeds 2") and "--claims accuracy,lout-lin" in summary["command"]
-    assert len(summary["claims"]) == 2
 
 
 def test_study_needs_supcon_and_ce(tmp_path):
-    from supcon.workflows.claims import ClaimOptions, run_study
+    from supcon.workflows.study import ClaimOptions, run_study
 
     with pytest.raises(ValueError, match="must include supcon and ce"):
         run_study(_spec(tmp_path, ("ce", "simclr")))
-    with pytest.raises(ValueError, match="--claims: unknown"):
+    with pytest.raises(ValueError, match="^claims: unknown"):
         ClaimOptions(claims=("speed",))

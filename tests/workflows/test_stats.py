@@ -1,15 +1,16 @@
-"""Intervals, paired differences and verdicts of a study, against hand-computed values and printed
-t tables (no statistics package is used to make the expected numbers)."""
+"""Intervals, paired differences, verdicts and multiple-comparison adjustments of a study, against
+hand-computed values, printed t tables and naive references (the procedures run step by step)."""
 
 import math
+import random
 
 import pytest
 
+from supcon.workflows.report import fmt_interval, fmt_p, fmt_pm
 from supcon.workflows.stats import (
+    benjamini_hochberg,
     betainc,
-    fmt_interval,
-    fmt_p,
-    fmt_pm,
+    holm,
     mean_interval,
     paired_difference,
     supported,
@@ -111,3 +112,62 @@ def test_agrees_with_scipy_when_it_is_installed():
         assert t_cdf(1.7, df) == pytest.approx(stats.t.cdf(1.7, df), rel=1e-10)
     a, b = [3.1, 2.9, 3.4, 3.8], [2.0, 2.8, 2.9, 3.1]
     assert paired_difference(a, b).p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------ adjustments
+def _smallest_level(p, index, rejects):
+    """The smallest level at which ``rejects(p, level)`` rejects hypothesis ``index``: the adjusted
+    p-value by its definition, searched over every level where the procedure's decisions change."""
+    m = len(p)
+    levels = sorted({min(1.0, v * k) for v in p for k in range(1, m + 1)}
+                    | {min(1.0, v * m / k) for v in p for k in range(1, m + 1)} | {1.0})
+    return next((a for a in levels if index in rejects(p, a)), 1.0)
+
+
+def _holm_rejects(p, level):
+    """Holm's step-down test at ``level``: reject in order of p while p_(k) <= level / (m - k + 1)."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out = set()
+    for k, i in enumerate(order):
+        if p[i] > level / (len(p) - k) * (1 + 1e-12):  # levels are products of p: allow rounding
+            break
+        out.add(i)
+    return out
+
+
+def _bh_rejects(p, level):
+    """Benjamini-Hochberg's step-up test at ``level``: the largest k with p_(k) <= k level / m and
+    every hypothesis up to it."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    last = max((k for k, i in enumerate(order, 1) if p[i] <= k * level / len(p) * (1 + 1e-12)), default=0)
+    return set(order[:last])
+
+
+def test_holm_and_bh_by_hand():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted 0.005, 0.01, 0.03, 0.04; Holm: 4 x 0.005, 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 0.04)
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: 4/1 x 0.005, 4/2 x 0.01, 4/3 x 0.03, 4/4 x 0.04, each the minimum of itself and those after
+    assert benjamini_hochberg(p) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    # not measured stays None and does not count in m; adjusted values never exceed 1
+    assert holm([0.2, None, 0.5]) == [pytest.approx(0.4), None, pytest.approx(0.5)]
+    assert benjamini_hochberg([None, 0.9, 0.8]) == [None, pytest.approx(0.9), pytest.approx(0.9)]
+    assert holm([0.6, 0.7]) == [1.0, 1.0] and holm([]) == [] and benjamini_hochberg([None]) == [None]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_adjusted_p_is_the_smallest_level_that_rejects(seed):
+    rng = random.Random(seed)
+    m = rng.randint(1, 7)
+    p = [round(rng.choice([rng.random(), rng.random() / 50]), 4) for _ in range(m)]
+    for adjust, rejects in ((holm, _holm_rejects), (benjamini_hochberg, _bh_rejects)):
+        got = adjust(p)
+        for i in range(m):
+            assert got[i] == pytest.approx(_smallest_level(p, i, rejects), abs=1e-12), (adjust.__name__, p, i)
+
+
+def test_bh_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    p = [0.001, 0.2, 0.03, 0.04, 0.5, 0.0201, 0.9]
+    assert benjamini_hochberg(p) == pytest.approx(list(stats.false_discovery_control(p)), rel=1e-12)
+

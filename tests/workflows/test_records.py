@@ -1,0 +1,68 @@
+"""The committed records in benchmarks/ still read and re-render: the Fashion-MNIST study from its
+summaries alone (no run folder, nothing trained), and the old `compare --presets` run from its
+eval.json files."""
+
+import json
+import shutil
+from pathlib import Path
+
+from supcon.config import build_config
+from supcon.workflows import runs as runs_module
+from supcon.workflows.analysis import summarise
+from supcon.workflows.eval_options import EvalOptions
+from supcon.workflows.record import matches, portable_config, portable_settings
+from supcon.workflows.render_presets import headline
+from supcon.workflows.report import table_markdown
+
+from .conftest import md_sections, md_tables
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def test_the_committed_study_re_renders_from_its_record_alone(tmp_path, cli, monkeypatch):
+    committed = BENCHMARKS / "study-fashion-mnist"
+    record = tmp_path / "record"
+    shutil.copytree(committed, record)
+
+    def forbidden(*a, **k):
+        raise AssertionError("a recorded run was redone")
+
+    monkeypatch.setattr(runs_module, "run_training", forbidden)
+    old = json.loads((committed / "summary.json").read_text())
+    # the command the record was made with, the machine's --out and --commit left out
+    args = old["command"].split()[2:]
+    args[args.index("--record") + 1] = str(record)
+    args[args.index("--out") + 1] = str(tmp_path / "runs")
+    args.remove("--commit")
+    code, _, err = cli("study", *args, "--no-progress")
+    assert code == 0, err
+    new = json.loads((record / "summary.json").read_text())
+    assert {k: v for k, v in new.items() if k != "command"} == {k: v for k, v in old.items() if k != "command"}
+    assert (record / "claims.md").read_text() == (committed / "claims.md").read_text()
+    md, old_md = (record / "report.md").read_text(), (committed / "report.md").read_text()
+    assert md_sections(md) == md_sections(old_md) and md_tables(md) == md_tables(old_md)
+
+
+def test_the_committed_presets_compare_reads_as_it_was_summarised():
+    root = BENCHMARKS / "compare-fashion-mnist"
+    committed = json.loads((root / "summary.json").read_text())
+    evals = {m: [json.loads((root / f"{m}-seed{k}" / "eval.json").read_text()) for k in (0, 1)] for m in committed}
+    summary = summarise(evals)
+    assert summary == committed
+    table = table_markdown(headline(summary, 2))
+    assert md_tables(table)[0] == md_tables((root / "report.md").read_text())[0]
+
+
+def test_a_summary_written_before_an_option_existed_still_matches():
+    cfg = build_config(None, overrides={"method": "ce", "data.name": "digits"})
+    settings = EvalOptions(corruptions=()).settings()
+    summary = {"config": portable_config(cfg), "results": {"test_top1": 50.0},
+               "eval_settings": portable_settings(settings)}
+    del summary["config"]["loss"]["variant"]  # as if loss.variant had not existed when it was written
+    del summary["eval_settings"]["tsne_iter"]
+    assert matches(summary, cfg, settings, need_test=True)
+    # a run that sets the missing option to another value is another experiment
+    assert not matches(summary, build_config(None, overrides={"method": "ce", "data.name": "digits",
+                                                              "loss.variant": "in"}), None, need_test=True)
+    assert not matches(summary, cfg, EvalOptions(corruptions=(), tsne_iter=500).settings(), need_test=True)
+    assert not matches({**summary, "results": {"val_top1": 50.0}}, cfg, None, need_test=True)  # a selection run
