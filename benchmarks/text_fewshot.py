@@ -325,15 +325,16 @@ def section(rows: list[dict], record: Path) -> str:
     """The RESULTS.md section: command, conditions read from the record, and the table."""
     loads = [r[k] for r in rows for k in ("load_start", "load_end")]
     vers = rows[-1]["versions"] if rows else {}
-    threads = sorted({r["threads"] for r in rows})
+    threads = "/".join(str(t) for t in sorted({r["threads"] for r in rows}))
     return (f"{HEADING}\n\nSet-up: `make bench-text`. Command: `python benchmarks/text_fewshot.py` "
             f"(record: `{record.relative_to(HERE.parent) if record.is_relative_to(HERE.parent) else record}`, "
             f"{len(rows)} rows). all-MiniLM-L6-v2, texts cut at {MAX_TOKENS} tokens, "
-            f"training on {threads} CPU thread(s); {', '.join(f'{k} {v}' for k, v in vers.items())}. "
+            f"training on {threads} CPU threads; {', '.join(f'{k} {v}' for k, v in vers.items())}. "
             f"Load average during the rows: {min(loads, default=0):.1f} to {max(loads, default=0):.1f} "
             "(training times are provisional when it exceeds the thread count). "
             "Mean ± 95% t half-width over draws; Δ: paired difference against SetFit on the same "
-            "draws, with the paired t test's p.\n\n" + table(rows) + "\n")
+            "draws, with the paired t test's p. A missing row has not run yet (the record resumes).\n\n"
+            + table(rows) + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
