@@ -148,15 +148,15 @@ def test_cli_trains_supcon_on_label_sets(tmp_path, monkeypatch):
     ids = write_images(tmp_path / "images", per_class=8)
     write_csv(tmp_path / "images", ids)
     seen = []
-    import supcon.methods.supcon as method_module
+    import supcon.losses.supcon as loss_module  # what the method's SupConLoss calls
 
-    real = method_module.supcon_loss
+    real = loss_module.supcon_loss
 
     def spy(z, labels, *args, **kwargs):
         seen.append((tuple(labels.shape), kwargs["label_overlap"]))
         return real(z, labels, *args, **kwargs)
 
-    monkeypatch.setattr(method_module, "supcon_loss", spy)
+    monkeypatch.setattr(loss_module, "supcon_loss", spy)
     monkeypatch.chdir(tmp_path)
     argv = ["train", "--data", "images", "--out", "run", "--method", "supcon", "--epochs", "1",
             "--batch-size", "6", "--workers", "0", "--no-progress", "data.labels_csv=labels.csv",

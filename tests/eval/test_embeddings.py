@@ -82,7 +82,7 @@ def test_the_default_embedding_is_t_sne_whatever_is_installed(monkeypatch):
         assert args.embedding == "tsne"
     with pytest.raises(ValueError, match="method"):
         embed_2d(x, "auto")
-    with pytest.raises(ValueError, match="--embedding"):
+    with pytest.raises(ValueError, match="embedding must be one of tsne, umap, none"):
         EvalOptions(embedding="auto")
 
 
