@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -17,6 +18,23 @@ from torch.utils.data import Dataset
 
 class DataError(ValueError):
     """Bad data on disk or a bad data argument; the message names the file, folder or name."""
+
+
+def object_length(items: Any, what: str, item_kind: str) -> int:
+    """``len(items)`` of a user's list or map-style Dataset, which must not be empty.
+
+    Raises:
+        DataError: ``items`` has no ``len()`` or is empty (``what`` names the argument and
+            ``item_kind`` the items it should hold, e.g. ``"(image, label)"``).
+    """
+    try:
+        n = len(items)
+    except TypeError:
+        raise DataError(f"{what}: {type(items).__name__} has no len(); give a list or map-style Dataset "
+                        f"of {item_kind} items") from None
+    if n == 0:
+        raise DataError(f"{what} is empty")
+    return n
 
 
 @dataclass(frozen=True)

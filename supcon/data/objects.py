@@ -35,6 +35,7 @@ from .base import (
     TensorImageDataset,
     carve_splits,
     channel_stats,
+    object_length,
 )
 from .images import fit_square, is_gray_mode, pil_to_tensor
 from .text import is_text_items, text_splits_from_objects
@@ -138,14 +139,7 @@ class ItemsDataset(ImageDataset):
 
 
 def _length(dataset: Any, what: str) -> int:
-    try:
-        n = len(dataset)
-    except TypeError:
-        raise DataError(f"{what}: {type(dataset).__name__} has no len(); give a map-style Dataset "
-                        "(items dataset[i] = (image, label))") from None
-    if n == 0:
-        raise DataError(f"{what} is empty")
-    return n
+    return object_length(dataset, what, "(image, label)")
 
 
 def _item(dataset: Any, index: int, what: str) -> tuple[Any, Any]:

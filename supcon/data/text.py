@@ -33,7 +33,15 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..checks import check_int
-from .base import DataError, DatasetInfo, ImageDataset, SourceData, Splits, carve_splits
+from .base import (
+    DataError,
+    DatasetInfo,
+    ImageDataset,
+    SourceData,
+    Splits,
+    carve_splits,
+    object_length,
+)
 from .images import IMAGE_EXTENSIONS
 
 SUFFIXES = (".csv", ".jsonl")
@@ -294,13 +302,7 @@ def text_splits_from_objects(train_set: Any, test_set: Any = None, val_set: Any 
 
 
 def _object_rows(items: Any, what: str) -> list[tuple[str, Any]]:
-    try:
-        n = len(items)
-    except TypeError:
-        raise DataError(f"{what}: {type(items).__name__} has no len(); give a list or map-style Dataset "
-                        "of (text, label) items") from None
-    if n == 0:
-        raise DataError(f"{what} is empty")
+    n = object_length(items, what, "(text, label)")
     rows = []
     for i in range(n):
         item = items[i]
