@@ -154,7 +154,12 @@ def corrupt(images: Tensor, name: str, severity: int, seed: int = 0) -> Tensor:
     return y.mul(255).round_().clamp_(0, 255).to(torch.uint8).to(images.device)
 
 
-def _check(images, name, severity, seed) -> None:
+def check_uint8_images(images: Any) -> None:
+    """Check that ``images`` is what the corruptions and the robustness evaluation take.
+
+    Raises:
+        ValueError: ``images`` is not a uint8 ``[B, C, H, W]`` tensor (its dtype and shape named).
+    """
     if not isinstance(images, Tensor) or images.dim() != 4 or images.dtype != torch.uint8:
         what = (
             f"{images.dtype} {tuple(images.shape)}"
@@ -162,6 +167,10 @@ def _check(images, name, severity, seed) -> None:
             else type(images).__name__
         )
         raise ValueError(f"images must be a uint8 [B, C, H, W] tensor, got {what}")
+
+
+def _check(images, name, severity, seed) -> None:
+    check_uint8_images(images)
     if images.shape[1] not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
     if name not in CORRUPTIONS:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from supcon.eval.calibration import expected_calibration_error
-from supcon.eval.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from supcon.eval.corruptions import CORRUPTIONS, SEVERITIES, check_uint8_images, corrupt
 
 Errors = Mapping[str, Sequence[float]]
 
@@ -163,13 +163,7 @@ def _evaluate(
 
 
 def _check_eval_args(images, labels, names, severities, batch_size) -> None:
-    if not isinstance(images, Tensor) or images.dim() != 4 or images.dtype != torch.uint8:
-        what = (
-            f"{images.dtype} {tuple(images.shape)}"
-            if isinstance(images, Tensor)
-            else type(images).__name__
-        )
-        raise ValueError(f"images must be uint8 [n, C, H, W], got {what}")
+    check_uint8_images(images)
     if not isinstance(labels, Tensor) or labels.shape != (images.shape[0],):
         what = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be [{images.shape[0]}] to match images, got {what}")
