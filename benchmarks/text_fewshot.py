@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -199,37 +200,56 @@ def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
     return preds, watch, {"seed": seed}
 
 
-# The supcon rows' recipe, fixed before any of their runs (the example's): AdamW 3e-5, 10 epochs at
-# batch 16, two dropout views, then the 30-epoch linear stage on the frozen fine-tuned encoder.
-SUPCON_RECIPE = {"epochs": 10, "lr": 3e-5, "batch_size": 16, "optim.name": "adamw",
-                 "optim.weight_decay": 0.01, "data.num_workers": 0, "linear.epochs": 30}
+# The supcon rows' recipe: AdamW, 10 epochs at batch 16, two dropout views, then the 30-epoch
+# linear stage on the frozen fine-tuned encoder; the lr of the encoder and of the new heads are
+# chosen per (method, data set) on the validation split of a tuning draw (``--select``).
+BASE_RECIPE = {"epochs": 10, "batch_size": 16, "optim.name": "adamw", "optim.weight_decay": 0.01,
+               "data.num_workers": 0, "linear.epochs": 30}
+SELECTION_GRID = [{"lr": lr, "optim.head_lr_scale": scale} for lr in (3e-5, 1e-4) for scale in (1.0, 100.0)]
+TUNING_DRAW, TUNING_N = 100, 8  # a draw no table row uses (they use 0..draws-1)
+SELECTION = HERE / "text-fewshot" / "selection.jsonl"
+FINE_TUNED = ("supcon", "ce", "ce+supcon")
 
 
-def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int):
-    """supcon, ce or ce+supcon fine-tuning of the same weights through the supcon library, then
-    its linear classifier on the fine-tuned encoder. Timed: ``supcon.train`` (fine-tuning, the
-    linear stage and its evaluation passes)."""
+def chosen_recipe(method: str, data: str, selection: Path = SELECTION) -> dict:
+    """BASE_RECIPE with the grid point of best validation accuracy (ties: the first in the grid)
+    of ``method`` on ``data``'s tuning draw; a one-line exit when the selection is incomplete."""
+    rows = {(r["data"], r["method"], json.dumps(r["grid"], sort_keys=True)): r for r in read_record(selection)}
+    scored = [rows.get((data, method, json.dumps(g, sort_keys=True))) for g in SELECTION_GRID]
+    if None in scored:
+        raise SystemExit(f"no complete recipe selection for {method} on {data}: run "
+                         f"`python benchmarks/text_fewshot.py --select --data {data} --methods {method}`")
+    best = max(range(len(scored)), key=lambda i: (scored[i]["val_accuracy"], -i))
+    return {**BASE_RECIPE, **SELECTION_GRID[best]}
+
+
+def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int, recipe: dict,
+               parts: tuple[str, ...] = ("val", "test")):
+    """supcon, ce or ce+supcon fine-tuning of the same weights through the supcon library with
+    ``recipe``, then its classifier on the fine-tuned encoder; predictions on ``parts``. Timed:
+    ``supcon.train`` (fine-tuning, the linear stage and its evaluation passes). Without "test"
+    in ``parts`` the validation split stands in for the test split, so no test text is read."""
     import torch
 
     import supcon
     from supcon.run_folder import load_classifier
 
     val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
-    test = list(zip(task.texts["test"], task.labels["test"].tolist(), strict=True))
+    test = list(zip(task.texts["test"], task.labels["test"].tolist(), strict=True)) if "test" in parts else val
     with tempfile.TemporaryDirectory() as out:
         with Stopwatch() as watch:
             supcon.train(encoder=f"transformers:{task.weights}", train_set=list(zip(texts, labels.tolist(), strict=True)),
                          val_set=val, test_set=test, method=method, out=out, seed=seed, progress=False,
-                         **{**SUPCON_RECIPE, "model.encoder_options": {"max_length": MAX_TOKENS}})
+                         **{**recipe, "model.encoder_options": {"max_length": MAX_TOKENS}})
         encoder = supcon.load_encoder(out).eval()
         classifier = load_classifier(out, encoder.num_features)
         preds = {}
         with torch.no_grad():
-            for part in ("val", "test"):
+            for part in parts:
                 items = task.texts[part]
                 preds[part] = torch.cat([classifier(encoder(items[i:i + 64])).argmax(1)
                                          for i in range(0, len(items), 64)]).numpy()
-    return preds, watch, {"seed": seed, **SUPCON_RECIPE}
+    return preds, watch, {"seed": seed, **recipe}
 
 
 def run_method(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int):
@@ -238,7 +258,7 @@ def run_method(method: str, task: Task, texts: list[str], labels: np.ndarray, se
         return frozen_lr_row(task, texts, labels, seed)
     if method == "setfit":
         return setfit_row(task, texts, labels, seed)
-    return supcon_row(method, task, texts, labels, seed)
+    return supcon_row(method, task, texts, labels, seed, chosen_recipe(method, task.corpus.name))
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -256,15 +276,53 @@ def versions() -> dict[str, str]:
 
 
 def score(preds: dict, task: Task) -> dict[str, float]:
-    """Accuracy and macro-F1 on the val and test splits, in percent."""
+    """Accuracy and macro-F1 on the splits of ``preds`` (val, test), in percent."""
     from sklearn.metrics import f1_score
 
     out = {}
     for part, prefix in (("test", ""), ("val", "val_")):
+        if part not in preds:
+            continue
         y, p = task.labels[part], np.asarray(preds[part]).astype(int)
         out[prefix + "accuracy"] = 100.0 * float((p == y).mean())
         out[prefix + "macro_f1"] = 100.0 * float(f1_score(y, p, average="macro"))
     return out
+
+
+def _task(data: str, weights: Path) -> Task:
+    corpus = CORPORA[data]()
+    return Task(corpus, split_corpus(corpus.labels, *SIZES[data]), weights)
+
+
+def _conditions(threads: int, load: float) -> dict:
+    return {"threads": threads, "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
+            "nice": os.nice(0), "versions": versions(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def select(args: argparse.Namespace) -> None:
+    """Every missing point of SELECTION_GRID for each fine-tuned method of ``args.methods`` on
+    each data set's tuning draw (N=TUNING_N), scored on the validation split only (no test text
+    is read); one record line per point, so an interrupted selection resumes."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    weights = model_dir(args.cache)
+    done = {(r["data"], r["method"], json.dumps(r["grid"], sort_keys=True)) for r in read_record(args.selection)}
+    for data in args.data:
+        task = _task(data, weights)
+        idx = draw(data, task.corpus.labels, task.splits.pool, TUNING_N, TUNING_DRAW)
+        texts, labels = [task.corpus.texts[i] for i in idx], task.corpus.labels[idx]
+        for method, grid in itertools.product([m for m in args.methods if m in FINE_TUNED], SELECTION_GRID):
+            if (data, method, json.dumps(grid, sort_keys=True)) in done:
+                continue
+            load = os.getloadavg()[0]
+            preds, watch, _ = supcon_row(method, task, texts, labels, TUNING_DRAW, {**BASE_RECIPE, **grid}, ("val",))
+            row = {"data": data, "n": TUNING_N, "draw": TUNING_DRAW, "method": method, "grid": grid,
+                   **score(preds, task), "train_seconds": round(watch.wall, 2),
+                   "train_cpu_seconds": round(watch.cpu, 2), **_conditions(args.threads, load)}
+            append_row(args.selection, row)
+            print(f"select {data} {method} {grid}: val acc {row['val_accuracy']:.1f} "
+                  f"F1 {row['val_macro_f1']:.1f} ({row['train_seconds']:.0f} s)", flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -279,8 +337,7 @@ def run(args: argparse.Namespace) -> None:
     unavailable: set[str] = set()
     for n, d, data in itertools.product(args.n, range(args.draws), args.data):
         if data not in tasks:
-            corpus = CORPORA[data]()
-            tasks[data] = Task(corpus, split_corpus(corpus.labels, *SIZES[data]), weights)
+            tasks[data] = _task(data, weights)
         task = tasks[data]
         idx = draw(data, task.corpus.labels, task.splits.pool, n, d)
         for method in args.methods:
@@ -305,11 +362,9 @@ def one_row(method: str, task: Task, n: int, d: int, idx: np.ndarray, threads: i
     preds, watch, details = run_method(method, task, texts, labels, seed=d)
     return {"data": task.corpus.name, "n": n, "draw": d, "method": method, **score(preds, task),
             "train_seconds": round(watch.wall, 2), "train_cpu_seconds": round(watch.cpu, 2),
-            "wall_seconds": round(time.perf_counter() - start, 1),
-            "threads": threads, "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
-            "nice": os.nice(0), "details": details, "versions": versions(),
+            "wall_seconds": round(time.perf_counter() - start, 1), "details": details,
             "sizes": {"train": len(idx), "val": len(task.splits.val), "test": len(task.splits.test)},
-            "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            **_conditions(threads, load)}
 
 
 def _pm(value: tuple[float, float]) -> str:
@@ -364,6 +419,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     p.add_argument("--record", type=Path, default=RECORD, help="the JSON-lines record (resumed)")
     p.add_argument("--cache", type=Path, default=CACHE, help="where the weights are unpacked")
+    p.add_argument("--select", action="store_true",
+                   help="choose the fine-tuned rows' lr and head lr on the validation split of a tuning draw, then stop")
+    p.add_argument("--selection", type=Path, default=SELECTION, help="the selection's JSON-lines record (resumed)")
     p.add_argument("--write", type=Path, default=None, help="put the table into this RESULTS.md")
     p.add_argument("--no-run", action="store_true", help="only print (and --write) the table")
     args = p.parse_args(argv)
@@ -381,6 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.setup:
         print(f"weights in {setup(args.cache)}")
+        return
+    if args.select:
+        select(args)
         return
     if not args.no_run:
         run(args)

@@ -148,6 +148,10 @@ class OptimConfig:
     """Linear warm-up length, then cosine decay to zero (both by global step)."""
     grad_clip: float | None = None
     """Clip the global gradient norm to this value."""
+    head_lr_scale: float = 1.0
+    """Learning rate of the parameters outside the encoder (projection head, classifier) as a
+    multiple of lr. Fine-tuning a pretrained encoder at a small lr leaves a new head almost
+    untrained in a few steps; e.g. 100 trains the head at 100 x lr."""
 
 
 @dataclass
@@ -366,6 +370,7 @@ def validate(cfg: Config) -> None:
         (cfg.data.per_class is None or cfg.data.per_class < 1 or cfg.train.batch_size % cfg.data.per_class == 0,
          f"data.per_class={cfg.data.per_class} must divide train.batch_size={cfg.train.batch_size}"),
         (cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {cfg.optim.grad_clip}"),
+        (cfg.optim.head_lr_scale > 0, f"optim.head_lr_scale must be > 0, got {cfg.optim.head_lr_scale}"),
         (cfg.train.micro_batch_size is None or 1 <= cfg.train.micro_batch_size <= cfg.train.batch_size,
          f"train.micro_batch_size must be in [1, train.batch_size] or null, got {cfg.train.micro_batch_size}"),
         (cfg.train.micro_batch_size is None or cfg.method in ("supcon", "simclr"),

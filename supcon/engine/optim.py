@@ -11,17 +11,25 @@ from torch import nn
 from ..config import OptimConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, head_lr_scale: float = 1.0) -> list[dict]:
     """Split parameters: weights get weight decay and LARS adaptation; biases and norm weights
-    (every 1-D parameter) get neither, as in the LARS/SimCLR recipes."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay, "adapt": True},
-        {"params": no_decay, "weight_decay": 0.0, "adapt": False},
-    ]
+    (every 1-D parameter) get neither, as in the LARS/SimCLR recipes. With ``head_lr_scale`` != 1
+    the parameters outside ``model.encoder`` form two more groups whose ``lr_scale`` multiplies
+    the lr :func:`set_lr` sets."""
+    encoder = getattr(model, "encoder", None)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    parts = [(1.0, trainable)]
+    if head_lr_scale != 1.0 and isinstance(encoder, nn.Module):
+        in_encoder = {id(p) for p in encoder.parameters()}
+        parts = [(1.0, [p for p in trainable if id(p) in in_encoder]),
+                 (head_lr_scale, [p for p in trainable if id(p) not in in_encoder])]
+    groups = []
+    for scale, params in parts:
+        groups += [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "adapt": True, "lr_scale": scale},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "adapt": False, "lr_scale": scale},
+        ]
+    return groups
 
 
 def peak_lr(cfg: OptimConfig, global_batch: int) -> float:
@@ -34,12 +42,13 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.opti
     """The optimizer named by ``cfg.name`` over ``model``'s trainable parameters, at peak ``lr``.
 
     sgd, lars and rmsprop use ``cfg.momentum`` (rmsprop with alpha 0.9 and eps 1.0); adamw its
-    own betas. Weight decay applies to weights only (see :func:`param_groups`).
+    own betas. Weight decay applies to weights only, and ``cfg.head_lr_scale`` scales the lr of
+    the parameters outside the encoder (see :func:`param_groups`).
 
     Raises:
         ValueError: unknown ``cfg.name``.
     """
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.head_lr_scale)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if cfg.name == "lars":
@@ -98,6 +107,6 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> flo
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set ``lr`` on every parameter group."""
+    """Set ``lr`` on every parameter group, times the group's ``lr_scale`` where it has one."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -61,3 +61,28 @@ def test_lars_step_matches_hand_computation():
     expected = torch.tensor([3.0, 4.0]) - 0.5 * trust * (torch.tensor([0.0, 1.0]) + 0.1 * torch.tensor([3.0, 4.0]))
     assert torch.allclose(w.detach(), expected)
     assert torch.allclose(b.detach(), torch.tensor([0.0]))  # plain SGD: 1 - 0.5 * 2
+
+
+def test_head_lr_scale_multiplies_the_step_of_the_parameters_outside_the_encoder():
+    """One plain SGD step: the encoder moves lr * g, the head head_lr_scale * lr * g."""
+    from supcon.engine.optim import set_lr
+
+    torch.manual_seed(0)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.head = nn.Linear(3, 4), nn.Linear(4, 2)
+
+    model = Model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = build_optimizer(model, OptimConfig(name="sgd", momentum=0.0, weight_decay=0.0, head_lr_scale=100.0), lr=1.0)
+    set_lr(opt, 1e-3)
+    model.head(model.encoder(torch.randn(5, 3))).square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    opt.step()
+    for name, param in model.named_parameters():
+        scale = 100.0 if name.startswith("head.") else 1.0
+        torch.testing.assert_close(param.detach(), before[name] - 1e-3 * scale * grads[name])
+    # scale 1 keeps the two groups of before (checkpoints' optimizer state keeps its layout)
+    assert len(param_groups(model, 1e-4)) == 2 and len(param_groups(model, 1e-4, 100.0)) == 4
