@@ -179,3 +179,14 @@ def test_unpack_model_completes_the_folder_the_zip_leaves_short(bench, tmp_path,
     assert tf.unpack_model(tmp_path / "cache") == folder  # a second set-up leaves it as it is
     with pytest.raises(SystemExit, match="--setup"):
         tf.model_dir(tmp_path / "elsewhere")
+
+
+def test_the_recipe_is_the_grid_point_of_best_validation_accuracy(bench, tmp_path):
+    tf, fs = bench
+    path = tmp_path / "selection.jsonl"
+    scores = [70.0, 72.5, 72.5, 60.0]  # a tie: the first of the grid wins
+    for grid, acc in zip(tf.SELECTION_GRID, scores, strict=True):
+        fs.append_row(path, {"data": "d", "method": "ce", "grid": grid, "val_accuracy": acc})
+    assert tf.chosen_recipe("ce", "d", path) == {**tf.BASE_RECIPE, **tf.SELECTION_GRID[1]}
+    with pytest.raises(SystemExit, match="no complete recipe selection for supcon on d"):
+        tf.chosen_recipe("supcon", "d", path)
