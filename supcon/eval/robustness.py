@@ -20,6 +20,7 @@ from supcon.eval.calibration import expected_calibration_error
 from supcon.eval.corruptions import CORRUPTIONS, SEVERITIES, check_uint8_images, corrupt
 
 Errors = Mapping[str, Sequence[float]]
+SINGLE = ""  # the head name of a classifier that returns one logits tensor
 
 
 def default_preprocess(images: Tensor) -> Tensor:
@@ -46,8 +47,9 @@ def corruption_errors(
 
     Args:
         classifier: callable (e.g. encoder + linear head) mapping preprocessed float images
-            ``[B, C, H, W]`` to logits ``[B, K]``; an ``nn.Module`` is put in eval mode (its
-            mode is restored afterwards).
+            ``[B, C, H, W]`` to logits ``[B, K]``, or to ``{head name: logits [B, K]}`` (several
+            heads on one encoder pass over the same corrupted images); an ``nn.Module`` is put in
+            eval mode (its mode is restored afterwards).
         images: the test set as ``uint8 [n, C, H, W]``.
         labels: ``[n]`` integer classes.
         preprocess: batch transform uint8 ``[B, C, H, W]`` -> float ``[B, C, S, S]`` applied after
@@ -66,7 +68,8 @@ def corruption_errors(
     Returns:
         ``{"clean": {"error", "ece"}, "severities": [...], "error": {name: [E per severity]},
         "ece": {name: [ECE per severity]}}``; errors are fractions in [0, 1]. The ``error`` map
-        is what :func:`mce` and :func:`relative_mce` take.
+        is what :func:`mce` and :func:`relative_mce` take. With several heads these are the
+        first head's, and ``"heads": {name: {"clean", "error", "ece"}}`` holds every head's.
 
     Raises:
         ValueError: images not uint8 ``[n, C, H, W]``, labels not ``[n]``, unknown or no
@@ -83,27 +86,28 @@ def corruption_errors(
         batch_size=batch_size, seed=seed, device=device, n_bins=n_bins,
     )  # fmt: skip
 
-    def run(name: str | None, severity: int) -> tuple[float, float]:
+    def run(name: str | None, severity: int) -> dict:
         out = evaluate(name, severity)
         if on_step is not None:
             on_step()
         return out
 
     try:
-        clean_error, clean_ece = run(None, 0)
-        result = {
-            "clean": {"error": clean_error, "ece": clean_ece},
-            "severities": list(severities),
-            "error": {},
-            "ece": {},
-        }
+        per_head = {head: {"clean": {"error": e, "ece": c}, "error": {}, "ece": {}}
+                    for head, (e, c) in run(None, 0).items()}
         for name in names:
             per_severity = [run(name, s) for s in severities]
-            result["error"][name] = [e for e, _ in per_severity]
-            result["ece"][name] = [c for _, c in per_severity]
+            for head, table in per_head.items():
+                table["error"][name] = [p[head][0] for p in per_severity]
+                table["ece"][name] = [p[head][1] for p in per_severity]
     finally:
         if was_training:
             classifier.train()
+    first = next(iter(per_head.values()))
+    result = {"clean": first["clean"], "severities": list(severities), "error": first["error"],
+              "ece": first["ece"]}
+    if SINGLE not in per_head:
+        result["heads"] = per_head
     return result
 
 
@@ -145,21 +149,25 @@ def _batch_seed(seed: int, name: str, severity: int, batch: int) -> int:
 
 def _evaluate(
     name, severity, *, classifier, images, labels, preprocess, batch_size, seed, device, n_bins
-) -> tuple[float, float]:
-    """Top-1 error and ECE under one corruption and severity (``name=None``: clean)."""
-    logits = []
+) -> dict[str, tuple[float, float]]:
+    """Top-1 error and ECE of each head under one corruption and severity (``name=None``: clean)."""
+    logits: dict[str, list[Tensor]] = {}
     for j, start in enumerate(range(0, images.shape[0], batch_size)):
         batch = images[start : start + batch_size]
         if name is not None:
             batch = corrupt(batch, name, severity, seed=_batch_seed(seed, name, severity, j))
         out = classifier(preprocess(batch).to(device))
-        if out.dim() != 2 or out.shape[0] != batch.shape[0]:
-            raise ValueError(f"classifier must return logits [B, K], got {tuple(out.shape)}")
-        logits.append(out.float().cpu())
-    logits = torch.cat(logits)
-    error = (logits.argmax(dim=1) != labels.long().cpu()).double().mean().item()
-    ece = expected_calibration_error(logits, labels.long().cpu(), n_bins, from_logits=True).ece
-    return error, ece
+        for head, head_logits in (out.items() if isinstance(out, Mapping) else [(SINGLE, out)]):
+            if head_logits.dim() != 2 or head_logits.shape[0] != batch.shape[0]:
+                raise ValueError(f"classifier must return logits [B, K], got {tuple(head_logits.shape)}")
+            logits.setdefault(head, []).append(head_logits.float().cpu())
+    truth = labels.long().cpu()
+    scores = {}
+    for head, parts in logits.items():
+        joined = torch.cat(parts)
+        error = (joined.argmax(dim=1) != truth).double().mean().item()
+        scores[head] = (error, expected_calibration_error(joined, truth, n_bins, from_logits=True).ece)
+    return scores
 
 
 def _check_eval_args(images, labels, names, severities, batch_size) -> None:

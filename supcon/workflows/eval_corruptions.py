@@ -28,18 +28,21 @@ def subsample(n_total: int, samples: int, seed: int) -> torch.Tensor:
 
 def corruption_table(encoder: nn.Module, classifier: nn.Module, target: Target, *,
                      names: Sequence[str], severities: Sequence[int], samples: int, seed: int,
-                     batch_size: int, device, bars: bool = False, phase: str = "corruptions") -> dict:
+                     batch_size: int, device, bars: bool = False, phase: str = "corruptions",
+                     probe: nn.Module | None = None) -> dict:
     """Top-1 error and ECE of ``classifier(encoder(x))`` per corruption and severity, with the
     progress of a :class:`~supcon.engine.progress.Phase` named ``phase`` (one unit per pass).
 
-    Returns :func:`corruption_errors`'s dict plus ``samples`` (images used), ``of`` (test size),
-    ``seed`` and ``indices`` (which test images, for reproducing the subsample).
+    Returns :func:`corruption_errors`'s dict plus ``samples`` (images used), ``of`` (test size)
+    and ``seed``. With ``probe`` (a second linear head on the same representations), one encoder
+    pass serves both: ``heads["probe"]`` holds the probe's ``clean``, ``error`` and ``ece``.
     """
     test = target.splits.test
     idx = subsample(len(test), samples, seed)
     images = uint8_images(test, idx, target.info.image_size)
     labels = test.labels[idx]
-    model = nn.Sequential(encoder, classifier).to(device).eval()
+    model = (nn.Sequential(encoder, classifier) if probe is None else _TwoHeads(encoder, classifier, probe))
+    model = model.to(device).eval()
     detail = (f"{len(names)} types x {len(severities)} severities on {len(idx)} of {len(test)} test "
               "images (and the clean ones)")
     with Phase(phase, 1 + len(names) * len(severities), "passes", detail=detail, bars=bars) as progress:
@@ -47,6 +50,18 @@ def corruption_table(encoder: nn.Module, classifier: nn.Module, target: Target, 
                                   corruptions=list(names), severities=list(severities),
                                   batch_size=batch_size, seed=seed, device=device, on_step=progress.advance)
     return {**table, "samples": len(idx), "of": len(test), "seed": seed}
+
+
+class _TwoHeads(nn.Module):
+    """``{"classifier": logits, "probe": logits}`` from one encoder pass."""
+
+    def __init__(self, encoder: nn.Module, classifier: nn.Module, probe: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.classifier, self.probe = encoder, classifier, probe
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.encoder(x)
+        return {"classifier": self.classifier(feats), "probe": self.probe(feats)}
 
 
 def against_reference(table: dict, reference: dict) -> dict:
@@ -88,7 +103,6 @@ def summary(table: dict) -> dict:
     sev = table["severities"]
     top1 = {c: [100.0 * (1 - e) for e in errs] for c, errs in table["error"].items()}
     mean_top1 = [sum(v[i] for v in top1.values()) / len(top1) for i in range(len(sev))]
-    mean_ece = [sum(v[i] for v in table["ece"].values()) / len(top1) for i in range(len(sev))]
     clean_top1 = 100.0 * (1 - table["clean"]["error"])
     return {
         "samples": table["samples"], "of": table["of"], "seed": table["seed"],
@@ -97,9 +111,16 @@ def summary(table: dict) -> dict:
         "clean": {"top1": clean_top1, "ece": table["clean"]["ece"], "error": table["clean"]["error"]},
         "top1": top1, "ece": table["ece"], "error": table["error"],
         "mean_top1_per_severity": [clean_top1, *mean_top1],
-        "ece_per_severity": [table["clean"]["ece"], *mean_ece],
+        "ece_per_severity": ece_per_severity(table),
         "mean_corrupted_top1": sum(mean_top1) / len(mean_top1),
     }
+
+
+def ece_per_severity(table: dict) -> list[float]:
+    """The clean ECE, then the mean ECE over corruptions at each severity, of a table (or of one
+    of its ``heads``)."""
+    per_corruption = table["ece"].values()
+    return [table["clean"]["ece"], *(sum(v) / len(v) for v in zip(*per_corruption, strict=True))]
 
 
 def as_table(summary_: dict) -> dict:

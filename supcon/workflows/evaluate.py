@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..distributed import resolve_device
+from ..engine.components import method_from_config
 from ..engine.linear import bank_accuracy, fit_linear, informative_topk
 from ..engine.progress import Phase, bars_shown
 from ..eval.calibration import expected_calibration_error, reliability_diagram
@@ -44,8 +45,8 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None, *,
 
     ``options`` (default ``EvalOptions()``, the CLI's defaults) says what to compute and on
     which data; see docs/evaluation.md for every key of the result. Each phase (features,
-    kNN, corruptions, embedding, gradients) shows a tqdm bar with its ETA when ``progress`` and
-    stderr is a terminal (or a notebook draws bars), else one log line with its ETA.
+    linear probe, kNN, corruptions, embedding, gradients) shows a tqdm bar with its ETA when
+    ``progress`` and stderr is a terminal (or a notebook draws bars), else one log line with its ETA.
 
     Raises:
         RunError: ``run_dir`` or the reference is not a usable finished run, or the reference was
@@ -64,6 +65,8 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None, *,
     bars = progress and bars_shown()
     banks = features(run.encoder, target, run.cfg, device, bars=bars)
     classifier, linear = _classifier(run, target, banks, bars)
+    calibration = _calibration(classifier, banks["test"], out, run, target)
+    probe_head, probe = _probe(run, target, banks, linear, calibration, bars)
     result: dict[str, Any] = {
         "run": str(run.path), "output": str(out), "method": run.method,
         "trained_on": run.cfg.data.name,
@@ -71,11 +74,11 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions | None = None, *,
         "units": {"top1": "percent", "ece": "fraction in [0, 1]", "error": "fraction in [0, 1]",
                   "mce": "ratio to the reference (1 = as robust as the reference)"},
         "linear": linear, "knn": _knn(banks, target, options, bars),
-        "calibration": _calibration(classifier, banks["test"], out, run, target),
+        "calibration": calibration, "probe": probe,
         "plots": ["reliability.png"], "settings": options.settings(),
     }
     if run.modality == "image":
-        _add_corruptions(result, run, reference, target, classifier, options, out, device, bars)
+        _add_corruptions(result, run, reference, target, classifier, options, out, device, bars, probe_head)
     else:
         result["corruptions"] = None
         result["notes"] = [f"corruption robustness is image-only: skipped for this {run.modality} run"]
@@ -124,6 +127,31 @@ def _classifier(run: Run, target: Target, banks, bars: bool = False) -> tuple[to
                         "test_images": len(banks["test"][1])}
 
 
+def _probe(run: Run, target: Target, banks, linear: dict[str, Any], calibration: dict[str, Any],
+           bars: bool = False) -> tuple[torch.nn.Module | None, dict[str, Any] | None]:
+    """A linear probe on the frozen encoder fitted as the linear stage fits one (``fit_linear``
+    with ``run.cfg.linear`` and the run's seed on its own train split), so every method's ECE is
+    that of the same kind of classifier; a contrastive run's saved classifier already is that
+    probe and is reported as it is. Returns the newly fitted head (None when none was fitted)
+    and the eval.json entry (None for transfer, whose head already is such a probe)."""
+    if target.transfer is not None:
+        return None, None
+    if method_from_config(run.cfg).multi_view:
+        return None, {"top1": linear["top1"], "val_top1": linear["val_top1"], "ece": calibration["ece"],
+                      "classifier": "the run's linear stage (saved classifier.safetensors)"}
+    cfg = run.cfg.linear
+    with Phase("linear probe", cfg.epochs, "epochs", bars=bars) as phase:
+        fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, cfg, run.cfg.train.seed,
+                            on_epoch=lambda *_: phase.advance())
+    head = fitted.classifier.eval()
+    feats, labels = banks["test"]
+    with torch.no_grad():
+        ece = expected_calibration_error(head(feats), labels, 15, from_logits=True).ece
+    return head, {"top1": bank_accuracy(head, banks["test"], 1), "val_top1": fitted.val_top1, "ece": ece,
+                  "classifier": f"fitted on the frozen encoder's train split with the linear stage's "
+                                f"settings ({cfg.epochs} epochs, chosen on val)"}
+
+
 def _knn(banks, target: Target, options: EvalOptions, bars: bool = False) -> dict[str, Any]:
     (train, train_y), (test, test_y) = banks["train"], banks["test"]
     k = min(options.knn_k, len(train_y))
@@ -145,7 +173,8 @@ def _calibration(classifier, test_bank, out: Path, run: Run, target: Target) -> 
     return {"n_bins": 15, **calib.to_dict()}
 
 
-def _add_corruptions(result, run, reference, target, classifier, options, out, device, bars=False) -> None:
+def _add_corruptions(result, run, reference, target, classifier, options, out, device, bars=False,
+                     probe_head=None) -> None:
     if not options.corruption_names:
         result["corruptions"] = None
         if reference is not None:
@@ -155,9 +184,12 @@ def _add_corruptions(result, run, reference, target, classifier, options, out, d
     kwargs = dict(names=options.corruption_names, severities=options.severities,
                   samples=options.corruption_samples, seed=options.seed,
                   batch_size=options.batch_size, device=device, bars=bars)
-    table = eval_corruptions.corruption_table(run.encoder, classifier, target, **kwargs)
+    table = eval_corruptions.corruption_table(run.encoder, classifier, target, probe=probe_head, **kwargs)
     summary = eval_corruptions.summary(table)
     result["corruptions"] = summary
+    if result["probe"] is not None:  # the saved classifier, or the probe's head in the same pass
+        result["probe"]["ece_per_severity"] = (summary["ece_per_severity"] if probe_head is None else
+                                               eval_corruptions.ece_per_severity(table["heads"]["probe"]))
     plot_corruption_curves(summary, out / "corruptions.png",
                            title=f"{run.method} on {target.info.name}: top-1 under corruption")
     result["plots"].append("corruptions.png")
@@ -219,14 +251,15 @@ def _add_embedding(result, test_bank, target: Target, run: Run, options: EvalOpt
 
 
 def evaluate_if_needed(run_dir: str | Path, options: EvalOptions) -> dict[str, Any]:
-    """The run's eval.json when it was made with the same settings, else a fresh evaluation."""
+    """The run's eval.json when it was made with the same settings (and has every entry of
+    today's: ``probe``), else a fresh evaluation."""
     path = Path(run_dir) / EVAL_NAME
     if path.is_file() and options.data is None:
         try:
             previous = json.loads(path.read_text())
         except ValueError:
             previous = {}
-        if previous.get("settings") == _rounded(options.settings()):
+        if previous.get("settings") == _rounded(options.settings()) and "probe" in previous:
             log.info("%s: evaluated with these settings, skipping", Path(run_dir).name)
             return previous
     return evaluate_run(run_dir, options)

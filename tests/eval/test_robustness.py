@@ -188,3 +188,32 @@ def test_corruption_errors_bad_arguments(kwargs, match):
         corruption_errors(_Classifier(), images.float(), labels)
     with pytest.raises(ValueError, match="labels"):
         corruption_errors(_Classifier(), images, labels[:2])
+
+
+class _TwoHeads(nn.Module):
+    """One pass through shared features, two linear heads: ``{"a": logits, "b": logits}``."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(12 * 12, 8))
+        self.a, self.b = nn.Linear(8, 3), nn.Linear(8, 3)
+
+    def forward(self, x):
+        f = self.features(x)
+        return {"a": self.a(f), "b": self.b(f)}
+
+
+def test_several_heads_in_one_pass_equal_each_head_alone():
+    model = _TwoHeads().eval()
+    images, labels = _data()
+    kw = dict(preprocess=_preprocess, corruptions=["gaussian_noise", "contrast"], severities=(2, 4),
+              batch_size=16, seed=3)
+    both = corruption_errors(model, images, labels, **kw)
+    for name in ("a", "b"):
+        head = getattr(model, name)
+        alone = corruption_errors(nn.Sequential(model.features, head), images, labels, **kw)
+        assert both["heads"][name] == {k: alone[k] for k in ("clean", "error", "ece")}
+    first = corruption_errors(nn.Sequential(model.features, model.a), images, labels, **kw)
+    assert {k: both[k] for k in first} == first  # the first head's numbers are the top-level ones
+    assert "heads" not in first

@@ -234,3 +234,65 @@ def test_eval_draws_bars_on_a_terminal(runs, tmp_path, monkeypatch):
                                                               gradients=False))
     drawn = terminal.getvalue()
     assert "\r" in drawn and "features" in drawn and "corruptions" in drawn
+
+
+PROBE_EVAL = dict(corruptions=("contrast", "fog"), severities=(1, 2), corruption_samples=60, embedding="none",
+                  gradients=False)
+
+
+def test_probe_is_a_linear_probe_fitted_on_the_frozen_encoder_for_ce(runs, tmp_path):
+    """ce's saved classifier was trained with the encoder: eval.json's ``probe`` is a new linear
+    probe with the linear stage's settings, the same one `fit_linear` gives on the same features."""
+    from supcon.engine.linear import fit_linear
+    from supcon.workflows import EvalOptions, evaluate_run
+
+    run = copy_run(runs, "ce", tmp_path)
+    result = evaluate_run(run, EvalOptions(**PROBE_EVAL), progress=False)
+    cfg = load_config(run / "config.yaml")
+    splits, encoder, _, banks = banks_of(run)
+    fitted = fit_linear(banks["train"], banks["val"], 10, cfg.linear, cfg.train.seed)
+    te, te_y = banks["test"]
+    with torch.no_grad():
+        logits = fitted.classifier(te)
+    probe = result["probe"]
+    assert probe["ece"] == pytest.approx(expected_calibration_error(logits, te_y, 15, from_logits=True).ece, abs=1e-5)
+    assert probe["top1"] == pytest.approx(100 * (logits.argmax(1) == te_y).double().mean().item(), abs=1e-3)
+    assert probe["val_top1"] == pytest.approx(fitted.val_top1, abs=1e-3)
+    assert "fitted" in probe["classifier"] and probe["ece"] != result["calibration"]["ece"]
+    # under corruption: the same subsample through encoder + probe, mean ECE over corruptions per severity
+    idx = torch.randperm(len(te_y), generator=torch.Generator().manual_seed(0))[:60].sort().values
+    direct = corruption_errors(nn.Sequential(encoder, fitted.classifier), splits.test.images[idx],
+                               splits.test.labels[idx], preprocess=preprocess_fn(splits.info),
+                               corruptions=["contrast", "fog"], severities=[1, 2], seed=0, batch_size=500)
+    by_severity = [direct["clean"]["ece"]] + [(direct["ece"]["contrast"][i] + direct["ece"]["fog"][i]) / 2
+                                              for i in range(2)]
+    assert probe["ece_per_severity"] == pytest.approx(by_severity, abs=1e-5)
+    # the run's own classifier is still what `linear`, `calibration` and `corruptions` report
+    assert result["linear"]["top1"] == pytest.approx(json.loads((run / "results.json").read_text())["test_top1"],
+                                                     abs=1e-3)
+
+
+def test_probe_of_a_contrastive_run_is_its_linear_stage(runs, tmp_path):
+    from supcon.workflows import EvalOptions, evaluate_run
+
+    result = evaluate_run(copy_run(runs, "supcon", tmp_path), EvalOptions(**PROBE_EVAL), progress=False)
+    probe = result["probe"]
+    assert "linear stage" in probe["classifier"]
+    assert (probe["top1"], probe["val_top1"]) == (result["linear"]["top1"], result["linear"]["val_top1"])
+    assert probe["ece"] == result["calibration"]["ece"]
+    assert probe["ece_per_severity"] == result["corruptions"]["ece_per_severity"]
+
+
+def test_a_cached_evaluation_without_probe_is_redone(runs, tmp_path, monkeypatch):
+    from supcon.workflows import EvalOptions, evaluate
+    from supcon.workflows.evaluate import evaluate_if_needed
+
+    run = copy_run(runs, "supcon", tmp_path)
+    options = EvalOptions(**{**PROBE_EVAL, "corruptions": ()})
+    first = evaluate_if_needed(run, options)
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: calls.append(a) or {"probe": "new"})
+    assert evaluate_if_needed(run, options) == first and not calls  # same settings: reused
+    old = {k: v for k, v in first.items() if k != "probe"}  # written before eval.json had a probe
+    (run / "eval.json").write_text(json.dumps(old))
+    assert evaluate_if_needed(run, options) == {"probe": "new"} and len(calls) == 1
