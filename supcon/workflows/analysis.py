@@ -3,8 +3,9 @@ drawn or written (that is :mod:`.render`'s and :mod:`.plots`'s).
 
 - :func:`analyse`: a controlled comparison. Every metric as a mean with its 95% t interval over
   seeds, paired differences against each cross-entropy row with p-values, robustness split by
-  whether a training augmentation imitates the corruption, mCE / relative mCE from the error
-  tables of each run and of the ce run of the same seed, the pre-training budget.
+  whether a training augmentation imitates the corruption (both ways), mCE / relative mCE from
+  the error tables of each run and of the ce run of the same seed, accuracy and ECE of the same
+  kind of classifier for every method (eval.json's ``probe``), the pre-training budget.
 - :func:`summarise`: `supcon compare --presets` (mean and sample std over seeds per metric).
 - :func:`severity_curves`, :func:`mean_over_runs`: what the figures and tables of both show.
 
@@ -48,17 +49,22 @@ ACCURACY = [
     Metric("knn_top1", "kNN top-1 (%)", 2, True),
     Metric("ece", "ECE", 4, False),
     Metric("corrupted_ece", "ECE under corruption", 4, False),
+    # the same kind of classifier for every method: a linear probe on the frozen encoder
+    Metric("probe_top1", "probe top-1 (%)", 2, True),
+    Metric("probe_ece", "probe ECE", 4, False),
+    Metric("probe_corrupted_ece", "probe ECE under corruption", 4, False),
 ]
 ROBUSTNESS = [
     Metric("corrupted_top1", "corrupted top-1, all (%)", 2, True),
     Metric("corrupted_top1_unimitated", "corrupted top-1, unimitated (%)", 2, True),
     Metric("mce", "mCE, all", 3, False),
     Metric("mce_unimitated", "mCE, unimitated", 3, False),
+    Metric("mce_imitated", "mCE, imitated", 3, False),
     Metric("relative_mce", "relative mCE, all", 3, False),
     Metric("relative_mce_reliable", "relative mCE, reliable", 3, False),
 ]
 METRICS = {m.key: m for m in ACCURACY + ROBUSTNESS}
-RELATIVE = ("mce", "mce_unimitated", "relative_mce", "relative_mce_reliable")  # 1 for the reference
+RELATIVE = ("mce", "mce_unimitated", "mce_imitated", "relative_mce", "relative_mce_reliable")  # 1 for the reference
 
 
 def data_info(summaries: Mapping[str, list[dict]]) -> dict[str, int]:
@@ -72,10 +78,16 @@ def data_info(summaries: Mapping[str, list[dict]]) -> dict[str, int]:
 
 def run_metrics(summary: dict, reference: dict | None, unimitated: list[str],
                 reliable: list[str]) -> dict[str, float | None]:
-    """The metrics of one run (``reference``: the ce run of the same seed)."""
+    """The metrics of one run (``reference``: the ce run of the same seed). The imitated
+    corruptions are the evaluated ones not in ``unimitated``; the probe's metrics are None for
+    an evaluation made before eval.json had a ``probe``."""
     e = summary["eval"]
     out: dict[str, float | None] = dict.fromkeys(METRICS)
     out.update(clean_top1=e["linear"]["top1"], knn_top1=e["knn"]["top1"], ece=e["calibration"]["ece"])
+    probe = e.get("probe") or {}
+    out.update(probe_top1=probe.get("top1"), probe_ece=probe.get("ece"))
+    if probe.get("ece_per_severity"):
+        out["probe_corrupted_ece"] = mean(probe["ece_per_severity"][1:])
     c = e.get("corruptions")
     if not c:
         return out
@@ -87,6 +99,7 @@ def run_metrics(summary: dict, reference: dict | None, unimitated: list[str],
         scores = against_reference(as_table(c), as_table(ref))
         out["mce"], out["relative_mce"] = scores["mce"], scores["relative_mce"]
         out["mce_unimitated"] = mean(scores["ce"].get(n) for n in unimitated)
+        out["mce_imitated"] = mean(v for n, v in scores["ce"].items() if n not in unimitated)
         out["relative_mce_reliable"] = mean(scores["relative_ce"].get(n) for n in reliable)
     return out
 
@@ -135,6 +148,7 @@ def analyse(rows: Sequence[Mapping[str, Any]], design: Mapping[str, Any], select
         "design": {"augmentation": design["augmentation"], "budget": design["budget"],
                    "lr_grid": list(design["lr_grid"]), "temperature_grid": list(design["temperature_grid"]),
                    "training_policies": policies, "imitated": seen, "unimitated": unimitated,
+                   "imitated_evaluated": [n for n in names if n not in unimitated],
                    "unreliable_below": threshold, "reliable": reliable, "corruptions": names,
                    "data_info": info},
         "selection": selection,
@@ -161,6 +175,7 @@ def _per_corruption(summaries, rows, names, refs, drops, reliable) -> dict[str, 
             "top1": {r: mean_interval(v) for r, v in top1.items()},
             "top1_difference": {r: paired_difference(top1[r], top1[REFERENCE]) for r in rows if r != REFERENCE},
             "ce": {r: mean_interval(v) for r, v in ce.items()},
+            "ce_difference": {r: paired_difference(ce[r], ce[REFERENCE]) for r in rows if r != REFERENCE},
             "relative_ce": {r: mean_interval(v) for r, v in rel.items()},
         }
     return out

@@ -11,7 +11,10 @@ This module builds the runs (:class:`Design`); :mod:`.execute` makes them:
    validation top-1 (linear classifier chosen on the validation split; ce: its own classifier).
    The point with the highest validation top-1 wins (ties: the first in grid order).
 2. **Core runs**: every row x seed 0..K-1 with the chosen settings, in ``<row>-seed<k>``, each
-   evaluated as by `supcon eval` (no reference: mCE is computed from the summaries).
+   evaluated as by `supcon eval` (no reference: mCE is computed from the summaries) with eval
+   seed ``options.seed + k`` (:meth:`Design.eval_options`): each seed draws its own corruption
+   subsample and noise, and every row of seed k the same, so the pairs (and mCE against the ce
+   run of seed k) stay paired image for image.
 
 Budget: ``epochs`` (default) gives every method the same number of epochs; ``passes`` gives the
 same number of encoder passes (images x views x epochs), so one-view ce trains ``v`` times as
@@ -246,9 +249,18 @@ class Design:
         return [(p, RunSpec(f"select/{row.key}-{point_label(p)}", self.config(row, SELECT_SEED, p, epochs=epochs),
                             test=False)) for p in selection_points(row, self.controls)]
 
+    @staticmethod
+    def eval_options(options: EvalOptions, seed: int) -> EvalOptions:
+        """``options`` for a run of ``seed``: eval seed ``options.seed + seed`` (subsamples and
+        corruption noise), so seeds differ in the test images they are scored on and runs of one
+        seed share them; ``options.seed`` (``--eval-seed``, default 0) is the base."""
+        return replace(options, seed=options.seed + seed)
+
     def core_runs(self, options: EvalOptions) -> list[RunSpec]:
-        """Every row x seed (seed by seed) with its selected settings, evaluated with ``options``."""
-        return [RunSpec(self.core_name(row, seed), self.core_config(row, seed), evaluate=options)
+        """Every row x seed (seed by seed) with its selected settings, evaluated with
+        ``eval_options(options, seed)``."""
+        return [RunSpec(self.core_name(row, seed), self.core_config(row, seed),
+                        evaluate=self.eval_options(options, seed))
                 for seed in range(self.spec.seeds) for row in self.rows]
 
     def check_existing(self, out: Path) -> None:
@@ -292,7 +304,8 @@ class Design:
 
 def command_line(verb: str, design: Design, options: EvalOptions, extra: tuple[str, ...] = ()) -> str:
     """The exact command that makes (or resumes) this comparison (only what differs from the
-    defaults goes on it; :func:`supcon.command_line.to_flags` writes the options' flags)."""
+    defaults goes on it; :func:`supcon.command_line.to_flags` writes the options' flags).
+    ``options`` are the base ones: ``--eval-seed`` is the base of the core runs' eval seeds."""
     flags = ["--seeds", str(design.spec.seeds)] if verb != "compare" else []
     flags += to_flags(design.controls) + to_flags(options, skip=(*RUN_ONLY, "device"))
     return design.spec.command(verb, tuple(flags) + tuple(extra))

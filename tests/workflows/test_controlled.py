@@ -17,7 +17,14 @@ from supcon.workflows import evaluate as evaluate_module
 from supcon.workflows import runs as runs_module
 from supcon.workflows.analysis import ACCURACY, ROBUSTNESS, analyse
 from supcon.workflows.compare import run_compare
-from supcon.workflows.controlled import SELECT_SEED, Controls, Design, build_rows, selection_points
+from supcon.workflows.controlled import (
+    SELECT_SEED,
+    Controls,
+    Design,
+    build_rows,
+    command_line,
+    selection_points,
+)
 from supcon.workflows.eval_corruptions import summary as corruption_summary
 from supcon.workflows.eval_options import EvalOptions
 from supcon.workflows.execute import Runner, select
@@ -137,6 +144,22 @@ def test_selection_reads_only_the_validation_split(tmp_path, monkeypatch):
                               tmp_path / "normal")
 
 
+def test_core_run_of_seed_k_is_evaluated_with_eval_seed_k(tmp_path):
+    """Each seed sees its own corruption subsample and noise; ce of seed k (the mCE reference of
+    seed k) shares that eval seed, so the pairs stay paired. ``--eval-seed S`` shifts them all."""
+    study, _ = _fake_study(tmp_path)
+    study.spec = StudySpec(**{**study.spec.__dict__, "seeds": 3})
+    runs = study.core_runs(EvalOptions(corruption_samples=60))
+    assert [(r.name, r.evaluate.seed) for r in runs] == [(f"{row}-seed{k}", k) for k in range(3)
+                                                         for row in ("ce", "supcon")]
+    assert {r.evaluate.corruption_samples for r in runs} == {60}
+    assert [r.evaluate.seed for r in study.core_runs(EvalOptions(seed=10))] == [10, 10, 11, 11, 12, 12]
+    assert study.eval_options(EvalOptions(seed=10, knn_k=5), 2) == EvalOptions(seed=12, knn_k=5)
+    # the printed command gives the base seed, which is what makes the same runs again
+    assert "--eval-seed" not in command_line("compare", study, EvalOptions())
+    assert "--eval-seed 10" in command_line("compare", study, EvalOptions(seed=10))
+
+
 # ------------------------------------------------------------------------------ analysis
 def _fake(method, clean, errors, *, knn=50.0, ece=0.05, seed=0):
     table = {"clean": {"error": clean, "ece": 0.02}, "severities": [1, 2], "error": errors,
@@ -204,6 +227,38 @@ def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     # t = 0.5 / 6.5 on 1 degree of freedom (Cauchy): p = 1 - 2 atan(t) / pi = 0.951
     assert cells["kNN top-1 (%)"] == ["+0.50 [-82.09, 83.09]", "0.951", "no difference detected (2 seeds)"]
     assert (tmp_path / "plots" / "corruption_differences.png").is_file()
+
+
+def test_imitated_mce_probe_metrics_and_per_corruption_ce_difference_by_hand(tmp_path):
+    study, summaries = _fake_study(tmp_path)
+    supcon1 = {"contrast": [0.10, 0.12], "gaussian_noise": [0.25, 0.35]}
+    summaries["supcon"][1] = _fake("supcon", 0.08, supcon1, seed=1)
+    probes = {("ce", 0): (88.0, 0.03, [0.03, 0.05, 0.09]), ("supcon", 0): (91.0, 0.02, [0.02, 0.04, 0.06]),
+              ("supcon", 1): (93.0, 0.04, [0.04, 0.04, 0.10])}  # ce seed 1: an old record, no probe
+    for (key, k), (top1, ece, by_severity) in probes.items():
+        summaries[key][k]["eval"]["probe"] = {"top1": top1, "val_top1": 0.0, "ece": ece,
+                                              "ece_per_severity": by_severity}
+    a = analyse(study.shown_rows(), study.described(), study.selection, summaries)
+    assert a["design"]["imitated_evaluated"] == ["contrast"]
+    v = a["values"]
+    # CE_contrast = sum of supcon's errors / sum of ce's (0.12 + 0.14) per seed; ce's own is 1
+    assert v["supcon"]["mce_imitated"] == pytest.approx([0.20 / 0.26, 0.22 / 0.26])
+    assert v["ce"]["mce_imitated"] == pytest.approx([1.0, 1.0])
+    assert v["supcon"]["mce_unimitated"] == pytest.approx([0.5 / 0.8, 0.6 / 0.8])
+    assert v["supcon"]["probe_top1"] == [91.0, 93.0] and v["ce"]["probe_top1"] == [88.0, None]
+    assert v["supcon"]["probe_ece"] == [0.02, 0.04] and v["ce"]["probe_ece"] == [0.03, None]
+    assert v["supcon"]["probe_corrupted_ece"] == pytest.approx([0.05, 0.07])
+    assert v["ce"]["probe_corrupted_ece"] == pytest.approx([0.07, None])
+    # paired difference of one corruption's CE against ce's: d_k = CE_k - 1
+    d = a["per_corruption"]["gaussian_noise"]["ce_difference"]["supcon"]
+    diffs = [0.5 / 0.8 - 1, 0.6 / 0.8 - 1]
+    half = 12.7062 * abs(diffs[0] - diffs[1]) / 2  # t_{0.975,1} * s / sqrt(2)
+    assert d.difference.values == pytest.approx(diffs)
+    assert (d.difference.low, d.difference.high) == pytest.approx((sum(diffs) / 2 - half, sum(diffs) / 2 + half),
+                                                                  rel=1e-4)
+    assert set(a["per_corruption"]["contrast"]["ce_difference"]) == {"supcon"}
+    for m in ("mce_imitated", "probe_top1", "probe_ece", "probe_corrupted_ece"):
+        assert a["paired"]["supcon vs ce"][m].n == (1 if m.startswith("probe") else 2)
 
 
 # ------------------------------------------------------------------------------ the command
