@@ -115,8 +115,8 @@ class LossConfig:
     positives_cap: int | None = None
     """Keep at most this many random positives per anchor (paper, supplementary Table 5)."""
     label_overlap: str = LABEL_OVERLAP
-    """With data.labels_csv: weight of a positive pair, any (1 if they share a label) or jaccard
-    (shared labels / labels of either)."""
+    """With label sets (data.labels_csv, or a text file's labels column): weight of a positive
+    pair, any (1 if they share a label) or jaccard (shared labels / labels of either)."""
     contrast_mode: str = CONTRAST_MODE
     """SupCon anchors: all (every view, the paper's) or one (only each image's first view)."""
     label_smoothing: float = 0.0

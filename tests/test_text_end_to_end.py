@@ -23,7 +23,7 @@ from supcon.config import build_config  # noqa: E402
 from supcon.engine.train_job import run_training  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _text_data import TOPICS, csv_folder, items, tiny_bert  # noqa: E402
+from _text_data import TOPICS, csv_folder, items, tiny_bert, write_csv  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 # a few steps of a tiny model: batch 8, AdamW at a fine-tuning learning rate
@@ -103,6 +103,33 @@ def test_resume_of_a_text_run_equals_an_uninterrupted_run(text_files, tmp_path, 
         assert resumed[key] == straight[key], key
     a, b = (load_file(tmp_path / name / "encoder.safetensors") for name in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_supcon_on_a_csv_folder_with_label_sets_gives_the_loss_their_rows(text_files, tmp_path, monkeypatch):
+    bert, _ = text_files
+    tags = {"food": "food;home", "sports": "sports;outdoor", "tech": "tech;home"}
+    data = tmp_path / "tagged"
+    data.mkdir()
+    train = [(t, y, tags[y]) for t, y in items(24, seed=0)]
+    write_csv(data / "train.csv", train, header=("text", "label", "labels"))
+    write_csv(data / "test.csv", items(12, seed=1))
+    columns = ["food", "home", "outdoor", "sports", "tech"]  # the sorted names of the label sets
+    rows = {tuple(float(c in s.split(";")) for c in columns) for s in tags.values()}
+    import supcon.losses.supcon as loss_module  # what the method's SupConLoss calls
+
+    seen, real = [], loss_module.supcon_loss
+
+    def spy(z, labels, *args, **kwargs):
+        seen.append((tuple(labels.shape), {tuple(r) for r in labels.reshape(len(labels), -1).tolist()},
+                     kwargs["label_overlap"]))
+        return real(z, labels, *args, **kwargs)
+
+    monkeypatch.setattr(loss_module, "supcon_loss", spy)
+    results = supcon.train(encoder=f"transformers:{bert}", train_set=str(data), method="supcon", out=tmp_path / "run",
+                           progress=False, **{**SMALL, "train.epochs": 1, "linear.epochs": 1,
+                                              "loss.label_overlap": "jaccard"})
+    assert results["steps"] == (24 - 2) // 8  # 2 validation texts carved
+    assert seen and all(shape == (8, 5) and got <= rows and how == "jaccard" for shape, got, how in seen)
 
 
 def test_modality_mismatches_are_one_line_errors(text_files, tmp_path):

@@ -60,8 +60,9 @@ class DatasetInfo:
 class ImageDataset(Dataset):
     """Base class: ``(uint8 [C, H, W] image, int label)`` items plus ``.labels`` (int64 ``[n]``).
 
-    ``.targets`` is None, or (a folder read with a ``labels_csv``) each item's label set as a
-    float32 0/1 ``[n, C]`` multi-hot matrix, which ``subset`` carries along.
+    ``.targets`` is None, or (a folder read with a ``labels_csv``, a text file with a ``labels``
+    column) each item's label set as a float32 0/1 ``[n, C]`` multi-hot matrix, which ``subset``
+    carries along.
     """
 
     labels: Tensor
@@ -137,7 +138,8 @@ class SourceData:
     channels: int
     image_size: int
     target_names: tuple[str, ...] = ()
-    """Names of the columns of ``train.targets`` (label sets from a ``labels_csv``), else ()."""
+    """Names of the columns of ``train.targets`` (label sets from a ``labels_csv``, or a text
+    file's ``labels`` column), else ()."""
     val: ImageDataset | None = None
     """The source's own validation split (a text folder's ``val`` file); None: carved from train."""
     modality: str = "image"

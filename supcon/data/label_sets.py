@@ -1,4 +1,6 @@
 """Label sets for the images of a folder, from a CSV: the multi-label targets of the SupCon loss.
+(Texts carry theirs in a ``labels`` column of their own files: :mod:`supcon.data.text`, which
+reads them with :func:`label_set` and :func:`multi_hot_matrix`.)
 
 The file has one row per image, ``file,labels``: the image's path relative to the data folder,
 written as it is under that folder (``sneaker/001.png``, or ``train/sneaker/001.png`` with a
@@ -56,7 +58,7 @@ def read_label_sets(path: Path) -> dict[str, tuple[str, ...]]:
                 raise DataError(f"{where}: expected 2 columns file,labels (labels separated by "
                                 f"'{SEPARATOR}'), got {len(row)}: {','.join(row)!r}")
             key = _key(row[0])
-            labels = tuple(dict.fromkeys(s.strip() for s in row[1].split(SEPARATOR) if s.strip()))
+            labels = split_labels(row[1])
             if not labels:
                 raise DataError(f"{where}: {row[0].strip()!r} has no label; every image needs one")
             if key in table:
@@ -65,6 +67,39 @@ def read_label_sets(path: Path) -> dict[str, tuple[str, ...]]:
     if not table:
         raise DataError(f"data.labels_csv: {path} lists no image")
     return table
+
+
+def split_labels(text: str) -> tuple[str, ...]:
+    """The labels of ``"a;b"``: stripped, in order, blanks and repeats dropped."""
+    return tuple(dict.fromkeys(s.strip() for s in text.split(SEPARATOR) if s.strip()))
+
+
+def label_set(value: object, where: str) -> tuple[str, ...]:
+    """The labels of one ``labels`` value of a text file: a string of names separated by ``;``
+    or a list of names; ``()`` for none (an empty string or list, or null).
+
+    Raises:
+        DataError: another kind of value (``where`` names the file and line).
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return split_labels(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+    raise DataError(f"{where}: 'labels' is {value!r}; give a list of label names or one string of names "
+                    f"separated by '{SEPARATOR}'")
+
+
+def multi_hot_matrix(sets: list[tuple[str, ...]]) -> tuple[Tensor, tuple[str, ...]]:
+    """float32 0/1 ``[n, C]``: row k marks the labels of ``sets[k]`` among the sorted names of all
+    ``sets`` (the columns), returned with it."""
+    names = tuple(sorted({label for labels in sets for label in labels}))
+    column = {name: k for k, name in enumerate(names)}
+    matrix = torch.zeros(len(sets), len(names))
+    for k, labels in enumerate(sets):
+        matrix[k, [column[label] for label in labels]] = 1.0
+    return matrix, names
 
 
 def _key(file: str) -> str:

@@ -89,7 +89,8 @@ def _read_source(
         path = Path(text).expanduser()
         if is_text_source(path):
             if labels_csv is not None:
-                raise DataError(f"data.labels_csv is for image folders; {path} holds texts")
+                raise DataError(f"data.labels_csv is for image folders; {path} holds texts (give their label "
+                                "sets in a labels column of the text files)")
             return path.name or text, load_text(path)
         if path.exists() or _looks_like_path(text) or isinstance(name_or_path, Path):
             return path.name or text, load_folder(path, strict=strict, image_size=image_size,

@@ -8,6 +8,16 @@ skipped; an empty text or label is an error that names the file and line. Labels
 (the classes are the training file's names, sorted) or integers (sorted by value, so labels
 0..K-1 keep their numbers). A test or validation label the training file lacks is an error.
 
+Label sets. An optional ``labels`` column gives each training text a set of labels for the SupCon
+loss (method supcon; other methods train on ``label``): in a CSV the names separated by ``;``
+(``food;warm``), in JSONL a list of names (``["food", "warm"]``) or the same string. When the
+training file has the column (JSONL: any of its objects has the key), every training row needs
+at least one label there; the columns of the multi-hot ``train.targets`` ``[n, C]`` are the
+sorted names of the training file's label sets, and splits carved from it keep their rows.
+``label`` stays the class of the class-balanced sampler and of the linear evaluation. Label sets
+in test and validation files are allowed and ignored. Your own ``(text, label)`` items take no
+label sets.
+
 Splits. A folder's ``test`` file is the test split; without one, and for a single file, the test
 split is carved as for an image folder without ``test/`` (stratified, fixed seed), and the
 validation split is the ``val`` file or carved from the training split (seeded by the run's seed):
@@ -43,10 +53,13 @@ from .base import (
     object_length,
 )
 from .images import IMAGE_EXTENSIONS
+from .label_sets import label_set, multi_hot_matrix
 
 SUFFIXES = (".csv", ".jsonl")
 SPLIT_FILES = ("train", "test", "val")
 TEXT = "text"  # the modality of a text data set (DatasetInfo.modality)
+LABEL_SETS = "labels"  # the optional column of label sets
+_ABSENT = object()  # a row without the labels column (JSONL: key)
 
 
 class TextDataset(ImageDataset):
@@ -54,7 +67,7 @@ class TextDataset(ImageDataset):
     (``get_batch`` gives a list of strings; ``.labels`` int64 ``[n]``; optional ``.targets``).
 
     Raises:
-        DataError: the number of labels differs from the number of texts.
+        DataError: the number of labels (or label sets) differs from the number of texts.
     """
 
     def __init__(self, texts: Sequence[str], labels: Tensor, targets: Tensor | None = None) -> None:
@@ -63,6 +76,8 @@ class TextDataset(ImageDataset):
         self.targets = targets
         if len(self.texts) != self.labels.numel():
             raise DataError(f"labels: {self.labels.numel()} labels for {len(self.texts)} texts")
+        if targets is not None and targets.shape[0] != len(self.texts):
+            raise DataError(f"targets: {targets.shape[0]} label sets for {len(self.texts)} texts")
 
     def get_batch(self, indices: Sequence[int]) -> tuple[list[str], Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.int64)
@@ -168,16 +183,21 @@ def load_text(path: str | Path) -> SourceData:
 
     Raises:
         DataError: no ``text``/``label`` columns, an empty text or label, a malformed JSON line,
-            a single class, a test or validation label the training file lacks, or two files of
-            one split (``train.csv`` and ``train.jsonl``).
+            a single class, a test or validation label the training file lacks, two files of
+            one split (``train.csv`` and ``train.jsonl``), or with a ``labels`` column a training
+            row without a label there or a JSONL value that is no list of names or string.
     """
     root = Path(path).expanduser()
     files = {"train": root} if root.is_file() else {name: _split_file(root, name) for name in SPLIT_FILES}
-    rows = {name: read_rows(file) for name, file in files.items() if file is not None}
+    read = {name: _read(file) for name, file in files.items() if file is not None}
+    rows = {name: split_rows for name, (split_rows, _) in read.items()}
     names, index = class_index([label for _, label in rows["train"]], files["train"])
-    sets = {name: _dataset(split_rows, index, files[name]) for name, split_rows in rows.items()}
-    return SourceData(sets["train"], sets.get("test"), names, channels=0, image_size=0, val=sets.get("val"),
-                      modality=TEXT)
+    label_sets = _label_sets(files["train"], read["train"][1])  # those of test and val: ignored
+    targets, target_names = multi_hot_matrix(label_sets) if label_sets is not None else (None, ())
+    sets = {name: _dataset(split_rows, index, files[name], targets if name == "train" else None)
+            for name, split_rows in rows.items()}
+    return SourceData(sets["train"], sets.get("test"), names, channels=0, image_size=0,
+                      target_names=target_names, val=sets.get("val"), modality=TEXT)
 
 
 def _split_file(root: Path, name: str) -> Path | None:
@@ -193,21 +213,47 @@ def read_rows(path: Path) -> list[tuple[str, Any]]:
     Raises:
         DataError: as :func:`load_text`, naming the file and line.
     """
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[list[tuple[str, Any]], list[tuple[int, Any]]]:
+    """:func:`read_rows` and each row's line and raw ``labels`` value (``_ABSENT`` without one)."""
     reader = _jsonl_rows if path.suffix.lower() == ".jsonl" else _csv_rows
-    rows = []
-    for line, text, label in reader(path):
+    rows, raw_sets = [], []
+    for line, text, label, raw in reader(path):
         where = f"{path} line {line}"
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{where}: empty text; fill it or remove the row")
         if label is None or isinstance(label, bool) or not isinstance(label, (str, int)) or str(label).strip() == "":
             raise DataError(f"{where}: the label is {label!r}; give a class name or an integer")
         rows.append((text, label.strip() if isinstance(label, str) else label))
+        raw_sets.append((line, raw))
     if not rows:
         raise DataError(f"{path} holds no rows")
-    return rows
+    return rows, raw_sets
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, Any, Any]]:
+def _label_sets(path: Path, raw_sets: list[tuple[int, Any]]) -> list[tuple[str, ...]] | None:
+    """The label set of every row of a training file; None when it has no ``labels`` column
+    (JSONL: no object has the key).
+
+    Raises:
+        DataError: a row without a label, or a JSONL value that is no list of names or string,
+            naming the file and line.
+    """
+    if all(raw is _ABSENT for _, raw in raw_sets):
+        return None
+    sets = []
+    for line, raw in raw_sets:
+        labels = () if raw is _ABSENT else label_set(raw, f"{path} line {line}")
+        if not labels:
+            raise DataError(f"{path} line {line}: no label in '{LABEL_SETS}'; with that column every training "
+                            "row needs at least one (names separated by ';')")
+        sets.append(labels)
+    return sets
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, Any, Any, Any]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
@@ -217,10 +263,11 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Any, Any]]:
         reader.fieldnames = columns
         for row in reader:
             if any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                yield reader.line_num, row.get(TEXT), row.get("label")
+                sets = (row.get(LABEL_SETS) or "") if LABEL_SETS in columns else _ABSENT
+                yield reader.line_num, row.get(TEXT), row.get("label"), sets
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, Any]]:
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, Any, Any]]:
     with path.open(encoding="utf-8") as handle:
         for line, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -231,7 +278,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, Any]]:
                 raise DataError(f"{path} line {line}: not JSON ({err})") from None
             if not isinstance(row, dict) or TEXT not in row or "label" not in row:
                 raise DataError(f'{path} line {line}: expected an object with "text" and "label", got {raw.strip()[:60]!r}')
-            yield line, row[TEXT], row["label"]
+            yield line, row[TEXT], row["label"], row.get(LABEL_SETS, _ABSENT)
 
 
 def class_index(labels: Sequence[Any], where: Any) -> tuple[tuple[str, ...], dict[str, int]]:
@@ -248,7 +295,8 @@ def class_index(labels: Sequence[Any], where: Any) -> tuple[tuple[str, ...], dic
     return names, {name: i for i, name in enumerate(names)}
 
 
-def _dataset(rows: list[tuple[str, Any]], index: dict[str, int], where: Any) -> TextDataset:
+def _dataset(rows: list[tuple[str, Any]], index: dict[str, int], where: Any,
+             targets: Tensor | None = None) -> TextDataset:
     labels = []
     for text_row, (_, label) in enumerate(rows):
         key = str(label).strip()
@@ -256,7 +304,7 @@ def _dataset(rows: list[tuple[str, Any]], index: dict[str, int], where: Any) -> 
             raise DataError(f"{where}: row {text_row + 1} has the label {key!r}, which the training data "
                             f"lacks (classes: {', '.join(index)})")
         labels.append(index[key])
-    return TextDataset([text for text, _ in rows], torch.tensor(labels, dtype=torch.int64))
+    return TextDataset([text for text, _ in rows], torch.tensor(labels, dtype=torch.int64), targets)
 
 
 def text_info(name: str, class_names: Sequence[str]) -> DatasetInfo:

@@ -71,7 +71,8 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     if splits is None:
         splits = load_splits(cfg)
     info = splits.info
-    method = method_from_config(cfg)
+    label_sets = label_sets_in_batches(cfg, splits)
+    method = method_from_config(cfg, label_sets=label_sets)
     if encoder is None:
         check_modality(cfg, info.modality)
         encoder = create_encoder(cfg.model.encoder, in_channels=info.channels, image_size=info.image_size,
@@ -87,10 +88,10 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     model = dist.unwrap(train_model)  # SyncBatchNorm conversion may replace the root
     train_model = maybe_compile(train_model, cfg.train.compile, device)
     probe = None
-    # with label sets (data.labels_csv) the batches carry those, not classes: no online probe
-    if method.multi_view and cfg.train.online_probe and cfg.data.labels_csv is None:
+    # with label sets the batches carry those, not classes: no online probe
+    if method.multi_view and cfg.train.online_probe and not label_sets:
         probe = LinearClassifier(encoder.num_features, info.num_classes).to(device)
-    train_data, augment = _training_set(cfg, splits, method)
+    train_data, augment = _training_set(cfg, splits, method, label_sets)
     loader = build_loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                           seed=cfg.train.seed, per_class=cfg.data.per_class,
                           num_workers=cfg.data.num_workers, rank=dist.rank(), world_size=dist.world_size())
@@ -100,17 +101,35 @@ def build(cfg: Config, encoder: nn.Module | None = None, splits: Splits | None =
     return Components(splits, method, model, probe, train_data, loader, device, train_model, augment)
 
 
-def _training_set(cfg: Config, splits: Splits, method: Method) -> tuple[Any, DeviceAugment | None]:
+def label_sets_in_batches(cfg: Config, splits: Splits) -> bool:
+    """Whether the training batches carry label sets (``[B, C]``, the rows of ``splits.train.targets``:
+    an image folder's ``data.labels_csv``, a text file's ``labels`` column) instead of classes:
+    for method supcon only; the other methods train on the classes.
+
+    Raises:
+        ValueError: label sets with ``loss.memory`` (a text file's; an image folder's
+            ``data.labels_csv`` is refused with it by the config).
+    """
+    if cfg.method != "supcon" or getattr(splits.train, "targets", None) is None:
+        return False
+    if cfg.loss.memory:
+        raise ValueError("the training data's label sets cannot be combined with loss.memory (the queue keeps one "
+                         "label per key): set loss.memory=0, or drop the labels column")
+    return True
+
+
+def _training_set(cfg: Config, splits: Splits, method: Method, label_sets: bool) -> tuple[Any, DeviceAugment | None]:
     """The training split as the loader reads it: augmented images (views from the policy) or
-    texts (views from the encoder's dropout); and the device augmentation, if deferred."""
+    texts (views from the encoder's dropout), yielding label sets when ``label_sets``; and the
+    device augmentation, if deferred."""
     if splits.info.modality == TEXT:
         check_text_options(cfg)
-        return TextViews(splits.train, cfg.data.n_views), None  # data.labels_csv is refused for texts
+        return TextViews(splits.train, cfg.data.n_views, targets=label_sets), None
     transform = build_transform(cfg.data.augmentation, splits.info, train=True, **cfg.data.augmentation_options)
     if cfg.data.n_views > 1 or method.multi_view:
         transform = MultiView(transform, cfg.data.n_views)
     train_data = AugmentedDataset(splits.train, transform, seed=cfg.train.seed,
-                                  targets=cfg.data.labels_csv is not None,
+                                  targets=label_sets,
                                   defer=cfg.data.augment_on_device)
     return train_data, DeviceAugment(transform) if cfg.data.augment_on_device else None
 
@@ -147,19 +166,21 @@ def check_text_options(cfg: Config) -> None:
                          "for text data")
 
 
-def method_from_config(cfg: Config) -> Method:
+def method_from_config(cfg: Config, label_sets: bool = False) -> Method:
     """The method ``cfg.method`` with the options ``cfg`` implies (``loss.*`` and
-    ``model.head``/``feat_dim``; ``memory``/``momentum`` when ``loss.memory > 0``): the only place
-    that knows which options each method takes from a config.
+    ``model.head``/``feat_dim``; ``memory``/``momentum`` when ``loss.memory > 0``;
+    ``label_overlap`` with ``data.labels_csv`` or ``label_sets``, see
+    :func:`label_sets_in_batches`): the only place that knows which options each method takes
+    from a config.
 
     Raises:
         ValueError: the method rejects an option (a config passed through
             :func:`supcon.config.build_config` is already checked).
     """
-    return create_method(cfg.method, **_method_options(cfg))
+    return create_method(cfg.method, **_method_options(cfg, label_sets))
 
 
-def _method_options(cfg: Config) -> dict[str, Any]:
+def _method_options(cfg: Config, label_sets: bool) -> dict[str, Any]:
     if cfg.method == "ce":
         return {"label_smoothing": cfg.loss.label_smoothing}
     options = {"temperature": cfg.loss.temperature, "head": cfg.model.head, "feat_dim": cfg.model.feat_dim}
@@ -169,7 +190,7 @@ def _method_options(cfg: Config) -> dict[str, Any]:
     if cfg.method == "supcon":
         options.update(variant=cfg.loss.variant, positives_cap=cfg.loss.positives_cap,
                        contrast_mode=cfg.loss.contrast_mode)
-        if cfg.data.labels_csv is not None:  # label sets: how positives are weighted
+        if label_sets or cfg.data.labels_csv is not None:  # label sets: how positives are weighted
             options.update(label_overlap=cfg.loss.label_overlap)
         if cfg.loss.memory:  # the momentum-queue variant
             options.update(memory=cfg.loss.memory, momentum=cfg.loss.momentum)
