@@ -108,7 +108,7 @@ STAGES = {
     "evaluate": {"eval_options", "eval_data", "eval_corruptions", "eval_gradients", "evaluate", "runs"},
     "grid": {"grid", "controlled"},
     "execute": {"execute", "record"},
-    "analysis": {"analysis", "claims"},
+    "analysis": {"analysis", "claims", "plan"},
     "render": {"render", "render_presets", "render_study"},
     "configurations": {"compare", "study", "sweep", "__init__"},
 }

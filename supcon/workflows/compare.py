@@ -80,7 +80,7 @@ def _own_data(options: EvalOptions | None) -> EvalOptions:
 def run_comparison(spec: StudySpec, options: EvalOptions | None, controls: Controls | None,
                    progress: bool = False) -> tuple[Design, Runner, EvalOptions, dict[str, list[dict]]]:
     """The controlled comparison's runs: selection on validation, then every row x seed, each
-    trained, evaluated and recorded. Returns the design (with its selection), the runner, the
+    trained, evaluated and recorded; supcon and the ce rows first, then simclr. Returns the design (with its selection), the runner, the
     evaluation options and ``{row key: [summary per seed]}``.
 
     Raises:
@@ -94,10 +94,11 @@ def run_comparison(spec: StudySpec, options: EvalOptions | None, controls: Contr
     design = Design(spec, controls)
     runner = Runner(Path(spec.out), Path(controls.record or spec.out), controls.commit, progress)
     design.check_existing(runner.out)
-    select(design, runner)
     summaries: dict[str, list[dict]] = {r.key: [] for r in design.rows}
-    for run in design.core_runs(options):
-        summaries[run.name.rpartition("-seed")[0]].append(runner.run(run))
+    for rows in design.stages():  # the claims' endpoints first
+        select(design, runner, rows)
+        for run in design.core_runs(options, rows):
+            summaries[run.name.rpartition("-seed")[0]].append(runner.run(run))
     return design, runner, options, summaries
 
 

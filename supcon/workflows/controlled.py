@@ -71,6 +71,8 @@ class Controls:
     (default: ce's preset crop-flip and the paper's CE augmentation, AutoAugment); () = no such row."""
     budget: str = "epochs"
     """``epochs`` (same epochs for every method) or ``passes`` (same encoder passes)."""
+    simclr_seeds: int | None = None
+    """Seeds of the simclr row (it tests no claim of its own); None = --seeds."""
     select_epochs: int | None = None
     """Epochs of the selection runs (before the budget rule); None = the main epochs."""
     unreliable_below: float = 5.0
@@ -98,6 +100,7 @@ class Controls:
             (self.select_epochs is None or self.select_epochs >= 1,
              f"select_epochs must be >= 1, got {self.select_epochs}"),
             (self.unreliable_below >= 0, f"unreliable_below must be >= 0, got {self.unreliable_below}"),
+            (self.simclr_seeds is None or self.simclr_seeds >= 1, f"simclr_seeds must be >= 1, got {self.simclr_seeds}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -193,6 +196,23 @@ class Design:
         """The row named ``key``."""
         return next(r for r in self.rows if r.key == key)
 
+    def seeds_of(self, row: Row) -> int:
+        """How many seeds ``row`` trains (simclr: ``controls.simclr_seeds`` at most)."""
+        if row.method == "simclr" and self.controls.simclr_seeds is not None:
+            return min(self.spec.seeds, self.controls.simclr_seeds)
+        return self.spec.seeds
+
+    def stages(self) -> list[list[Row]]:
+        """The rows in the order they are selected and run: supcon and the cross-entropy rows
+        (the claims' endpoints) first, then the others (simclr)."""
+        first = [r for r in self.rows if r.method in ("ce", "supcon")]
+        rest = [r for r in self.rows if r not in first]
+        return [first, rest] if rest else [first]
+
+    def shown_label(self, row: Row) -> str:
+        """How ``row`` is shown once selected (its chosen augmentation named)."""
+        return row.shown_as(self.chosen(row)["data.augmentation"])
+
     # ---------------------------------------------------------------- budget
     def base_config(self, method: str) -> Config:
         """The method's config from the shared settings alone (seed 0, nothing selected)."""
@@ -256,12 +276,13 @@ class Design:
         seed share them; ``options.seed`` (``--eval-seed``, default 0) is the base."""
         return replace(options, seed=options.seed + seed)
 
-    def core_runs(self, options: EvalOptions) -> list[RunSpec]:
-        """Every row x seed (seed by seed) with its selected settings, evaluated with
-        ``eval_options(options, seed)``."""
+    def core_runs(self, options: EvalOptions, rows: list[Row] | None = None) -> list[RunSpec]:
+        """Every row (of ``rows``, default all) x its seeds, seed by seed, with its selected
+        settings, evaluated with ``eval_options(options, seed)``."""
+        rows = self.rows if rows is None else rows
         return [RunSpec(self.core_name(row, seed), self.core_config(row, seed),
                         evaluate=self.eval_options(options, seed))
-                for seed in range(self.spec.seeds) for row in self.rows]
+                for seed in range(self.spec.seeds) for row in rows if seed < self.seeds_of(row)]
 
     def check_existing(self, out: Path) -> None:
         """Refuse, before any training, finished core runs in ``out`` that another configuration
@@ -271,7 +292,7 @@ class Design:
             RunError: such a run folder exists.
         """
         for row in self.rows:
-            for seed in range(self.spec.seeds):
+            for seed in range(self.seeds_of(row)):
                 path = Path(out) / self.core_name(row, seed)
                 if not is_finished(path):
                     continue

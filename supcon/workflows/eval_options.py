@@ -53,7 +53,8 @@ class EvalOptions:
     """The gradient analysis (contrastive runs on their own data)."""
     gradient_batch: int = field(default=64, metadata=NO_FLAG)
     seed: int = field(default=0, metadata={"flag": "--eval-seed"})
-    """Seed of the subsamples and corruptions."""
+    """Seed of the subsamples and corruptions (compare and study: the base; the runs of training
+    seed k are evaluated with this + k)."""
     batch_size: int = field(default=500, metadata=NO_FLAG)
     device: str = "auto"
     """auto, cpu or cuda (for the evaluation)."""

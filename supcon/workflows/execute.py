@@ -85,11 +85,11 @@ class Runner:
         return summary
 
 
-def select(design: Design, runner: Runner) -> dict[str, dict[str, Any]]:
-    """Train every selection grid point of every row without touching the test split and keep,
-    per row, the point with the highest validation top-1 (the first of equals); sets and returns
-    ``design.selection``."""
-    for row in design.rows:
+def select(design: Design, runner: Runner, rows: list | None = None) -> dict[str, dict[str, Any]]:
+    """Train every selection grid point of every row (of ``rows``, default all) without touching
+    the test split and keep, per row, the point with the highest validation top-1 (the first of
+    equals); sets and returns ``design.selection``."""
+    for row in design.rows if rows is None else rows:
         tried = []
         for point, run in design.selection_runs(row):
             summary = runner.run(run)

@@ -21,7 +21,7 @@ from .analysis import (
 )
 from .plots import plot_corruption_differences, plot_severity_by_method, plot_training_curves
 from .report import Figure, Section, Table, fmt_interval, fmt_p, fmt_pm, table_markdown
-from .stats import Interval, verdict
+from .stats import Interval, paired_difference, verdict
 
 
 def _label(analysis: dict, key: str) -> str:
@@ -96,7 +96,28 @@ def corruption_tables(analysis: dict) -> list:
                 [[_mark(n, d), fmt_pm(pc[n]["reference_drop"], 1),
                   *(fmt_pm(pc[n]["relative_ce"][r], 3) + ("" if pc[n]["reliable"] else " (unreliable)")
                     for r in others)] for n in d["corruptions"]])
-    return [imitation, top1, ce, rel]
+    return [imitation, top1, ce, rel, *_ce_differences(analysis)]
+
+
+def _ce_differences(analysis: dict) -> list:
+    """Per corruption, supcon's CE minus each cross-entropy row's (paired over seeds, 95% CI):
+    the terms of the mCE differences, imitated corruptions marked."""
+    keys = [r["key"] for r in analysis["rows"]]
+    bases = [b for b in analysis["baselines"] if b in keys]
+    if "supcon" not in keys or not bases:
+        return []
+    d, pc = analysis["design"], analysis["per_corruption"]
+
+    def cell(n: str, base: str) -> str:
+        a, b = pc[n]["ce"]["supcon"].values, pc[n]["ce"][base].values
+        k = min(len(a), len(b))
+        diff = paired_difference(a[:k], b[:k]).difference
+        return "—" if diff.mean is None else ("+" if diff.mean >= 0 else "") + fmt_interval(diff, 3)
+
+    return ["Corruption error of supcon minus each cross-entropy row, per corruption (paired over seeds, "
+            "95% CI; negative = supcon more robust). mCE differences are the means of these columns.",
+            Table(["corruption", *(f"supcon − {_label(analysis, b)}" for b in bases)],
+                  [[_mark(n, d), *(cell(n, b) for b in bases)] for n in d["corruptions"]])]
 
 
 def _mark(name: str, design: dict) -> str:
@@ -251,7 +272,7 @@ def _robustness(summaries, analysis: dict, plots: Path) -> Section:
     d = analysis["design"]
     if not d["corruptions"]:
         return Section("Robustness by corruption", ["Not evaluated (no corruptions selected)."])
-    imitation, top1, ce, rel = corruption_tables(analysis)
+    imitation, top1, ce, rel, *terms = corruption_tables(analysis)
     forest = _forest(analysis, plots)
     severity = severity_figure({_label(analysis, r): [s["eval"] for s in runs] for r, runs in summaries.items()},
                                plots)
@@ -268,7 +289,7 @@ def _robustness(summaries, analysis: dict, plots: Path) -> Section:
         "half-width of the 95% interval:", ce,
         f"Relative CE_c (lower is better), mean ± half-width of the 95% interval. Marked unreliable "
         f"where ce's own mean drop under the corruption is below {d['unreliable_below']:g} points: "
-        "relative CE divides by that drop, so a few images decide it.", rel,
+        "relative CE divides by that drop, so a few images decide it.", rel, *terms,
         Figure(severity, "Top-1 accuracy and ECE vs corruption severity"),
     ])
 

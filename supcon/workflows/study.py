@@ -2,44 +2,62 @@
 configuration of the experiment engine (the controlled comparison of :mod:`.compare`, plus the
 runs of the claim rows below, analysed by :mod:`.claims` and drawn by :mod:`.render_study`).
 
-The core comparison gives the accuracy, robustness and calibration rows. The other rows train
-more runs, around the settings the core selection chose on the validation split:
+Before the first run the study writes its plan (:mod:`.plan`): every claim row, measured against
+both cross-entropy rows (:data:`~.claims.COMPARATORS`: shared augmentation, and own augmentation
+chosen on validation), in a family whose p-values are adjusted together (primary: clean top-1
+and mCE over all corruptions, Holm; secondary and exploratory: Benjamini-Hochberg). The rows:
 
+- core (``accuracy``, ``robustness``, ``calibration``): the controlled comparison's runs, each
+  seed's corruption subsample drawn with that seed; ECE with each method's own classifier and with
+  the same linear probe on every encoder; the imitated and unimitated corruption subsets are
+  exploratory.
 - ``lout-lin`` (paper Table 1): SupCon with L_in against L_out (the core supcon runs), top-1.
-- ``stability`` (paper Fig. 4): supcon and ce retrained with the learning rate x0.25, x1, x4, the
-  augmentations simaugment, autoaugment, randaugment, stacked-randaugment, and the batch size
-  x0.5, x1, x2 (the points of `supcon sweep`); per seed, the spread (sample std) of test top-1
-  over each factor's values; the row compares supcon's spread with ce's.
-- ``long-schedule``: supcon and ce at ``long_factor`` x the main epochs; the SupCon - CE gap
-  there, and its change from the main budget.
+- ``equal-compute``: each cross-entropy row retrained with as many encoder passes as SupCon at the
+  main epochs (views x epochs), seeds as the core; supcon's core runs against them, top-1 and mCE.
+- ``stability`` (paper Fig. 4): supcon and both cross-entropy rows retrained with the learning
+  rate x0.25, x1, x4, the four augmentation policies, and the batch size x0.5, x1, x2 of the main
+  one with the number of steps held equal (epochs grow with the batch) and the lr scaled with the
+  batch (the linear scaling rule); per seed, the spread (sample std) of test top-1 over each
+  factor's values. A run whose loss diverges counts at chance accuracy.
+- ``long-schedule`` (not run by default): supcon and both cross-entropy rows at ``long_factor`` x
+  the main epochs.
 
-Each row uses ``seeds`` seeds (0..S-1; default 3), stated in the row. A run that is the same
-experiment as another (e.g. the stability runs at x1, or L_out) is not trained twice.
+Order: the selection and core runs of supcon and the cross-entropy rows first (the primary
+endpoints), then simclr's, then the other rows. A run that is the same experiment as another is
+not trained twice.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..command_line import to_flags
+from ..engine.loop import NonFiniteLossError
 from . import claims as analysis_of
+from . import plan as study_plan
 from . import render, render_study
-from .analysis import REFERENCE, analyse, to_json
+from .analysis import REFERENCE, analyse, run_metrics, to_json
 from .compare import run_comparison
 from .controlled import Controls, Design, command_line
 from .eval_options import EvalOptions
 from .execute import Runner, publish
 from .grid import RunSpec, StudySpec
+from .record import check_git, commit_files
 from .report import table_markdown
-from .sweep import sweep_points
 
 log = logging.getLogger("supcon")
-CLAIMS = ("accuracy", "robustness", "calibration", "lout-lin", "stability", "long-schedule")
-STABILITY = {"lr": ["0.25", "1", "4"],
-             "augmentation": ["simaugment", "autoaugment", "randaugment", "stacked-randaugment"],
-             "batch": [0.5, 1.0, 2.0]}  # batch: factors of the main batch size
+CLAIMS = ("accuracy", "robustness", "calibration", "lout-lin", "equal-compute", "stability", "long-schedule")
+DEFAULT_CLAIMS = tuple(c for c in CLAIMS if c != "long-schedule")
+CORE_GROUPS = ("accuracy", "robustness", "calibration")
+STABILITY = {"lr": (0.25, 1.0, 4.0),
+             "augmentation": ("simaugment", "autoaugment", "randaugment", "stacked-randaugment"),
+             "batch": (0.5, 1.0, 2.0)}  # lr and batch: factors of the selected lr and the main batch size
+COMPARATOR_TEXT = {"ce": "cross-entropy with the shared augmentation (the controlled comparator)",
+                   "ce-own": "cross-entropy with its own augmentation, chosen with its lr on the validation "
+                             "split (the strong comparator)"}
 
 
 @dataclass(frozen=True)
@@ -51,14 +69,17 @@ class ClaimOptions:
         ValueError: an unknown claim, ``seeds`` < 2, ``long_factor`` < 2 or ``stability_epochs`` < 1.
     """
 
-    claims: tuple[str, ...] = field(default=CLAIMS, metadata={"all": CLAIMS})
-    """The claim rows: accuracy, robustness, calibration, lout-lin, stability, long-schedule."""
+    claims: tuple[str, ...] = field(default=DEFAULT_CLAIMS, metadata={"all": CLAIMS})
+    """The claim rows: accuracy, robustness, calibration, lout-lin, equal-compute, stability
+    (default: all of these), long-schedule."""
     seeds: int = field(default=3, metadata={"flag": "--claim-seeds"})
-    """Seeds of the lout-lin, stability and long-schedule rows."""
+    """Seeds of the lout-lin, stability and long-schedule rows (equal-compute uses the core's)."""
     long_factor: int = 4
     """The long schedule's epochs as a multiple of the main epochs."""
     stability_epochs: int | None = None
-    """Epochs of the stability runs; None = the main epochs."""
+    """Epochs of the stability runs at the main batch size (the batch factor's smallest batch
+    trains this many too; larger batches more, at equal steps); None = a quarter of the main
+    epochs (at least 1)."""
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.claims if c not in CLAIMS]
@@ -74,14 +95,16 @@ class ClaimOptions:
 
 def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Controls | None = None,
               claims: ClaimOptions | None = None, *, progress: bool = False) -> dict[str, Any]:
-    """The core controlled comparison plus every claim row; writes report.md / report.html /
-    summary.json / claims.md and the plots into the record folder.
+    """The plan, the core controlled comparison and every claim row; writes plan.json / plan.md
+    (before any run), report.md / report.html / summary.json / claims.md and the plots into the
+    record folder.
 
     Args:
         spec: methods (ce and supcon required), seeds of the core comparison, data, epochs,
             config and overrides; runs go to ``spec.out``.
-        options: evaluation options of the core runs (default ``EvalOptions()``).
-        controls: shared augmentation, grids, baseline row, budget, record folder, commit.
+        options: evaluation options of the core runs (default ``EvalOptions()``; the corruption
+            subsample's seed is each run's seed).
+        controls: shared augmentation, grids, budget, record folder, commit.
         claims: which claim rows, their seeds, the long schedule's factor, stability epochs.
         progress: show progress bars while training.
 
@@ -89,41 +112,100 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
         ``{"claims": [row dicts], "table" (Markdown of the claims), "report", "html"}``.
 
     Raises:
-        ValueError: supcon or ce missing from the methods, and everything
-            :func:`~.compare.run_comparison` refuses.
+        ValueError: supcon or ce missing from the methods, equal-compute with ``--budget passes``
+            (the core is then at equal compute already), a record folder holding another plan,
+            and everything :func:`~.compare.run_comparison` refuses.
     """
     claims = claims or ClaimOptions()
+    controls = controls or Controls()
     if not {"supcon", "ce"} <= set(spec.methods):
         raise ValueError(f"methods must include supcon and ce (the study tests SupCon against "
                          f"cross-entropy), got {list(spec.methods)}")
+    if "equal-compute" in claims.claims and controls.budget == "passes":
+        raise ValueError("--claims equal-compute with --budget passes: the core already gives every method "
+                         "the same encoder passes; drop one of them")
+    options = options or EvalOptions()
+    plan = _plan(spec, options, controls, claims)
+    record = Path(controls.record or spec.out)
+    if controls.commit:
+        check_git(record)  # before the plan is written: a plan that cannot be committed is no plan
+    written = study_plan.write_or_check(record, plan)
+    if controls.commit and written:
+        commit_files(written, f"study: plan of {record.name}, before its first run")
     design, runner, options, summaries = run_comparison(spec, options, controls, progress)
     analysis = analyse(design.shown_rows(), design.described(), design.selection, summaries)
     plots = runner.record / "plots"
+    comparators = _comparators(design)
     specs = [c for c in analysis_of.CORE_CLAIMS if c.group in claims.claims]
-    # the comparator of each core row: the ce row with the better test mean (kept from earlier
-    # studies; an input here, so a study can fix it in advance instead)
-    comparators = {c.metric: analysis_of.strongest(analysis, c.metric) for c in specs}
     epochs = analysis["budget"]["supcon"]["epochs"]
     setting = f"core: {analysis['seeds']} seeds, {analysis_of.epochs_text(epochs)} ({analysis['design']['budget']} budget)"
-    rows = analysis_of.core_claims(analysis, specs, comparators, setting)
+    rows = [{**r, "endpoint": m} for r, m in zip(analysis_of.core_claims(analysis, specs, comparators, setting),
+                                                  [s.metric for s in specs for _ in comparators], strict=True)]
     sections, extra = [], {}
-    steps = (("lout-lin", _lout_lin), ("long-schedule", _long_schedule), ("stability", _stability))
+    steps = (("lout-lin", _lout_lin), ("equal-compute", _equal_compute), ("long-schedule", _long_schedule),
+             ("stability", _stability))
     for name, fn in steps:
         if name in claims.claims:
-            claim_rows, section, data = fn(design, runner, claims, plots)
+            claim_rows, section, data = fn(design, runner, claims, plots, options=options, analysis=analysis,
+                                           summaries=summaries)
             rows += claim_rows
             sections.append(section)
             extra[name] = data
-    command = command_line("study", design, options, tuple(to_flags(claims)))
+    rows = study_plan.check_rows_follow(plan, analysis_of.adjust(rows))
+    command = plan["command"]
     table = render_study.claims_table(rows)
     core = render.build_sections(summaries, analysis, plots, command)
-    all_sections = [render_study.claims_section(rows, design.controls.augmentation), *core, *sections]
+    all_sections = [render_study.claims_section(rows, design.controls.augmentation, plan), *core, *sections]
     data = summaries["ce"][0]["config"]["data"]["name"]
     (runner.record / "claims.md").write_text(table_markdown(table) + "\n")
-    summary = {"command": command, "claims": rows, "core": to_json(analysis), **to_json(extra)}
+    summary = {"command": command, "plan": plan, "claims": rows, "core": to_json(analysis), **to_json(extra)}
     md, page = publish(runner.record, f"supcon study: the paper's claims on {data}", all_sections, summary,
                        commit=design.controls.commit)
     return {"claims": rows, "table": table_markdown(table), "report": str(md), "html": str(page)}
+
+
+# ------------------------------------------------------------------------------ the plan
+def _comparators(design: Design) -> list[str]:
+    keys = {r.key for r in design.rows}
+    return [c for c in analysis_of.COMPARATORS if c in keys]
+
+
+def _plan(spec: StudySpec, options: EvalOptions, controls: Controls, claims: ClaimOptions) -> dict[str, Any]:
+    """What the study will test, fixed before its first run (:mod:`.plan`)."""
+    design = Design(spec, controls)
+    comparators = _comparators(design)
+    labels = {r.key: r.label for r in design.rows}
+    rows = []
+    for c in analysis_of.CORE_CLAIMS:
+        if c.group in claims.claims:
+            rows += [study_plan.planned_row(c.claim, c.metric, labels[k], c.family) for k in comparators]
+    if "lout-lin" in claims.claims:
+        rows.append(study_plan.planned_row("L_out beats L_in (Table 1)", "lout-lin", "supcon with L_in", "secondary"))
+    if "equal-compute" in claims.claims:
+        rows += [study_plan.planned_row(f"SupCon's lead holds at equal compute ({m})", f"equal-compute {m}", labels[k],
+                                        "secondary") for k in comparators for m in ("clean_top1", "mce")]
+    if "long-schedule" in claims.claims:
+        rows += [study_plan.planned_row(f"SupCon's lead holds at {claims.long_factor}x epochs ({what})",
+                                        f"long-schedule {what}", labels[k], "secondary")
+                 for k in comparators for what in ("gap", "gap change")]
+    if "stability" in claims.claims:
+        rows += [study_plan.planned_row(f"SupCon's top-1 varies less over {analysis_of.FACTOR_TEXT[f]} (Fig. 4)",
+                                        f"stability {f}", labels[k], "secondary") for f in STABILITY for k in comparators]
+    main = design.base_config("supcon").train.epochs
+    about = {"seeds (core, equal-compute)": spec.seeds, "seeds (simclr)": min(spec.seeds, controls.simclr_seeds or spec.seeds),
+             "seeds (lout-lin, stability, long-schedule)": claims.seeds, "epochs": main,
+             "budget": controls.budget, "lr grid": list(controls.lr_grid),
+             "temperature grid": list(controls.temperature_grid),
+             "selection": f"validation split, seed 1000, {controls.select_epochs or main} epochs",
+             "stability epochs at the main batch": _stability_epochs(claims, main),
+             "corruptions": "all 16" if options.corruptions is None else list(options.corruptions),
+             "corruption subsample": f"{options.corruption_samples} test images, drawn with each run's seed"}
+    order = ["selection of supcon and the cross-entropy rows", "their core runs, seed by seed",
+             "selection and core runs of simclr (if compared)",
+             *[f"{c} runs" for c in ("lout-lin", "equal-compute", "long-schedule", "stability") if c in claims.claims]]
+    command = command_line("study", design, options, tuple(to_flags(claims)))
+    return study_plan.build_plan(f"supcon study on {design.base_config('supcon').data.name}", command, rows,
+                                 {labels[k]: COMPARATOR_TEXT[k] for k in comparators}, order, about)
 
 
 # ------------------------------------------------------------------------------ the claim rows' runs
@@ -131,7 +213,7 @@ def _top1(runner: Runner, name: str, cfg) -> float:
     return runner.run(RunSpec(name, cfg))["results"]["test_top1"]
 
 
-def _lout_lin(design: Design, runner: Runner, claims: ClaimOptions, plots):
+def _lout_lin(design: Design, runner: Runner, claims: ClaimOptions, plots, **_):
     row = design.row("supcon")
     l_out, l_in = [], []
     for seed in range(claims.seeds):
@@ -140,14 +222,45 @@ def _lout_lin(design: Design, runner: Runner, claims: ClaimOptions, plots):
     epochs = design.core_config(row, 0).train.epochs
     setting = f"{claims.seeds} seeds, {analysis_of.epochs_text(epochs)}, supcon's selected lr and temperature"
     rows, data = analysis_of.lout_lin(l_out, l_in, setting)
-    return rows, render_study.lout_lin_section(data, setting), data
+    return [{**r, "endpoint": "lout-lin"} for r in rows], render_study.lout_lin_section(data, setting), data
 
 
-def _long_schedule(design: Design, runner: Runner, claims: ClaimOptions, plots):
+def _equal_compute(design: Design, runner: Runner, claims: ClaimOptions, plots, *, options: EvalOptions,
+                   analysis: dict, summaries: dict, **_):
+    supcon_row = design.row("supcon")
+    passes = design.views("supcon")
+    main = design.core_config(supcon_row, 0).train.epochs
+    unimitated, reliable = analysis["design"]["unimitated"], analysis["design"]["reliable"]
+    refs = summaries[REFERENCE]
+    metrics = ("clean_top1", "mce")
+    supcon = {m: [run_metrics(s, refs[k], unimitated, reliable)[m] for k, s in enumerate(summaries["supcon"])]
+              for m in metrics}
+    ce, labels, epochs = {}, {}, {}
+    for key in _comparators(design):
+        row = design.row(key)
+        epochs[key] = main * passes // design.views(row.method)
+        per_seed = []
+        for seed in range(design.spec.seeds):
+            cfg = design.config(row, seed, design.chosen(row), epochs=epochs[key])
+            name = f"equal-compute/{key}-{epochs[key]}ep-seed{seed}"
+            s = runner.run(RunSpec(name, cfg, evaluate=design.eval_options(options, seed)))
+            per_seed.append(run_metrics(s, refs[seed], unimitated, reliable))
+        ce[key] = {m: [x[m] for x in per_seed] for m in metrics}
+        labels[key] = f"{analysis_of.epochs_text(epochs[key])} of {design.shown_label(row)}"
+    setting = (f"{design.spec.seeds} seeds; supcon {analysis_of.epochs_text(main)} x {passes} views against "
+               f"cross-entropy at the same encoder passes")
+    rows, data = analysis_of.equal_compute(supcon, ce, labels, setting)
+    endpoints = [f"equal-compute {m}" for _ in ce for m in metrics]
+    rows = [{**r, "endpoint": e, "comparator": design.shown_label(design.row(k))}
+            for r, e, k in zip(rows, endpoints, [k for k in ce for _ in metrics], strict=True)]
+    return rows, render_study.equal_compute_section(data, labels, setting), data
+
+
+def _long_schedule(design: Design, runner: Runner, claims: ClaimOptions, plots, **_):
     f = claims.long_factor
+    keys = ["supcon", *_comparators(design)]
     top1: dict[str, dict[str, list[float]]] = {}
-    epochs = {}
-    for key in ("supcon", REFERENCE):
+    for key in keys:
         row = design.row(key)
         base = design.core_config(row, 0).train.epochs
         top1[key] = {"1x": [], f"{f}x": []}
@@ -155,35 +268,80 @@ def _long_schedule(design: Design, runner: Runner, claims: ClaimOptions, plots):
             top1[key]["1x"].append(_top1(runner, design.core_name(row, seed), design.core_config(row, seed)))
             cfg = design.config(row, seed, design.chosen(row), epochs=base * f)
             top1[key][f"{f}x"].append(_top1(runner, f"long/{key}-x{f}-seed{seed}", cfg))
-        epochs[key] = design.config(row, 0, design.chosen(row), epochs=base * f).train.epochs
-    setting = f"{claims.seeds} seeds, {f}x the main epochs (supcon {epochs['supcon']}, ce {epochs[REFERENCE]})"
-    rows, data = analysis_of.long_schedule(top1, f, setting)
-    return rows, render_study.long_schedule_section(data, f, setting), data
+    labels = {k: design.shown_label(design.row(k)) for k in keys[1:]}
+    setting = f"{claims.seeds} seeds, {f}x the main epochs"
+    rows, data = analysis_of.long_schedule(top1, f, labels, setting)
+    endpoints = [e for _ in labels for e in ("long-schedule gap", "long-schedule gap change")]
+    rows = [{**r, "endpoint": e} for r, e in zip(rows, endpoints, strict=True)]
+    return rows, render_study.long_schedule_section(data, f, labels, setting), data
 
 
-def _stability(design: Design, runner: Runner, claims: ClaimOptions, plots):
-    epochs = claims.stability_epochs
-    results: dict[str, dict[str, dict[str, list[float]]]] = {}  # factor -> method -> value -> per seed
-    for factor, values in STABILITY.items():
-        results[factor] = {}
-        for key in ("supcon", REFERENCE):
-            row = design.row(key)
-            base = design.core_config(row, 0)
-            chosen = design.chosen(row)
-            if factor == "batch":
-                values_ = [str(max(2, round(base.train.batch_size * v))) for v in values]
-            else:
-                values_ = list(values)
-            points = sweep_points(factor, chosen["optim.lr"], values_, base.train.batch_size)
+def _stability_epochs(claims: ClaimOptions, main: int) -> int:
+    return claims.stability_epochs or max(1, main // 4)
+
+
+def stability_points(lr: float, augmentation: str, batch: int, epochs: int) -> dict[str, list[tuple[str, dict]]]:
+    """``{factor: [(value label, overrides), ...]}`` around a row's selected ``lr`` and
+    ``augmentation`` at the main ``batch``: lr x0.25/x1/x4 and the four policies at ``epochs``;
+    batch x0.5/x1/x2 with epochs growing with the batch from ``epochs`` at the smallest (equal
+    steps) and the lr scaled with the batch."""
+    base = {"optim.lr": lr, "data.augmentation": augmentation, "train.batch_size": batch, "train.epochs": epochs}
+    smallest = min(STABILITY["batch"])
+    return {
+        "lr": [(f"x{f:g}", {**base, "optim.lr": lr * f}) for f in STABILITY["lr"]],
+        "augmentation": [(a, {**base, "data.augmentation": a}) for a in STABILITY["augmentation"]],
+        "batch": [(str(max(2, round(batch * f))), {**base, "train.batch_size": max(2, round(batch * f)),
+                                                    "train.epochs": round(epochs * f / smallest),
+                                                    "optim.lr": lr * f}) for f in STABILITY["batch"]],
+    }
+
+
+def _stability(design: Design, runner: Runner, claims: ClaimOptions, plots, **_):
+    keys = ["supcon", *_comparators(design)]
+    main = design.core_config(design.row("supcon"), 0)
+    epochs = _stability_epochs(claims, main.train.epochs)
+    results: dict[str, dict[str, dict[str, list[float]]]] = {f: {} for f in STABILITY}
+    diverged: list[str] = []
+    for key in keys:
+        row = design.row(key)
+        chosen = design.chosen(row)
+        points = stability_points(chosen["optim.lr"], chosen["data.augmentation"], main.train.batch_size, epochs)
+        for factor, values in points.items():
             results[factor][key] = {}
-            for point in points:
-                results[factor][key][point.label] = [
-                    _top1(runner, f"stability/{key}-{factor}-{point.label}-seed{seed}",
-                          design.config(row, seed, {**chosen, **point.overrides}, epochs=epochs))
-                    for seed in range(claims.seeds)]
-    supcon = design.row("supcon")
-    n_epochs = design.config(supcon, 0, design.chosen(supcon), epochs=epochs).train.epochs
-    settings = {f: f"{claims.seeds} seeds, {analysis_of.epochs_text(n_epochs)}, {f} in "
-                   f"{', '.join(results[f]['supcon'])}" for f in results}
-    rows, data = analysis_of.stability(results, claims.seeds, settings)
-    return rows, render_study.stability_section(data, claims.seeds, n_epochs, plots), data
+            for label, overrides in values:
+                tops = []
+                for seed in range(claims.seeds):
+                    name = f"stability/{key}-{factor}-{label}-seed{seed}"
+                    cfg = design.config(row, seed, {**chosen, **overrides}, epochs=overrides["train.epochs"])
+                    tops.append(_top1_or_chance(runner, name, cfg, diverged))
+                results[factor][key][label] = tops
+    settings = {f: f"{claims.seeds} seeds, {_factor_setting(f, epochs)}" for f in STABILITY}
+    labels = {k: design.shown_label(design.row(k)) for k in keys[1:]}
+    rows, data = analysis_of.stability(results, claims.seeds, settings, labels)
+    endpoints = [f"stability {f}" for f in STABILITY for _ in labels]
+    rows = [{**r, "endpoint": e} for r, e in zip(rows, endpoints, strict=True)]
+    data["diverged"] = diverged
+    return rows, render_study.stability_section(data, claims.seeds, epochs, plots), data
+
+
+def _factor_setting(factor: str, epochs: int) -> str:
+    if factor == "batch":
+        return (f"batch x0.5, x1, x2 at equal steps ({analysis_of.epochs_text(epochs)} at the smallest), "
+                "lr scaled with the batch")
+    return f"{analysis_of.epochs_text(epochs)}, {factor} in {', '.join(map(str, STABILITY[factor]))}"
+
+
+def _top1_or_chance(runner: Runner, name: str, cfg, diverged: list[str]) -> float:
+    """Test top-1 of the run, or chance accuracy when its loss diverged (recorded in ``diverged``)."""
+    try:
+        return _top1(runner, name, cfg)
+    except NonFiniteLossError:
+        diverged.append(name)
+        log.warning("%s: the loss diverged; counted at chance accuracy", name)
+        return 100.0 / _num_classes(cfg)
+
+
+def _num_classes(cfg) -> int:
+    from ..data.registry import load_dataset  # rare (a diverged run): the set is read once more
+
+    return load_dataset(cfg.data.name, data_dir=cfg.data.data_dir, download=False).info.num_classes

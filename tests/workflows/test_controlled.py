@@ -227,6 +227,10 @@ def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     # t = 0.5 / 6.5 on 1 degree of freedom (Cauchy): p = 1 - 2 atan(t) / pi = 0.951
     assert cells["kNN top-1 (%)"] == ["+0.50 [-82.09, 83.09]", "0.951", "no difference detected (2 seeds)"]
     assert (tmp_path / "plots" / "corruption_differences.png").is_file()
+    # the mCE terms per corruption: supcon's CE − ce's (ce's own CE is 1), the same on both seeds
+    terms = next(t for t in tables if t[0][1:] == ["supcon − ce (simaugment)"])
+    assert terms[1:] == [["contrast (imitated)", f"{0.2 / 0.26 - 1:.3f} [{0.2 / 0.26 - 1:.3f}, {0.2 / 0.26 - 1:.3f}]"],
+                         ["gaussian_noise", f"{0.5 / 0.8 - 1:.3f} [{0.5 / 0.8 - 1:.3f}, {0.5 / 0.8 - 1:.3f}]"]]
 
 
 def test_imitated_mce_probe_metrics_and_per_corruption_ce_difference_by_hand(tmp_path):
@@ -381,21 +385,32 @@ def test_study_adds_claim_rows_with_paired_intervals(compared):
     d = [a - b for a, b in zip(l_out, l_in, strict=True)]
     mean, half = sum(d) / 2, 12.7062 * abs(d[0] - d[1]) / 2
     summary = json.loads((record / "summary.json").read_text())
-    accuracy, lout = summary["claims"]  # the core row first, then the rows with their own runs
+    vs_ce, vs_own, lout = summary["claims"]  # the core rows first (one per comparator), then lout-lin
     assert lout["difference"]["values"] == pytest.approx(d)
     assert (lout["difference"]["low"], lout["difference"]["high"]) == pytest.approx((mean - half, mean + half), rel=1e-4)
     sign = "+" if mean >= 0 else ""
     claims = md_tables((record / "claims.md").read_text())[0]
-    assert claims[0] == ["the paper's claim", "setting", "measured here [95% CI]", "p", "verdict"] and len(claims) == 3
-    assert claims[2][2].endswith(f"{sign}{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}] points")
-    assert claims[2][4] in ("better", "worse", "no difference detected (2 seeds)")
-    core = summary["core"]  # the accuracy row measures supcon against the ce row with the better test mean
-    base = max(("ce", "ce-own"), key=lambda b: core["intervals"][b]["clean_top1"]["mean"])
-    assert accuracy["difference"] == core["paired"][f"supcon vs {base}"]["clean_top1"]["difference"]
+    assert claims[0] == ["family", "the paper's claim", "setting", "compared with", "measured here [95% CI]", "p",
+                         "adjusted p", "verdict"] and len(claims) == 4
+    assert claims[3][4].endswith(f"{sign}{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}] points")
+    core = summary["core"]  # both comparators, fixed in advance: never picked by a test mean
+    assert vs_ce["difference"] == core["paired"]["supcon vs ce"]["clean_top1"]["difference"]
+    assert vs_own["difference"] == core["paired"]["supcon vs ce-own"]["clean_top1"]["difference"]
+    # primary family of two: Holm multiplies the smaller p by 2
+    small, large = sorted([vs_ce["p"], vs_own["p"]])
+    assert min(vs_ce["p_adjusted"], vs_own["p_adjusted"]) == pytest.approx(min(1.0, 2 * small))
+    plan = json.loads((record / "plan.json").read_text())
+    assert [(r["endpoint"], r["family"]) for r in plan["rows"]] == [
+        ("clean_top1", "primary"), ("clean_top1", "primary"), ("lout-lin", "secondary")]
+    assert plan["adjustment"] == {"primary": "Holm", "secondary": "Benjamini-Hochberg"}
+    assert summary["plan"] == plan and (record / "plan.md").exists()
     md = (record / "report.md").read_text()
     sections = md_sections(md)
     assert sections[0] == "Claims" and sections[1] == "Results" and sections[-1] == "L_out vs L_in"
     assert summary["command"].startswith("supcon study --seeds 2") and "--claims accuracy,lout-lin" in summary["command"]
+    # the plan is kept: the same study with other claims is refused before any run
+    other = ["study", *args[1:], "--claims", "accuracy", "--claim-seeds", "2"]
+    assert main(other) == 2
 
 
 def test_study_needs_supcon_and_ce(tmp_path):
@@ -405,3 +420,35 @@ def test_study_needs_supcon_and_ce(tmp_path):
         run_study(_spec(tmp_path, ("ce", "simclr")))
     with pytest.raises(ValueError, match="^claims: unknown"):
         ClaimOptions(claims=("speed",))
+
+
+def test_study_equal_compute_and_stability_rows_follow_their_plan(compared):
+    from supcon.cli import main
+
+    root, args = compared
+    record = root / "record-more"
+    at = args.index("--record")
+    study = ["study", *args[1:at], "--record", str(record), *args[at + 2:],
+             "--claims", "accuracy,equal-compute,stability", "--claim-seeds", "2", "--stability-epochs", "1"]
+    assert main(study) == 0
+    summary = json.loads((record / "summary.json").read_text())
+    read = lambda name: json.loads((record / "summaries" / f"{name}.json").read_text())  # noqa: E731
+    # equal compute: each ce row at the encoder passes of supcon (2 views x 1 epoch = 2 epochs of 1 view)
+    for key in ("ce", "ce-own"):
+        s = read(f"equal-compute/{key}-2ep-seed1")
+        assert s["config"]["train"]["epochs"] == 2
+        assert s["encoder_passes"] == read("supcon-seed1")["encoder_passes"]
+        assert s["eval_settings"]["seed"] == 1  # the seed's corruption subsample, as its core runs
+    rows = summary["claims"]
+    equal = [r for r in rows if r["endpoint"].startswith("equal-compute")]
+    top1 = [read(f"supcon-seed{k}")["results"]["test_top1"] - read(f"equal-compute/ce-2ep-seed{k}")["results"]["test_top1"]
+            for k in (0, 1)]
+    assert equal[0]["difference"]["values"] == pytest.approx(top1, abs=1e-3)
+    # stability: batch x0.5, x1, x2 at equal steps, lr scaled with the batch
+    batch = {b: read(f"stability/supcon-batch-{b}-seed0")["config"] for b in ("32", "64", "128")}
+    assert [c["train"]["epochs"] for c in batch.values()] == [1, 2, 4]
+    assert [c["optim"]["lr"] for c in batch.values()] == pytest.approx([0.15, 0.3, 0.6])
+    stab = [r for r in rows if r["endpoint"].startswith("stability")]
+    assert len(stab) == 6 and {r["family"] for r in stab} == {"secondary"}
+    assert [r["endpoint"] for r in rows] == [r["endpoint"] for r in summary["plan"]["rows"]]
+    assert all("p_adjusted" in r for r in rows)
