@@ -142,6 +142,8 @@ def _compare_options(p: argparse.ArgumentParser, claims: bool = False) -> dict[s
         from .workflows.study import ClaimOptions
 
         flags = add_flags(p, ClaimOptions, title="claim rows")
+        p.add_argument("--plan-only", action="store_true", help="write (and with --commit commit) the "
+                       "study's plan.json / plan.md into the record folder, then stop before any run")
     else:
         p.add_argument("--presets", action="store_true", help="uncontrolled: each method keeps its own "
                        "preset augmentation, lr and temperature; no selection, no second ce row")
@@ -235,13 +237,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .workflows import EvalOptions, run_compare
     from .workflows.controlled import Controls
     from .workflows.eval_options import RUN_ONLY
-    from .workflows.study import ClaimOptions, run_study
+    from .workflows.study import ClaimOptions, plan_study, run_study
 
     spec, options = _study(args, args.seeds), from_flags(EvalOptions, args, skip=RUN_ONLY)
     controls = None if getattr(args, "presets", False) else from_flags(Controls, args)
     claims = from_flags(ClaimOptions, args) if args.command == "study" else None
     progress = not args.no_progress and sys.stderr.isatty()
     with say.file_log(_out_folder(args.out) / f"{args.command}.log"):
+        if claims is not None and args.plan_only:
+            print(f"plan: {plan_study(spec, options, controls, claims)}")
+            return 0
         if claims is not None:
             result = run_study(spec, options, controls, claims, progress=progress)
         else:

@@ -59,18 +59,26 @@ def plan_markdown(plan: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def substance(plan: dict[str, Any]) -> dict[str, Any]:
+    """What a plan commits to: the command, level, adjustment, design, comparators and rows
+    (endpoint, comparator, family); the wording of claims and descriptions may be edited."""
+    return {"command": plan.get("command"), "alpha": plan.get("alpha"), "adjustment": plan.get("adjustment"),
+            "design": plan.get("design"), "comparators": sorted(plan.get("comparators") or {}),
+            "rows": [list(row_key(r)) for r in plan.get("rows", [])]}
+
+
 def write_or_check(record: Path, plan: dict[str, Any]) -> list[Path]:
-    """Write ``plan.json`` / ``plan.md`` into ``record``, or check that the plan already there is
-    this one. Returns the files written ([] when the plan was there).
+    """Write ``plan.json`` / ``plan.md`` into ``record``, or check that the plan already there
+    commits to the same (:func:`substance`). Returns the files written ([] when the plan was there).
 
     Raises:
         ValueError: ``record`` holds another plan (the message says which part differs).
     """
     path = Path(record) / PLAN_JSON
     if path.exists():
-        have = json.loads(path.read_text())
-        if have != plan:
-            differs = sorted(k for k in set(have) | set(plan) if have.get(k) != plan.get(k))
+        have, want = substance(json.loads(path.read_text())), substance(plan)
+        if have != want:
+            differs = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
             raise ValueError(f"{path} holds another plan (it differs in {', '.join(differs)}); a study keeps the "
                              "plan it started with: use another --record, or rerun with the planned options")
         return []

@@ -29,6 +29,7 @@ not trained twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,13 +126,7 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
         raise ValueError("--claims equal-compute with --budget passes: the core already gives every method "
                          "the same encoder passes; drop one of them")
     options = options or EvalOptions()
-    plan = _plan(spec, options, controls, claims)
-    record = Path(controls.record or spec.out)
-    if controls.commit:
-        check_git(record)  # before the plan is written: a plan that cannot be committed is no plan
-    written = study_plan.write_or_check(record, plan)
-    if controls.commit and written:
-        commit_files(written, f"study: plan of {record.name}, before its first run")
+    plan = json.loads(plan_study(spec, options, controls, claims).read_text())
     design, runner, options, summaries = run_comparison(spec, options, controls, progress)
     analysis = analyse(design.shown_rows(), design.described(), design.selection, summaries)
     plots = runner.record / "plots"
@@ -165,6 +160,26 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
 
 
 # ------------------------------------------------------------------------------ the plan
+def plan_study(spec: StudySpec, options: EvalOptions | None = None, controls: Controls | None = None,
+               claims: ClaimOptions | None = None) -> Path:
+    """Write the study's plan into its record folder (committed with ``controls.commit``), or
+    check that the plan there is this one; no run is made. Returns the path of plan.json.
+
+    Raises:
+        ValueError: the record folder holds another plan, ``--commit`` outside a git repository,
+            and what :class:`~.controlled.Design` refuses.
+    """
+    options, controls, claims = options or EvalOptions(), controls or Controls(), claims or ClaimOptions()
+    plan = _plan(spec, options, controls, claims)
+    record = Path(controls.record or spec.out)
+    if controls.commit:
+        check_git(record)  # before the plan is written: a plan that cannot be committed is no plan
+    written = study_plan.write_or_check(record, plan)
+    if controls.commit and written:
+        commit_files(written, f"study: plan of {record.name}, before its first run")
+    return record / study_plan.PLAN_JSON
+
+
 def _comparators(design: Design) -> list[str]:
     keys = {r.key for r in design.rows}
     return [c for c in analysis_of.COMPARATORS if c in keys]

@@ -31,6 +31,8 @@ def test_the_plan_is_written_once_and_another_plan_is_refused(tmp_path):
     assert "| primary | top-1 | clean_top1 | ce |" in (tmp_path / "rec" / "plan.md").read_text()
     assert _plan()["adjustment"] == {"primary": "Holm", "secondary": "Benjamini-Hochberg"}
     assert write_or_check(tmp_path / "rec", _plan()) == []  # the same plan: kept, nothing written
+    reworded = _plan([{**r, "claim": r["claim"] + " (reworded)"} for r in ROWS])
+    assert write_or_check(tmp_path / "rec", reworded) == []  # wording is not what a plan commits to
     with pytest.raises(ValueError, match=r"holds another plan \(it differs in adjustment, rows\)"):
         write_or_check(tmp_path / "rec", _plan(ROWS[:2]))
 
@@ -100,3 +102,19 @@ def test_stability_batch_points_hold_the_steps_equal_and_scale_the_lr():
     assert {o["train.epochs"] for _, o in points["lr"] + points["augmentation"]} == {4}
     assert [label for label, _ in points["augmentation"]] == ["simaugment", "autoaugment", "randaugment",
                                                               "stacked-randaugment"]
+
+
+def test_plan_only_writes_the_plan_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    from supcon.cli import main
+
+    def forbidden(*a, **k):
+        raise AssertionError("a run was started")
+
+    monkeypatch.setattr(runs_module, "run_training", forbidden)
+    args = ["study", "--data", "digits", "--methods", "ce,supcon", "--epochs", "1", "--out", str(tmp_path / "runs"),
+            "--record", str(tmp_path / "rec"), "--claims", "accuracy", "--plan-only", *SHARED]
+    assert main(args) == 0
+    plan = json.loads((tmp_path / "rec" / "plan.json").read_text())
+    assert "--plan-only" not in plan["command"] and "--claims accuracy" in plan["command"]
+    assert f"plan: {tmp_path / 'rec' / 'plan.json'}" in capsys.readouterr().out
+    assert main(args) == 0  # the same plan again: kept
