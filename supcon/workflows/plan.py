@@ -20,13 +20,14 @@ PLAN_JSON, PLAN_MD = "plan.json", "plan.md"
 
 
 def planned_row(claim: str, endpoint: str, comparator: str, family: str) -> dict[str, str]:
-    """One planned claim row: what it claims, the endpoint measured, against what, in which family."""
+    """One planned claim row: what it claims, the endpoint measured, against what (a row key such
+    as ``ce-own``: its label is known only after the selection), in which family."""
     return {"claim": claim, "endpoint": endpoint, "comparator": comparator, "family": family}
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
-    """What identifies a claim row in the plan: endpoint, comparator and family."""
-    return row["endpoint"], row["comparator"], row["family"]
+    """What identifies a claim row in the plan: endpoint, comparator (key) and family."""
+    return row["endpoint"], row.get("comparator_key", row["comparator"]), row["family"]
 
 
 def build_plan(title: str, command: str, rows: Sequence[dict[str, str]], comparators: dict[str, str],

@@ -134,8 +134,9 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
     specs = [c for c in analysis_of.CORE_CLAIMS if c.group in claims.claims]
     epochs = analysis["budget"]["supcon"]["epochs"]
     setting = f"core: {analysis['seeds']} seeds, {analysis_of.epochs_text(epochs)} ({analysis['design']['budget']} budget)"
-    rows = [{**r, "endpoint": m} for r, m in zip(analysis_of.core_claims(analysis, specs, comparators, setting),
-                                                  [s.metric for s in specs for _ in comparators], strict=True)]
+    planned = [(s.metric, k) for s in specs for k in comparators]
+    rows = [{**r, "endpoint": m, "comparator_key": k}
+            for r, (m, k) in zip(analysis_of.core_claims(analysis, specs, comparators, setting), planned, strict=True)]
     sections, extra = [], {}
     steps = (("lout-lin", _lout_lin), ("equal-compute", _equal_compute), ("long-schedule", _long_schedule),
              ("stability", _stability))
@@ -193,19 +194,19 @@ def _plan(spec: StudySpec, options: EvalOptions, controls: Controls, claims: Cla
     rows = []
     for c in analysis_of.CORE_CLAIMS:
         if c.group in claims.claims:
-            rows += [study_plan.planned_row(c.claim, c.metric, labels[k], c.family) for k in comparators]
+            rows += [study_plan.planned_row(c.claim, c.metric, k, c.family) for k in comparators]
     if "lout-lin" in claims.claims:
-        rows.append(study_plan.planned_row("L_out beats L_in (Table 1)", "lout-lin", "supcon with L_in", "secondary"))
+        rows.append(study_plan.planned_row("L_out beats L_in (Table 1)", "lout-lin", "supcon-in", "secondary"))
     if "equal-compute" in claims.claims:
-        rows += [study_plan.planned_row(f"SupCon's lead holds at equal compute ({m})", f"equal-compute {m}", labels[k],
+        rows += [study_plan.planned_row(f"SupCon's lead holds at equal compute ({m})", f"equal-compute {m}", k,
                                         "secondary") for k in comparators for m in ("clean_top1", "mce")]
     if "long-schedule" in claims.claims:
         rows += [study_plan.planned_row(f"SupCon's lead holds at {claims.long_factor}x epochs ({what})",
-                                        f"long-schedule {what}", labels[k], "secondary")
+                                        f"long-schedule {what}", k, "secondary")
                  for k in comparators for what in ("gap", "gap change")]
     if "stability" in claims.claims:
         rows += [study_plan.planned_row(f"SupCon's top-1 varies less over {analysis_of.FACTOR_TEXT[f]} (Fig. 4)",
-                                        f"stability {f}", labels[k], "secondary") for f in STABILITY for k in comparators]
+                                        f"stability {f}", k, "secondary") for f in STABILITY for k in comparators]
     main = design.base_config("supcon").train.epochs
     about = {"seeds (core, equal-compute)": spec.seeds, "seeds (simclr)": min(spec.seeds, controls.simclr_seeds or spec.seeds),
              "seeds (lout-lin, stability, long-schedule)": claims.seeds, "epochs": main,
@@ -219,8 +220,11 @@ def _plan(spec: StudySpec, options: EvalOptions, controls: Controls, claims: Cla
              "selection and core runs of simclr (if compared)",
              *[f"{c} runs" for c in ("lout-lin", "equal-compute", "long-schedule", "stability") if c in claims.claims]]
     command = command_line("study", design, options, tuple(to_flags(claims)))
+    described = {k: f"{labels[k]}: {COMPARATOR_TEXT[k]}" for k in comparators}
+    if "lout-lin" in claims.claims:
+        described["supcon-in"] = "supcon with L_in, the settings of the core supcon runs (lout-lin only)"
     return study_plan.build_plan(f"supcon study on {design.base_config('supcon').data.name}", command, rows,
-                                 {labels[k]: COMPARATOR_TEXT[k] for k in comparators}, order, about)
+                                 described, order, about)
 
 
 # ------------------------------------------------------------------------------ the claim rows' runs
@@ -237,7 +241,8 @@ def _lout_lin(design: Design, runner: Runner, claims: ClaimOptions, plots, **_):
     epochs = design.core_config(row, 0).train.epochs
     setting = f"{claims.seeds} seeds, {analysis_of.epochs_text(epochs)}, supcon's selected lr and temperature"
     rows, data = analysis_of.lout_lin(l_out, l_in, setting)
-    return [{**r, "endpoint": "lout-lin"} for r in rows], render_study.lout_lin_section(data, setting), data
+    rows = [{**r, "endpoint": "lout-lin", "comparator_key": "supcon-in"} for r in rows]
+    return rows, render_study.lout_lin_section(data, setting), data
 
 
 def _equal_compute(design: Design, runner: Runner, claims: ClaimOptions, plots, *, options: EvalOptions,
@@ -266,7 +271,7 @@ def _equal_compute(design: Design, runner: Runner, claims: ClaimOptions, plots, 
                f"cross-entropy at the same encoder passes")
     rows, data = analysis_of.equal_compute(supcon, ce, labels, setting)
     endpoints = [f"equal-compute {m}" for _ in ce for m in metrics]
-    rows = [{**r, "endpoint": e, "comparator": design.shown_label(design.row(k))}
+    rows = [{**r, "endpoint": e, "comparator_key": k}
             for r, e, k in zip(rows, endpoints, [k for k in ce for _ in metrics], strict=True)]
     return rows, render_study.equal_compute_section(data, labels, setting), data
 
@@ -286,8 +291,8 @@ def _long_schedule(design: Design, runner: Runner, claims: ClaimOptions, plots, 
     labels = {k: design.shown_label(design.row(k)) for k in keys[1:]}
     setting = f"{claims.seeds} seeds, {f}x the main epochs"
     rows, data = analysis_of.long_schedule(top1, f, labels, setting)
-    endpoints = [e for _ in labels for e in ("long-schedule gap", "long-schedule gap change")]
-    rows = [{**r, "endpoint": e} for r, e in zip(rows, endpoints, strict=True)]
+    planned = [(e, k) for k in labels for e in ("long-schedule gap", "long-schedule gap change")]
+    rows = [{**r, "endpoint": e, "comparator_key": k} for r, (e, k) in zip(rows, planned, strict=True)]
     return rows, render_study.long_schedule_section(data, f, labels, setting), data
 
 
@@ -333,8 +338,8 @@ def _stability(design: Design, runner: Runner, claims: ClaimOptions, plots, **_)
     settings = {f: f"{claims.seeds} seeds, {_factor_setting(f, epochs)}" for f in STABILITY}
     labels = {k: design.shown_label(design.row(k)) for k in keys[1:]}
     rows, data = analysis_of.stability(results, claims.seeds, settings, labels)
-    endpoints = [f"stability {f}" for f in STABILITY for _ in labels]
-    rows = [{**r, "endpoint": e} for r, e in zip(rows, endpoints, strict=True)]
+    planned = [(f"stability {f}", k) for f in STABILITY for k in labels]
+    rows = [{**r, "endpoint": e, "comparator_key": k} for r, (e, k) in zip(rows, planned, strict=True)]
     data["diverged"] = diverged
     return rows, render_study.stability_section(data, claims.seeds, epochs, plots), data
 

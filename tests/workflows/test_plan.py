@@ -43,6 +43,9 @@ def test_rows_must_be_exactly_the_planned_ones_and_come_in_its_order():
     assert [r["v"] for r in check_rows_follow(_plan(), made)] == [2, 1, 0]
     with pytest.raises(RuntimeError, match="missing"):
         check_rows_follow(_plan(), made[:2])
+    # a row names its comparator by the label chosen on validation; the plan by the row's key
+    shown = [{**r, "comparator": "ce (own augmentation: autoaugment)", "comparator_key": r["comparator"]} for r in made]
+    assert [r["v"] for r in check_rows_follow(_plan(), shown)] == [2, 1, 0]
     with pytest.raises(RuntimeError, match="not planned"):
         check_rows_follow(_plan(), [*made, {"endpoint": "knn", "comparator": "ce", "family": "primary"}])
 
