@@ -10,6 +10,7 @@ after results exist. At the end the study checks that its claim rows are exactly
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,26 @@ def plan_markdown(plan: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+MACHINE_FLAGS = {"--out": 1, "--record": 1, "--commit": 0, "--no-progress": 0}  # flag: values it takes
+
+
+def experiment_command(command: str | None) -> list[str]:
+    """The command without where it runs and records (``--out``, ``--record``, ``--commit``)."""
+    words, kept = shlex.split(command or ""), []
+    while words:
+        word = words.pop(0)
+        if word in MACHINE_FLAGS:
+            del words[:MACHINE_FLAGS[word]]
+        else:
+            kept.append(word)
+    return kept
+
+
 def substance(plan: dict[str, Any]) -> dict[str, Any]:
-    """What a plan commits to: the command, level, adjustment, design, comparators and rows
-    (endpoint, comparator, family); the wording of claims and descriptions may be edited."""
-    return {"command": plan.get("command"), "alpha": plan.get("alpha"), "adjustment": plan.get("adjustment"),
+    """What a plan commits to: the command (but where it runs and records), level, adjustment,
+    design, comparators and rows (endpoint, comparator, family); the wording of claims and
+    descriptions may be edited."""
+    return {"command": experiment_command(plan.get("command")), "alpha": plan.get("alpha"), "adjustment": plan.get("adjustment"),
             "design": plan.get("design"), "comparators": sorted(plan.get("comparators") or {}),
             "rows": [list(row_key(r)) for r in plan.get("rows", [])]}
 

@@ -31,6 +31,8 @@ def test_the_plan_is_written_once_and_another_plan_is_refused(tmp_path):
     assert "| primary | top-1 | clean_top1 | ce |" in (tmp_path / "rec" / "plan.md").read_text()
     assert _plan()["adjustment"] == {"primary": "Holm", "secondary": "Benjamini-Hochberg"}
     assert write_or_check(tmp_path / "rec", _plan()) == []  # the same plan: kept, nothing written
+    moved = {**_plan(), "command": "supcon study --x --out /elsewhere --record r2 --commit --no-progress"}
+    assert write_or_check(tmp_path / "rec", moved) == []  # where it runs and records is not the experiment
     reworded = _plan([{**r, "claim": r["claim"] + " (reworded)"} for r in ROWS])
     assert write_or_check(tmp_path / "rec", reworded) == []  # wording is not what a plan commits to
     with pytest.raises(ValueError, match=r"holds another plan \(it differs in adjustment, rows\)"):
