@@ -195,11 +195,19 @@ def paired(values: Sequence[float], baseline: Sequence[float]) -> tuple[float, f
     return mean, half, p
 
 
+def is_quiet(row: dict) -> bool:
+    """Whether a row trained on a quiet machine: the 1-minute load average at its start and end
+    at most its thread count + 0.5 (its wall time is then a timing, not a busy machine's)."""
+    limit = row.get("threads", 2) + 0.5
+    return row.get("load_start", limit + 1) <= limit and row.get("load_end", limit + 1) <= limit
+
+
 def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accuracy", "macro_f1")
               ) -> list[dict]:
     """One summary per (data, n, method): per metric its mean and interval, and against
     ``baseline`` (on the draws both finished) the paired difference and p; the median
-    training time, wall and CPU seconds."""
+    training wall seconds of the quiet rows (:func:`is_quiet`; None without one) and the median
+    CPU seconds of all."""
     cells: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         if "error" not in r:
@@ -209,8 +217,9 @@ def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accura
         base = cells.get((data, n, baseline), {})
         common = sorted(set(by_draw) & set(base))
         cpu = [r["train_cpu_seconds"] for r in by_draw.values() if "train_cpu_seconds" in r]
+        quiet = [r["train_seconds"] for r in by_draw.values() if is_quiet(r)]
         s = {"data": data, "n": n, "method": method, "draws": len(by_draw),
-             "train_seconds": statistics.median(r["train_seconds"] for r in by_draw.values()),
+             "train_seconds": statistics.median(quiet) if quiet else None, "quiet_draws": len(quiet),
              "train_cpu_seconds": statistics.median(cpu) if cpu else None}
         for m in metrics:
             s[m] = t_interval([r[m] for r in by_draw.values()])

@@ -139,14 +139,14 @@ def test_statistics_match_printed_tables(bench):
 def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_path):
     tf, fs = bench
     rows = [{"data": "d", "n": 8, "draw": k, "method": m, "accuracy": acc, "macro_f1": acc - 1,
-             "train_seconds": sec, "threads": 2, "load_start": 1.0, "load_end": 3.0, "versions": {}}
+             "train_seconds": sec, "threads": 2, "load_start": 1.0, "load_end": 2.5 if k != 1 else 3.0, "versions": {}}
             for m, accs, sec in (("setfit", [50, 60, 70], 10.0), ("frozen-lr", [52, 63], 1.0))
             for k, acc in enumerate(accs)]
     for r, cpu in zip(rows[3:], (1.5, 2.5), strict=True):  # frozen-lr's rows carry CPU seconds
         r["train_cpu_seconds"] = cpu
     s = {x["method"]: x for x in fs.summarise(rows, "setfit")}
     assert s["frozen-lr"]["accuracy_vs_setfit"][0] == pytest.approx(2.5)  # draws 0 and 1 only
-    assert s["setfit"]["draws"] == 3 and s["setfit"]["train_seconds"] == 10.0
+    assert s["setfit"]["draws"] == 3 and s["setfit"]["train_seconds"] == 10.0 and s["setfit"]["quiet_draws"] == 2
     assert s["setfit"]["train_cpu_seconds"] is None and s["frozen-lr"]["train_cpu_seconds"] == 2.0
     record, results = tmp_path / "rec.jsonl", tmp_path / "RESULTS.md"
     record.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -155,7 +155,7 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
     text = results.read_text()
     assert "## Other\n\nkept" in text and tf.HEADING in text
     assert "| d | 8 | frozen-lr | 2 | 57.5 ± 69.9 |" in text  # 2 draws: 12.706 * 7.78 / sqrt(2)
-    assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 | — |" in text
+    assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 (2) | — |" in text
     assert "load average during the rows: 1.0 to 3.0" in text.lower()
 
 
@@ -190,3 +190,42 @@ def test_the_recipe_is_the_grid_point_of_best_validation_accuracy(bench, tmp_pat
     assert tf.chosen_recipe("ce", "d", path) == {**tf.BASE_RECIPE, **tf.SELECTION_GRID[1]}
     with pytest.raises(SystemExit, match="no complete recipe selection for supcon on d"):
         tf.chosen_recipe("supcon", "d", path)
+
+
+def _row(method, draw, acc, load, seconds=100.0):
+    return {"data": "d", "n": 8, "draw": draw, "method": method, "accuracy": acc, "macro_f1": acc - 1,
+            "train_seconds": seconds, "train_cpu_seconds": 2 * seconds, "wall_seconds": seconds + 1,
+            "threads": 2, "load_start": load, "load_end": load, "nice": 0, "when": "t", "versions": {}}
+
+
+def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, monkeypatch):
+    tf, fs = bench
+    record = tmp_path / "r.jsonl"
+    for row in (_row("setfit", 0, 70.0, 9.0), _row("setfit", 1, 60.0, 1.0), _row("setfit", 2, 50.0, 9.0)):
+        fs.append_row(record, row)
+    again = {0: _row("setfit", 0, 70.0, 1.2, seconds=40.0), 2: _row("setfit", 2, 51.0, 1.2, seconds=40.0)}
+    monkeypatch.setattr(tf, "model_dir", lambda cache: tmp_path)
+    monkeypatch.setattr(tf, "_task", lambda data, weights: type("T", (), {"corpus": type("C", (), {"labels": None}),
+                                                                            "splits": type("S", (), {"pool": None})}))
+    monkeypatch.setattr(tf, "draw", lambda *a: None)
+    monkeypatch.setattr(tf, "one_row", lambda method, task, n, d, idx, threads: again[d])
+    args = tf.parse_args(["--retime", "--data", "tweet-sentiment", "--n", "8", "--methods", "setfit",
+                          "--record", str(record)])
+    args.data = ["d"]
+    tf.retime(args)
+    rows = fs.read_record(record)
+    assert rows[0]["train_seconds"] == 40.0 and rows[0]["retimed"] and rows[0]["accuracy"] == 70.0
+    assert rows[1] == _row("setfit", 1, 60.0, 1.0)  # quiet already: not retrained
+    assert rows[2] == _row("setfit", 2, 50.0, 9.0)  # scores differ on retraining: left as it was
+    assert fs.is_quiet(rows[0]) and not fs.is_quiet(rows[2])
+
+
+def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
+    tf, _ = bench
+    rows = [_row("setfit", d, a, 1.0, 200.0) for d, a in enumerate((60.0, 62.0, 64.0))]
+    rows += [_row("supcon", d, a + 2.0 + 0.1 * d, 1.0, 100.0) for d, a in enumerate((60.0, 62.0, 64.0))]
+    rows += [_row("ce+supcon", d, a - 1.0, 9.0, 100.0) for d, a in enumerate((60.0, 62.0, 64.0))]
+    lines = tf.goal_lines(rows)
+    assert "supcon vs SetFit on 3 shared draws: accuracy +2.1" in lines[0]
+    assert lines[0].endswith("at least as accurate: yes; no more training time: yes.")
+    assert lines[1].endswith("at least as accurate: no; no more training time: not timed quietly.")
