@@ -142,8 +142,7 @@ def _compare_options(p: argparse.ArgumentParser, claims: bool = False) -> dict[s
         from .workflows.study import ClaimOptions
 
         flags = add_flags(p, ClaimOptions, title="claim rows")
-        p.add_argument("--plan-only", action="store_true", help="write (and with --commit commit) the "
-                       "study's plan.json / plan.md into the record folder, then stop before any run")
+        p.add_argument("--plan-only", action="store_true", help="write (and --commit) the plan, then stop")
     else:
         p.add_argument("--presets", action="store_true", help="uncontrolled: each method keeps its own "
                        "preset augmentation, lr and temperature; no selection, no second ce row")
@@ -247,10 +246,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if claims is not None and args.plan_only:
             print(f"plan: {plan_study(spec, options, controls, claims)}")
             return 0
-        if claims is not None:
-            result = run_study(spec, options, controls, claims, progress=progress)
-        else:
-            result = run_compare(spec, options, progress=progress, controls=controls, presets=args.presets)
+        result = (run_study(spec, options, controls, claims, progress=progress) if claims is not None
+                  else run_compare(spec, options, progress=progress, controls=controls, presets=args.presets))
     print(result["table"])
     print(f"report: {result['report']} and {result['html']}")
     return 0
