@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=8, help="labelled texts per class")
     parser.add_argument("--method", default="supcon", choices=("supcon", "ce", "ce+supcon"))
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=3e-5, help="AdamW learning rate")
+    parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate of the encoder")
+    parser.add_argument("--head-lr-scale", type=float, default=100.0,
+                        help="the new heads' lr as a multiple of --lr (a new classifier needs far more than the encoder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                            test_set=test, method=args.method, out=args.out, epochs=args.epochs, lr=args.lr,
                            seed=args.seed, batch_size=16, progress=False,
                            **{"optim.name": "adamw", "optim.weight_decay": 0.01, "data.num_workers": 0,
+                              "optim.head_lr_scale": args.head_lr_scale,
                               "model.encoder_options": {"max_length": 128}, "linear.epochs": 30})
     print(f"{args.method}: test accuracy {results['test_top1']:.2f}% (train {results['train_time_s']:.0f} s)")
 

@@ -80,8 +80,9 @@ def _own_data(options: EvalOptions | None) -> EvalOptions:
 def run_comparison(spec: StudySpec, options: EvalOptions | None, controls: Controls | None,
                    progress: bool = False) -> tuple[Design, Runner, EvalOptions, dict[str, list[dict]]]:
     """The controlled comparison's runs: selection on validation, then every row x seed, each
-    trained, evaluated and recorded; supcon and the ce rows first, then simclr. Returns the design (with its selection), the runner, the
-    evaluation options and ``{row key: [summary per seed]}``.
+    trained, evaluated and recorded; supcon and the ce rows first, then simclr. Returns the
+    design (with its selection), the runner, the evaluation options and ``{row key: [summary
+    per seed]}``.
 
     Raises:
         ValueError: bad controls, a controlled key among the overrides, no ce among the methods,
