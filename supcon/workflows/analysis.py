@@ -141,7 +141,7 @@ def analyse(rows: Sequence[Mapping[str, Any]], design: Mapping[str, Any], select
     values = {r: {m: [x[m] for x in per_seed[r]] for m in METRICS} for r in keys}
     intervals = {r: {m: mean_interval(v) for m, v in values[r].items()} for r in keys}
     baselines = [r["key"] for r in rows if r["method"] == "ce"]
-    paired = {f"{r} vs {b}": {m: _paired_common(values[r][m], values[b][m]) for m in METRICS}
+    paired = {f"{r} vs {b}": {m: paired_common(values[r][m], values[b][m]) for m in METRICS}
               for b in baselines for r in keys if r != b}
     return {
         "level": LEVEL, "seeds": design["seeds"], "rows": [dict(r) for r in rows],
@@ -158,7 +158,7 @@ def analyse(rows: Sequence[Mapping[str, Any]], design: Mapping[str, Any], select
     }
 
 
-def _paired_common(a: list, b: list) -> Paired:
+def paired_common(a: list, b: list) -> Paired:
     """Paired difference over the seeds both rows trained (a row may train fewer, e.g. simclr)."""
     n = min(len(a), len(b))
     return paired_difference(a[:n], b[:n])
@@ -179,9 +179,9 @@ def _per_corruption(summaries, rows, names, refs, drops, reliable) -> dict[str, 
         out[n] = {
             "reference_drop": drops[n], "reliable": n in reliable,
             "top1": {r: mean_interval(v) for r, v in top1.items()},
-            "top1_difference": {r: _paired_common(top1[r], top1[REFERENCE]) for r in rows if r != REFERENCE},
+            "top1_difference": {r: paired_common(top1[r], top1[REFERENCE]) for r in rows if r != REFERENCE},
             "ce": {r: mean_interval(v) for r, v in ce.items()},
-            "ce_difference": {r: _paired_common(ce[r], ce[REFERENCE]) for r in rows if r != REFERENCE},
+            "ce_difference": {r: paired_common(ce[r], ce[REFERENCE]) for r in rows if r != REFERENCE},
             "relative_ce": {r: mean_interval(v) for r, v in rel.items()},
         }
     return out
@@ -209,7 +209,7 @@ def is_bold(analysis: dict, row: str, metric: str) -> bool:
     values = analysis["values"]
     others = [r for r in values if r != row]
     return bool(others) and all(
-        verdict(_paired_common(values[row][metric], values[o][metric]), m.higher_is_better) == "better"
+        verdict(paired_common(values[row][metric], values[o][metric]), m.higher_is_better) == "better"
         for o in others)
 
 

@@ -17,11 +17,12 @@ from .analysis import (
     ROBUSTNESS,
     Metric,
     is_bold,
+    paired_common,
     severity_curves,
 )
 from .plots import plot_corruption_differences, plot_severity_by_method, plot_training_curves
 from .report import Figure, Section, Table, fmt_interval, fmt_p, fmt_pm, table_markdown
-from .stats import Interval, paired_difference, verdict
+from .stats import Interval, verdict
 
 
 def _label(analysis: dict, key: str) -> str:
@@ -109,9 +110,7 @@ def _ce_differences(analysis: dict) -> list:
     d, pc = analysis["design"], analysis["per_corruption"]
 
     def cell(n: str, base: str) -> str:
-        a, b = pc[n]["ce"]["supcon"].values, pc[n]["ce"][base].values
-        k = min(len(a), len(b))
-        diff = paired_difference(a[:k], b[:k]).difference
+        diff = paired_common(list(pc[n]["ce"]["supcon"].values), list(pc[n]["ce"][base].values)).difference
         return "—" if diff.mean is None else ("+" if diff.mean >= 0 else "") + fmt_interval(diff, 3)
 
     return ["Corruption error of supcon minus each cross-entropy row, per corruption (paired over seeds, "
