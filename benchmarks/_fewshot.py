@@ -206,8 +206,8 @@ def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accura
               ) -> list[dict]:
     """One summary per (data, n, method): per metric its mean and interval, and against
     ``baseline`` (on the draws both finished) the paired difference and p; the median
-    training wall seconds of the quiet rows (:func:`is_quiet`; None without one) and the median
-    CPU seconds of all."""
+    training wall seconds of the quiet rows (:func:`is_quiet`; None without one), of their
+    fine-tuning alone where a row records it, and the median CPU seconds of all."""
     cells: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         if "error" not in r:
@@ -217,9 +217,11 @@ def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accura
         base = cells.get((data, n, baseline), {})
         common = sorted(set(by_draw) & set(base))
         cpu = [r["train_cpu_seconds"] for r in by_draw.values() if "train_cpu_seconds" in r]
-        quiet = [r["train_seconds"] for r in by_draw.values() if is_quiet(r)]
+        quiet = [r for r in by_draw.values() if is_quiet(r)]
+        finetune = [r["details"]["finetune_seconds"] for r in quiet if "finetune_seconds" in r.get("details", {})]
         s = {"data": data, "n": n, "method": method, "draws": len(by_draw),
-             "train_seconds": statistics.median(quiet) if quiet else None, "quiet_draws": len(quiet),
+             "train_seconds": statistics.median(r["train_seconds"] for r in quiet) if quiet else None,
+             "quiet_draws": len(quiet), "finetune_seconds": statistics.median(finetune) if finetune else None,
              "train_cpu_seconds": statistics.median(cpu) if cpu else None}
         for m in metrics:
             s[m] = t_interval([r[m] for r in by_draw.values()])

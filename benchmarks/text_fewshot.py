@@ -184,7 +184,8 @@ def frozen_lr_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
 def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
     """SetFit with its defaults (CosineSimilarityLoss pairs, one epoch, logistic-regression head)
     on the same local weights; only the seed (the draw's), no checkpoints and no loggers differ.
-    Timed: ``Trainer.train()`` (body fine-tuning and head fit)."""
+    Timed: what ``Trainer.train()`` does (body fine-tuning, then the head fit), called as its two
+    steps so that the body's fine-tuning seconds are recorded too."""
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -196,9 +197,11 @@ def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
         train = Dataset.from_dict({"text": texts, "label": [int(y) for y in labels]})
         trainer = Trainer(model=model, args=args, train_dataset=train)
         with Stopwatch() as watch:
-            trainer.train()
+            with Stopwatch() as body:
+                trainer.train_embeddings(*trainer.dataset_to_parameters(train), args=args)
+            trainer.train_classifier(*trainer.dataset_to_parameters(train), args=args)
     preds = {part: np.asarray(model.predict(task.texts[part], batch_size=64)) for part in ("val", "test")}
-    return preds, watch, {"seed": seed}
+    return preds, watch, {"seed": seed, "finetune_seconds": round(body.wall, 2)}
 
 
 # The supcon rows' recipe: AdamW, 10 epochs at batch 16, two dropout views, then the 30-epoch
@@ -210,6 +213,7 @@ SELECTION_GRID = [{"lr": lr, "optim.head_lr_scale": scale} for lr in (3e-5, 1e-4
 TUNING_DRAW, TUNING_N = 100, 8  # a draw no table row uses (they use 0..draws-1)
 SELECTION = HERE / "text-fewshot" / "selection.jsonl"
 FINE_TUNED = ("supcon", "ce", "ce+supcon")
+TIMES_FINE_TUNING = (*FINE_TUNED, "setfit")  # rows whose details hold "finetune_seconds"
 
 
 def chosen_recipe(method: str, data: str, selection: Path = SELECTION) -> dict:
@@ -228,12 +232,14 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
                parts: tuple[str, ...] = ("val", "test")):
     """supcon, ce or ce+supcon fine-tuning of the same weights through the supcon library with
     ``recipe``, then its classifier on the fine-tuned encoder; predictions on ``parts``. Timed:
-    ``supcon.train`` (fine-tuning, the linear stage and its evaluation passes). Without "test"
+    ``supcon.train`` (fine-tuning, the linear stage and its evaluation passes); the fine-tuning
+    epochs alone are the run's recorded epoch times. Without "test"
     in ``parts`` the validation split stands in for the test split, so no test text is read."""
     import torch
 
     import supcon
     from supcon.run_folder import load_classifier
+    from supcon.workflows.record import epoch_records
 
     val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
     test = list(zip(task.texts["test"], task.labels["test"].tolist(), strict=True)) if "test" in parts else val
@@ -242,6 +248,7 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
             supcon.train(encoder=f"transformers:{task.weights}", train_set=list(zip(texts, labels.tolist(), strict=True)),
                          val_set=val, test_set=test, method=method, out=out, seed=seed, progress=False,
                          **{**recipe, "model.encoder_options": {"max_length": MAX_TOKENS}})
+        finetune = round(sum(epoch_records(Path(out))["epoch_time_s"]), 2)
         encoder = supcon.load_encoder(out).eval()
         classifier = load_classifier(out, encoder.num_features)
         preds = {}
@@ -250,7 +257,7 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
                 items = task.texts[part]
                 preds[part] = torch.cat([classifier(encoder(items[i:i + 64])).argmax(1)
                                          for i in range(0, len(items), 64)]).numpy()
-    return preds, watch, {"seed": seed, **recipe}
+    return preds, watch, {"seed": seed, "finetune_seconds": finetune, **recipe}
 
 
 def run_method(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int):
@@ -358,8 +365,9 @@ def run(args: argparse.Namespace) -> None:
 
 def retime(args: argparse.Namespace) -> None:
     """Train again every finished row (of ``args.data``, ``args.n``, ``args.methods``, draws below
-    ``args.draws``) whose training ran on a busy machine, and replace its timing fields with this
-    run's when this run is quiet. Its scores must come out the same (the rows are seeded); a
+    ``args.draws``) whose training ran on a busy machine, or which has no fine-tuning seconds
+    though its method records them, and replace its timing fields with this run's when this run is
+    quiet. Its scores must come out the same (the rows are seeded); a
     row whose scores differ is reported and left as it was. The record is rewritten atomically."""
     import torch
 
@@ -368,7 +376,9 @@ def retime(args: argparse.Namespace) -> None:
     rows = read_record(args.record)
     tasks: dict[str, Task] = {}
     for i, old in enumerate(rows):
-        if ("error" in old or is_quiet(old) or old["data"] not in args.data or old["n"] not in args.n
+        timed = is_quiet(old) and (old["method"] not in TIMES_FINE_TUNING
+                                   or "finetune_seconds" in old.get("details", {}))
+        if ("error" in old or timed or old["data"] not in args.data or old["n"] not in args.n
                 or old["method"] not in args.methods or old["draw"] >= args.draws):
             continue
         task = tasks.setdefault(old["data"], _task(old["data"], weights))
@@ -382,7 +392,8 @@ def retime(args: argparse.Namespace) -> None:
             print(f"{what}: the machine was busy again (load {new['load_start']:.1f}); kept as it was")
             continue
         timing = ("train_seconds", "train_cpu_seconds", "wall_seconds", "load_start", "load_end", "nice", "when", "versions")
-        rows[i] = {**old, **{k: new[k] for k in timing}, "retimed": True}
+        details = {**old.get("details", {}), **{k: v for k, v in new["details"].items() if k == "finetune_seconds"}}
+        rows[i] = {**old, **{k: new[k] for k in timing}, "details": details, "retimed": True}
         tmp = args.record.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         tmp.replace(args.record)
@@ -416,14 +427,16 @@ def _diff(value: tuple[float, float, float] | None) -> str:
 def table(rows: list[dict]) -> str:
     """The markdown table: per data set, N and method, mean ± 95% t half-width over draws."""
     lines = ["| data | N/class | method | draws | accuracy % | macro-F1 % | Δ accuracy vs SetFit "
-             "| Δ macro-F1 vs SetFit | training s (median, quiet draws) | training CPU s (median) |",
-             "|" + "---|" * 10]
+             "| Δ macro-F1 vs SetFit | training s (median, quiet draws) | of which fine-tuning s "
+             "| training CPU s (median) |",
+             "|" + "---|" * 11]
     order = {m: i for i, m in enumerate(METHODS)}
     for s in sorted(summarise(rows, BASELINE), key=lambda s: (s["data"], s["n"], order.get(s["method"], 99))):
         wall = "— (no quiet draw)" if s["train_seconds"] is None else f"{s['train_seconds']:.1f} ({s['quiet_draws']})"
         lines.append(f"| {s['data']} | {s['n']} | {s['method']} | {s['draws']} | {_pm(s['accuracy'])} "
                      f"| {_pm(s['macro_f1'])} | {_diff(s.get('accuracy_vs_setfit'))} "
                      f"| {_diff(s.get('macro_f1_vs_setfit'))} | {wall} "
+                     f"| {'—' if s['finetune_seconds'] is None else round(s['finetune_seconds'], 1)} "
                      f"| {'—' if s['train_cpu_seconds'] is None else round(s['train_cpu_seconds'], 1)} |")
     return "\n".join(lines)
 
@@ -488,7 +501,9 @@ def section(rows: list[dict], record: Path, selection: Path = SELECTION) -> str:
             "in brackets). The supcon library's rows (supcon, ce, ce+supcon) time all of `supcon.train`: "
             "fine-tuning, and the linear stage with its encoding of the validation and test splits; "
             "SetFit's and frozen-lr's times exclude encoding those splits, so the comparison of times "
-            "leans against the supcon rows. A missing row has not run yet (the record resumes).\n\n"
+            "leans against the supcon rows. Fine-tuning seconds: the supcon rows' training epochs "
+            "(without the linear stage), SetFit's body training (without its head fit), "
+            "median over the quiet draws that recorded them. A missing row has not run yet (the record resumes).\n\n"
             + table(rows) + "\n\nThe goal (supcon or ce+supcon at least as accurate as SetFit, in no more "
             "time):\n\n" + "\n".join(goal_lines(rows)) + "\n\n"
             f"The fine-tuned rows' recipe (AdamW, {BASE_RECIPE['epochs']} epochs at batch "

@@ -144,10 +144,13 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
             for k, acc in enumerate(accs)]
     for r, cpu in zip(rows[3:], (1.5, 2.5), strict=True):  # frozen-lr's rows carry CPU seconds
         r["train_cpu_seconds"] = cpu
+    for r, body in zip(rows[:3], (8.0, 1.0, 7.0), strict=True):  # draw 1 is busy: its 1.0 is left out
+        r["details"] = {"finetune_seconds": body}
     s = {x["method"]: x for x in fs.summarise(rows, "setfit")}
     assert s["frozen-lr"]["accuracy_vs_setfit"][0] == pytest.approx(2.5)  # draws 0 and 1 only
     assert s["setfit"]["draws"] == 3 and s["setfit"]["train_seconds"] == 10.0 and s["setfit"]["quiet_draws"] == 2
     assert s["setfit"]["train_cpu_seconds"] is None and s["frozen-lr"]["train_cpu_seconds"] == 2.0
+    assert s["setfit"]["finetune_seconds"] == 7.5 and s["frozen-lr"]["finetune_seconds"] is None
     record, results = tmp_path / "rec.jsonl", tmp_path / "RESULTS.md"
     record.write_text("".join(json.dumps(r) + "\n" for r in rows))
     results.write_text("# Benchmark results\n\n## Other\n\nkept\n")
@@ -155,7 +158,7 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
     text = results.read_text()
     assert "## Other\n\nkept" in text and tf.HEADING in text
     assert "| d | 8 | frozen-lr | 2 | 57.5 ± 69.9 |" in text  # 2 draws: 12.706 * 7.78 / sqrt(2)
-    assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 (2) | — |" in text
+    assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 (2) | 7.5 | — |" in text
     assert "load average during the rows: 1.0 to 3.0" in text.lower()
 
 
@@ -195,15 +198,18 @@ def test_the_recipe_is_the_grid_point_of_best_validation_accuracy(bench, tmp_pat
 def _row(method, draw, acc, load, seconds=100.0):
     return {"data": "d", "n": 8, "draw": draw, "method": method, "accuracy": acc, "macro_f1": acc - 1,
             "train_seconds": seconds, "train_cpu_seconds": 2 * seconds, "wall_seconds": seconds + 1,
-            "threads": 2, "load_start": load, "load_end": load, "nice": 0, "when": "t", "versions": {}}
+            "threads": 2, "load_start": load, "load_end": load, "nice": 0, "when": "t", "versions": {},
+            "details": {"finetune_seconds": seconds / 2}}
 
 
 def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, monkeypatch):
     tf, fs = bench
     record = tmp_path / "r.jsonl"
-    for row in (_row("setfit", 0, 70.0, 9.0), _row("setfit", 1, 60.0, 1.0), _row("setfit", 2, 50.0, 9.0)):
+    untimed = {**_row("setfit", 3, 55.0, 1.0), "details": {"seed": 3}}  # quiet, before fine-tuning was timed
+    for row in (_row("setfit", 0, 70.0, 9.0), _row("setfit", 1, 60.0, 1.0), _row("setfit", 2, 50.0, 9.0), untimed):
         fs.append_row(record, row)
-    again = {0: _row("setfit", 0, 70.0, 1.2, seconds=40.0), 2: _row("setfit", 2, 51.0, 1.2, seconds=40.0)}
+    again = {0: _row("setfit", 0, 70.0, 1.2, seconds=40.0), 2: _row("setfit", 2, 51.0, 1.2, seconds=40.0),
+             3: _row("setfit", 3, 55.0, 1.2, seconds=30.0)}
     monkeypatch.setattr(tf, "model_dir", lambda cache: tmp_path)
     monkeypatch.setattr(tf, "_task", lambda data, weights: type("T", (), {"corpus": type("C", (), {"labels": None}),
                                                                             "splits": type("S", (), {"pool": None})}))
@@ -218,6 +224,7 @@ def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, 
     assert rows[1] == _row("setfit", 1, 60.0, 1.0)  # quiet already: not retrained
     assert rows[2] == _row("setfit", 2, 50.0, 9.0)  # scores differ on retraining: left as it was
     assert fs.is_quiet(rows[0]) and not fs.is_quiet(rows[2])
+    assert rows[3]["details"] == {"seed": 3, "finetune_seconds": 15.0} and rows[3]["train_seconds"] == 30.0
 
 
 def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
@@ -229,3 +236,23 @@ def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
     assert "supcon vs SetFit on 3 shared draws: accuracy +2.1" in lines[0]
     assert lines[0].endswith("at least as accurate: yes; no more training time: yes.")
     assert lines[1].endswith("at least as accurate: no; no more training time: not timed quietly.")
+
+
+def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(bench, tmp_path):
+    pytest.importorskip("transformers")
+    tf, fs = bench
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _text_data import items, tiny_bert
+    finally:
+        sys.path.remove(str(Path(__file__).parent))
+    pairs = items(60)
+    corpus = fs.from_pairs("topics", [t for t, _ in pairs], [y for _, y in pairs])
+    task = tf.Task(corpus, fs.split_corpus(corpus.labels, 24, 12), tiny_bert(tmp_path / "bert"))
+    idx = fs.draw("topics", corpus.labels, task.splits.pool, 4, 0)
+    recipe = {**tf.BASE_RECIPE, "epochs": 2, "batch_size": 6, "linear.epochs": 2, "lr": 1e-3, "optim.head_lr_scale": 1.0}
+    preds, watch, details = tf.supcon_row("supcon", task, [corpus.texts[i] for i in idx], corpus.labels[idx], 0, recipe)
+    assert {p: len(v) for p, v in preds.items()} == {"val": 12, "test": 24}
+    assert set(np.concatenate(list(preds.values()))) <= {0, 1, 2}
+    # the two epochs alone: part of the timed call, which also fits and evaluates the linear stage
+    assert 0 < details["finetune_seconds"] < watch.wall and details["lr"] == 1e-3
