@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,19 +176,30 @@ def commit_files(paths: list[Path], message: str) -> bool:
         return False
     top = check_git(Path(paths[0]).parent)
     rel = [str(Path(p).resolve().relative_to(top.resolve())) for p in paths]
-    add = subprocess.run(["git", "-C", str(top), "add", "--", *rel], capture_output=True, text=True,
-                         timeout=120)
+    add = _git(top, "add", "--", *rel)
     if add.returncode != 0:
         raise ValueError(f"--commit: git add failed: {_first(add.stderr)}")
-    diff = subprocess.run(["git", "-C", str(top), "diff", "--cached", "--quiet", "--", *rel],
-                          capture_output=True, text=True, timeout=120)
+    diff = _git(top, "diff", "--cached", "--quiet", "--", *rel)
     if diff.returncode == 0:
         return False  # the same content is already committed
-    commit = subprocess.run(["git", "-C", str(top), "commit", "-q", "-m", message, "--", *rel],
-                            capture_output=True, text=True, timeout=120)
+    commit = _git(top, "commit", "-q", "-m", message, "--", *rel)
     if commit.returncode != 0:
         raise ValueError(f"--commit: git commit failed: {_first(commit.stderr or commit.stdout)}")
     return True
+
+
+LOCK_WAIT_S = 60.0
+
+
+def _git(top: Path, *args: str) -> subprocess.CompletedProcess:
+    """``git -C top args``, tried again for up to LOCK_WAIT_S while another git command (the user's,
+    alongside a study of hours) holds the index lock, so that a finished run is not lost to it."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        proc = subprocess.run(["git", "-C", str(top), *args], capture_output=True, text=True, timeout=120)
+        if proc.returncode == 0 or "index.lock" not in proc.stderr or time.monotonic() > deadline:
+            return proc
+        time.sleep(0.5)
 
 
 def _first(text: str) -> str:

@@ -340,10 +340,40 @@ def test_portable_config_leaves_out_the_machine(tmp_path):
     assert out["train"]["seed"] == 0 and out["data"]["name"] == "digits"
 
 
-def test_commit_adds_exactly_the_summary(tmp_path, monkeypatch):
+def _git_identity(monkeypatch):
     for key, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@x"), ("GIT_COMMITTER_NAME", "t"),
                        ("GIT_COMMITTER_EMAIL", "t@x")):
         monkeypatch.setenv(key, value)
+
+
+def test_commit_waits_for_another_git_command_to_release_the_index(tmp_path, monkeypatch):
+    import threading
+
+    from supcon.workflows import record as record_module
+
+    _git_identity(monkeypatch)
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    summary = repo / "summaries" / "ce-seed0.json"
+    summary.parent.mkdir()
+    summary.write_text("{}\n")
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")  # as a user's `git commit` holds it
+    release = threading.Timer(1.0, lock.unlink)
+    release.start()
+    try:
+        assert commit_files([summary], "study: ce-seed0 finished")  # waited for the lock, then committed
+    finally:
+        release.join()
+    lock.write_text("")  # a lock nobody releases: a one-line error once the wait is over
+    monkeypatch.setattr(record_module, "LOCK_WAIT_S", 0.2)
+    summary.write_text("{\"changed\": 1}\n")
+    with pytest.raises(ValueError, match=r"^--commit: git add failed: .*index\.lock"):
+        commit_files([summary], "again")
+
+
+def test_commit_adds_exactly_the_summary(tmp_path, monkeypatch):
+    _git_identity(monkeypatch)
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     (repo / "other.txt").write_text("not mine\n")
