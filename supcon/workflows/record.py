@@ -69,7 +69,9 @@ def matches(summary: dict[str, Any] | None, cfg: Config, eval_settings: dict[str
     """Whether ``summary`` records this experiment (config, and evaluation when one is asked for).
 
     A key the summary lacks (a setting added to the package after it was written) counts as its
-    default, which is how that run behaved: a record stays valid when new options appear.
+    default, which is how that run behaved: a record stays valid when new options appear. An
+    evaluation without a result today's evaluation writes (the same-head ``probe``) does not
+    match: its run is evaluated again rather than reported with a hole.
     """
     if summary is None or not isinstance(summary.get("config"), dict):
         return False
@@ -79,9 +81,10 @@ def matches(summary: dict[str, Any] | None, cfg: Config, eval_settings: dict[str
         return False
     if eval_settings is None:
         return True
-    recorded = summary.get("eval_settings")
+    recorded, evaluation = summary.get("eval_settings"), summary.get("eval")
     defaults = portable_settings(EvalOptions().settings())
-    return isinstance(recorded, dict) and with_defaults(recorded, defaults) == portable_settings(eval_settings)
+    return (isinstance(recorded, dict) and with_defaults(recorded, defaults) == portable_settings(eval_settings)
+            and isinstance(evaluation, dict) and "probe" in evaluation)
 
 
 def with_defaults(recorded: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_a_summary_written_before_an_option_existed_still_matches():
     cfg = build_config(None, overrides={"method": "ce", "data.name": "digits"})
     settings = EvalOptions(corruptions=()).settings()
     summary = {"config": portable_config(cfg), "results": {"test_top1": 50.0},
-               "eval_settings": portable_settings(settings)}
+               "eval_settings": portable_settings(settings), "eval": {"top1": 50.0, "probe": None}}
     del summary["config"]["loss"]["variant"]  # as if loss.variant had not existed when it was written
     del summary["eval_settings"]["tsne_iter"]
     assert matches(summary, cfg, settings, need_test=True)
@@ -76,3 +76,6 @@ def test_a_summary_written_before_an_option_existed_still_matches():
                                                               "loss.variant": "in"}), None, need_test=True)
     assert not matches(summary, cfg, EvalOptions(corruptions=(), tsne_iter=500).settings(), need_test=True)
     assert not matches({**summary, "results": {"val_top1": 50.0}}, cfg, None, need_test=True)  # a selection run
+    # an evaluation from before the same-head probe existed is redone, not reported without it
+    assert not matches({**summary, "eval": {"top1": 50.0}}, cfg, settings, need_test=True)
+    assert matches({**summary, "eval": {"top1": 50.0}}, cfg, None, need_test=True)  # no evaluation asked for
