@@ -207,7 +207,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run, from_flags(EvalOptions, args))
     top5 = [("linear top-5", result["linear"]["top5"])] if "top5" in result["linear"] else []  # > 5 classes
     rows = [("linear top-1", result["linear"]["top1"]), *top5,
-            ("kNN top-1", result["knn"]["top1"]), ("ECE", result["calibration"]["ece"])]
+            ("kNN top-1", result["knn"]["top1"]), ("ECE", result["calibration"]["ece"]),
+            *[(f"probe {name}", result["probe"][k]) for name, k in (("top-1", "top1"), ("ECE", "ece")) if result.get("probe")]]
     if result.get("corruptions"):
         rows.append(("corrupted top-1", result["corruptions"]["mean_corrupted_top1"]))
     if result.get("reference"):

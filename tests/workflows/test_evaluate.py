@@ -54,6 +54,8 @@ def test_eval_matches_the_pure_functions(runs, tmp_path, cli, fast_eval):
     result = json.loads((run / "eval.json").read_text())
     results = json.loads((run / "results.json").read_text())
     assert "linear top-1" in out and str(run / "eval.json") in out
+    assert f"probe top-1      {round(result['probe']['top1'], 4)}" in out  # the same-head probe's numbers
+    assert f"probe ECE        {round(result['probe']['ece'], 4)}" in out
     assert "linear top-5" in out and result["linear"]["top5"] >= result["linear"]["top1"]  # 10 classes
     assert abs(result["linear"]["top1"] - results["test_top1"]) < 1e-3
     assert abs(result["linear"]["val_top1"] - results["val_top1"]) < 1e-3
