@@ -238,9 +238,13 @@ def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
     assert lines[1].endswith("at least as accurate: no; no more training time: not timed quietly.")
 
 
-def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(bench, tmp_path):
+def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(bench, tmp_path, monkeypatch):
     pytest.importorskip("transformers")
+    import supcon
+
     tf, fs = bench
+    given, real_train = {}, supcon.train
+    monkeypatch.setattr(supcon, "train", lambda **kw: given.update(kw) or real_train(**kw))
     sys.path.insert(0, str(Path(__file__).parent))
     try:
         from _text_data import items, tiny_bert
@@ -253,6 +257,8 @@ def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(benc
     recipe = {**tf.BASE_RECIPE, "epochs": 2, "batch_size": 6, "linear.epochs": 2, "lr": 1e-3, "optim.head_lr_scale": 1.0}
     preds, watch, details = tf.supcon_row("supcon", task, [corpus.texts[i] for i in idx], corpus.labels[idx], 0, recipe)
     assert {p: len(v) for p, v in preds.items()} == {"val": 12, "test": 24}
+    val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
+    assert given["val_set"] == given["test_set"] == val  # the timed call encodes no test text
     assert set(np.concatenate(list(preds.values()))) <= {0, 1, 2}
     # the two epochs alone: part of the timed call, which also fits and evaluates the linear stage
     assert 0 < details["finetune_seconds"] < watch.wall and details["lr"] == 1e-3
