@@ -23,6 +23,7 @@ the rows already there.
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import os
@@ -304,7 +305,9 @@ def _task(data: str, weights: Path) -> Task:
 
 
 def _conditions(threads: int, load: float) -> dict:
-    return {"threads": threads, "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
+    from supcon.workflows.record import machine
+
+    return {"threads": threads, "machine": machine(), "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
             "nice": os.nice(0), "versions": versions(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -491,11 +494,14 @@ def section(rows: list[dict], record: Path, selection: Path = SELECTION) -> str:
     loads = [r[k] for r in rows for k in ("load_start", "load_end")]
     vers = rows[-1]["versions"] if rows else {}
     threads = "/".join(str(t) for t in sorted({r["threads"] for r in rows}))
+    machines = collections.Counter(r.get("machine", "not recorded") for r in rows)
     return (f"{HEADING}\n\nSet-up: `make bench-text`. Command: `python benchmarks/text_fewshot.py` "
             f"(record: `{record.relative_to(HERE.parent) if record.is_relative_to(HERE.parent) else record}`, "
             f"{len(rows)} rows). all-MiniLM-L6-v2, texts cut at {MAX_TOKENS} tokens, "
             f"training on {threads} CPU threads; {', '.join(f'{k} {v}' for k, v in vers.items())}. "
             f"Load average during the rows: {min(loads, default=0):.1f} to {max(loads, default=0):.1f}. "
+            f"Machines (rows): {'; '.join(f'{m} ({n})' for m, n in sorted(machines.items()))}; times compare "
+            "only between rows of one machine. "
             "Mean ± 95% t half-width over draws; Δ: paired difference against SetFit on the same "
             "draws, with the paired t test's p. Training seconds: the median over the draws that ran "
             "on a quiet machine (load average at most the threads + 0.5 at start and end; their count "

@@ -160,6 +160,7 @@ def test_summary_pairs_on_common_draws_and_the_section_is_written(bench, tmp_pat
     assert "| d | 8 | frozen-lr | 2 | 57.5 ± 69.9 |" in text  # 2 draws: 12.706 * 7.78 / sqrt(2)
     assert "| d | 8 | setfit | 3 | 60.0 ± 24.8 | 59.0 ± 24.8 | — | — | 10.0 (2) | 7.5 | — |" in text
     assert "load average during the rows: 1.0 to 3.0" in text.lower()
+    assert "Machines (rows): not recorded (5);" in text
 
 
 def test_unpack_model_completes_the_folder_the_zip_leaves_short(bench, tmp_path, monkeypatch):

@@ -198,6 +198,7 @@ def _budget(rows: list[str], summaries) -> dict[str, Any]:
             "encoder_passes": runs[0]["encoder_passes"],
             "pretrain_time_s": mean_interval([s.get("pretrain_time_s") for s in runs]),
             "train_time_s": mean_interval([s["results"].get("train_time_s") for s in runs]),
+            "machines": [s.get("machine") or "not recorded" for s in runs],
         }
     return out
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import platform
 import subprocess
 import time
 from pathlib import Path
@@ -112,6 +114,24 @@ def epoch_records(run: Path) -> dict[str, list[float]]:
             "epoch_time_s": [float(by_epoch[e].get("epoch_time_s", 0.0)) for e in epochs]}
 
 
+def machine() -> str:
+    """The CPU this process runs on, in a few words (``AMD EPYC, avx2, 2 cores``): wall times
+    recorded on different machines do not compare, and a study of many sessions may span several."""
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    simd = next((f for f in ("avx512f", "avx2", "avx", "asimd") if f in flags), None)
+    parts = [model or platform.processor() or platform.machine(), simd, f"{os.cpu_count()} cores"]
+    return ", ".join(p for p in parts if p)
+
+
 def make_summary(name: str, cfg: Config, run: Path, results: dict[str, Any],
                  evaluation: dict[str, Any] | None) -> dict[str, Any]:
     """The summary of a finished run (and its evaluation, when it has one)."""
@@ -127,7 +147,7 @@ def make_summary(name: str, cfg: Config, run: Path, results: dict[str, Any],
         "results": results, "data_info": info, "pretrain": curve,
         "pretrain_time_s": round(sum(curve["epoch_time_s"]), 1),
         "encoder_passes": int(results.get("steps", 0)) * cfg.train.batch_size * views,
-        "eval_settings": None, "eval": None,
+        "machine": machine(), "eval_settings": None, "eval": None,
     }
     if evaluation is not None:
         summary["eval_settings"] = portable_settings(evaluation.get("settings"))

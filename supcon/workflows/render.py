@@ -5,6 +5,7 @@ the claims and the sweep by :mod:`.render_study`."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -161,8 +162,11 @@ def _budget_sentence(analysis: dict) -> str:
         agree.append("epochs differ (" + ", ".join(map(str, epochs)) + ")" if len(epochs) > 1 else "epochs agree")
     agree.append(f"measured pre-training wall time differs by up to {spread_t:.2f}x" if spread_t > 1.1
                  else "measured pre-training wall time agrees within 10%")
+    machines = Counter(m for x in b.values() for m in x.get("machines", []))
+    made_on = "; ".join(f"{m} ({n} run{'s' * (n != 1)})" for m, n in sorted(machines.items()))
     return (f"{stated}: {'; '.join(agree)}. Wall time is measured on the machine that ran each "
-            "run and is only comparable between runs made on the same, otherwise idle machine.")
+            "run and is only comparable between runs made on the same, otherwise idle machine"
+            + (f"; these runs were made on: {made_on}." if machines else "."))
 
 
 def selection_table(analysis: dict) -> Table:

@@ -191,6 +191,7 @@ def _fake_study(tmp_path):
 
 def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     study, summaries = _fake_study(tmp_path)
+    summaries["ce"][0]["machine"] = "cpu A, avx2, 2 cores"  # the others: records from before machines were
     a = analyse(study.shown_rows(), study.described(), study.selection, summaries)
     assert a["design"]["unimitated"] == ["gaussian_noise"] and a["design"]["reliable"] == ["gaussian_noise"]
     s = a["intervals"]["supcon"]
@@ -216,6 +217,7 @@ def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     assert verdict(paired["clean_top1"]) == "better" and verdict(paired["knn_top1"]).startswith("no difference")
     md = to_markdown("t", build_sections(summaries, a, tmp_path / "plots", "supcon compare"), tmp_path)
     tables = md_tables(md)
+    assert "these runs were made on: cpu A, avx2, 2 cores (1 run); not recorded (3 runs)." in md
     # relative CE per corruption: ce's own drop (3 and 30 points) and supcon's relative CE
     relative = next(t for t in tables if t[0][1] == "ce's own drop (points)")
     assert relative[1:] == [["contrast (imitated)", "3.0 ± 0.0", "0.667 ± 0.000 (unreliable)"],

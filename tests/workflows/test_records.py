@@ -79,3 +79,16 @@ def test_a_summary_written_before_an_option_existed_still_matches():
     # an evaluation from before the same-head probe existed is redone, not reported without it
     assert not matches({**summary, "eval": {"top1": 50.0}}, cfg, settings, need_test=True)
     assert matches({**summary, "eval": {"top1": 50.0}}, cfg, None, need_test=True)  # no evaluation asked for
+
+
+def test_a_summary_names_the_machine_its_wall_times_come_from(tmp_path):
+    import os
+
+    from supcon.workflows.record import machine, make_summary
+
+    cfg = build_config(None, overrides={"method": "ce", "data.name": "digits"})
+    summary = make_summary("ce-seed0", cfg, tmp_path, {"steps": 3}, None)
+    assert summary["machine"] == machine() and machine().endswith(f", {os.cpu_count()} cores")
+    if os.path.isfile("/proc/cpuinfo"):  # Linux: the CPU's model name leads
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        assert not names or machine().startswith(names[0])
