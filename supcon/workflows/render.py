@@ -169,6 +169,21 @@ def _budget_sentence(analysis: dict) -> str:
             + (f"; these runs were made on: {made_on}." if machines else "."))
 
 
+def grid_edges(analysis: dict) -> list[str]:
+    """A sentence for every row whose chosen lr is the largest or smallest of a grid of several:
+    its best lr may lie outside the grid, so its row may be under-tuned (the grid is fixed in
+    the plan, so it is said rather than extended)."""
+    grid = sorted(analysis["design"]["lr_grid"])
+    out = []
+    for r in analysis["rows"]:
+        lr = (analysis["selection"].get(r["key"]) or {}).get("chosen", {}).get("optim.lr")
+        if len(grid) > 1 and lr in (grid[0], grid[-1]):
+            side = "largest" if lr == grid[-1] else "smallest"
+            out.append(f"{r['label']} chose lr {lr:g}, the {side} in the grid: its best lr may lie "
+                       "beyond it, so this row may be tuned less well than the others.")
+    return out
+
+
 def selection_table(analysis: dict) -> Table:
     """Every grid point of every row with its validation top-1; the chosen one in bold."""
     body = []
@@ -228,7 +243,7 @@ def build_sections(summaries: Mapping[str, list[dict]], analysis: dict, plots: P
             f"{_csv(d['lr_grid'])}; temperature {_csv(d['temperature_grid'])} "
             "for supcon and simclr), one run per point at seed 1000 (not an evaluated seed). These "
             "runs are trained without the test split: they never read it and record no test "
-            "accuracy.", selection_table(analysis)]),
+            "accuracy.", selection_table(analysis), *grid_edges(analysis)]),
         Section("Setup", [f"Made with `{command}`.", setup_table(configs),
                           "Shared by every row: data, encoder, batch size, pre-training budget, "
                           "linear stage and (except the own-augmentation row) the augmentation "

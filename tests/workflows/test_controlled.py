@@ -30,7 +30,7 @@ from supcon.workflows.eval_options import EvalOptions
 from supcon.workflows.execute import Runner, select
 from supcon.workflows.grid import StudySpec
 from supcon.workflows.record import commit_files, portable_config
-from supcon.workflows.render import build_sections, results_table
+from supcon.workflows.render import build_sections, grid_edges, results_table
 from supcon.workflows.report import to_markdown
 from supcon.workflows.stats import verdict
 
@@ -218,6 +218,11 @@ def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     md = to_markdown("t", build_sections(summaries, a, tmp_path / "plots", "supcon compare"), tmp_path)
     tables = md_tables(md)
     assert "these runs were made on: cpu A, avx2, 2 cores (1 run); not recorded (3 runs)." in md
+    assert "chose lr" not in md  # lr 0.1: inside the grid 0.05-0.2
+    study.selection["ce"]["chosen"] = {**study.selection["ce"]["chosen"], "optim.lr": 0.2}
+    assert grid_edges(analyse(study.shown_rows(), study.described(), study.selection, summaries)) == [
+        "ce (simaugment) chose lr 0.2, the largest in the grid: its best lr may lie beyond it, so this row "
+        "may be tuned less well than the others."]
     # relative CE per corruption: ce's own drop (3 and 30 points) and supcon's relative CE
     relative = next(t for t in tables if t[0][1] == "ce's own drop (points)")
     assert relative[1:] == [["contrast (imitated)", "3.0 ± 0.0", "0.667 ± 0.000 (unreliable)"],
