@@ -198,9 +198,10 @@ def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
         train = Dataset.from_dict({"text": texts, "label": [int(y) for y in labels]})
         trainer = Trainer(model=model, args=args, train_dataset=train)
         with Stopwatch() as watch:
+            params = trainer.dataset_to_parameters(train)
             with Stopwatch() as body:
-                trainer.train_embeddings(*trainer.dataset_to_parameters(train), args=args)
-            trainer.train_classifier(*trainer.dataset_to_parameters(train), args=args)
+                trainer.train_embeddings(*params, args=args)
+            trainer.train_classifier(*params, args=args)
     preds = {part: np.asarray(model.predict(task.texts[part], batch_size=64)) for part in ("val", "test")}
     return preds, watch, {"seed": seed, "finetune_seconds": round(body.wall, 2)}
 
