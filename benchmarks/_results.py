@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -40,8 +38,9 @@ def run_header(script: str, argv: list[str], device: str, threads: int, started:
     """The command line and the machine of one benchmark run, as the first lines of its section."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    from supcon.workflows.record import machine
+
     return (f"Command: `python benchmarks/{script} {shlex.join(argv)}`\n\n"
-            f"Run {started} on {device} ({os.cpu_count()} cores, {cpu}, torch {torch.__version__}, "
+            f"Run {started} on {device} ({machine()}, torch {torch.__version__}, "
             f"{threads} threads); load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end.")
 
