@@ -191,7 +191,7 @@ def _fake_study(tmp_path):
 
 def test_mce_split_reliability_and_bold_by_hand(tmp_path):
     study, summaries = _fake_study(tmp_path)
-    summaries["ce"][0]["machine"] = "cpu A, avx2, 2 cores"  # the others: records from before machines were
+    summaries["ce"][0]["machine"] = "cpu A, avx2, 2 cores"  # the others: records from before machines were recorded
     a = analyse(study.shown_rows(), study.described(), study.selection, summaries)
     assert a["design"]["unimitated"] == ["gaussian_noise"] and a["design"]["reliable"] == ["gaussian_noise"]
     s = a["intervals"]["supcon"]
