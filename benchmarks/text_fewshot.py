@@ -169,17 +169,21 @@ def frozen_encoder(weights: Path):
 def frozen_lr_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
     """Frozen MiniLM features + scikit-learn logistic regression, C picked on the validation split.
     Timed: encoding the training texts and fitting every C."""
+    encoder = frozen_encoder(task.weights)
+    with Stopwatch() as watch:
+        best = fit_logistic(encoder.encode(texts, batch_size=64), labels, task.frozen_features("val"), task.labels["val"])
+    preds = {"val": best.predict(task.frozen_features("val")), "test": best.predict(task.frozen_features("test"))}
+    return preds, watch, {"C": best.C}
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray):
+    """scikit-learn logistic regression on features ``x``, its C the first of C_GRID with the best
+    validation accuracy."""
     from sklearn.linear_model import LogisticRegression
 
-    encoder = frozen_encoder(task.weights)
-    val_x, val_y = task.frozen_features("val"), task.labels["val"]
-    with Stopwatch() as watch:
-        x = encoder.encode(texts, batch_size=64)
-        fits = [LogisticRegression(C=c, max_iter=2000).fit(x, labels) for c in C_GRID]
+    fits = [LogisticRegression(C=c, max_iter=2000).fit(x, y) for c in C_GRID]
     scores = [float((f.predict(val_x) == val_y).mean()) for f in fits]
-    best = fits[int(np.argmax(scores))]  # the first (smallest) C of the best score
-    preds = {"val": best.predict(val_x), "test": best.predict(task.frozen_features("test"))}
-    return preds, watch, {"C": best.C}
+    return fits[int(np.argmax(scores))]
 
 
 def setfit_row(task: Task, texts: list[str], labels: np.ndarray, seed: int):
@@ -231,14 +235,15 @@ def chosen_recipe(method: str, data: str, selection: Path = SELECTION) -> dict:
 
 
 def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, seed: int, recipe: dict,
-               parts: tuple[str, ...] = ("val", "test")):
+               parts: tuple[str, ...] = ("val", "test"), run_dir: Path | None = None):
     """supcon, ce or ce+supcon fine-tuning of the same weights through the supcon library with
     ``recipe``, then its classifier on the fine-tuned encoder; predictions on ``parts``, made after
     the timer as for every row. Timed: ``supcon.train``, that is fine-tuning and the linear stage
     (encoding the training and validation texts, fitting, choosing its epoch on validation); the
     fine-tuning epochs alone are the run's recorded epoch times. ``supcon.train``'s own closing
     test evaluation is given the validation split, so the timer never encodes test texts, and
-    without "test" in ``parts`` no test text is read at all."""
+    without "test" in ``parts`` no test text is read at all. The run folder is temporary unless
+    ``run_dir`` (an empty or missing folder) is given."""
     import torch
 
     import supcon
@@ -246,7 +251,8 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
     from supcon.workflows.record import epoch_records
 
     val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(run_dir or tmp)
         with Stopwatch() as watch:
             supcon.train(encoder=f"transformers:{task.weights}", train_set=list(zip(texts, labels.tolist(), strict=True)),
                          val_set=val, test_set=val, method=method, out=out, seed=seed, progress=False,

@@ -263,3 +263,51 @@ def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(benc
     assert set(np.concatenate(list(preds.values()))) <= {0, 1, 2}
     # the two epochs alone: part of the timed call, which also fits and evaluates the linear stage
     assert 0 < details["finetune_seconds"] < watch.wall and details["lr"] == 1e-3
+
+
+def test_the_validation_sweep_pairs_variants_on_tuning_draws_and_never_reads_test(bench, tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import supcon
+
+    tf, fs = bench
+    sys.path.insert(0, str(BENCHMARKS))
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        tv = importlib.import_module("text_validation")
+        from _text_data import items, tiny_bert
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        sys.path.remove(str(Path(__file__).parent))
+    pairs = items(60)
+    corpus = fs.from_pairs("topics", [t for t, _ in pairs], [y for _, y in pairs])
+    task = tf.Task(corpus, fs.split_corpus(corpus.labels, 24, 12), tiny_bert(tmp_path / "bert"))
+    recipe = {**tf.BASE_RECIPE, "epochs": 2, "batch_size": 6, "linear.epochs": 2, "lr": 1e-3, "optim.head_lr_scale": 1.0}
+    monkeypatch.setitem(tv.CORPORA, "topics", lambda: corpus)
+    monkeypatch.setattr(tv, "_task", lambda data, weights: task)
+    monkeypatch.setattr(tv, "model_dir", lambda cache: task.weights)
+    monkeypatch.setattr(tv, "chosen_recipe", lambda method, data: recipe)
+    monkeypatch.setitem(tv.VARIANTS, "supcon", [tv.BASE, ("epochs", {"epochs": 1})])
+    calls, real_train = [], supcon.train
+    monkeypatch.setattr(supcon, "train", lambda **kw: calls.append(kw) or real_train(**kw))
+    fits, real_fit = [], tv.fit_logistic
+    monkeypatch.setattr(tv, "fit_logistic", lambda *a: fits.append((a, real_fit(*a))) or fits[-1][1])
+    record = tmp_path / "validation.jsonl"
+    argv = ["--data", "topics", "--methods", "supcon", "--n", "4", "--draws", "2", "--threads", "1", "--record", str(record)]
+    tv.run(tv.parse_args(argv))
+
+    texts_of = {d: sorted(corpus.texts[i] for i in fs.draw("topics", corpus.labels, task.splits.pool, 4, d)) for d in (100, 101)}
+    assert [(sorted(t for t, _ in kw["train_set"]), kw["epochs"]) for kw in calls] == [
+        (texts_of[100], 2), (texts_of[100], 1), (texts_of[101], 2), (texts_of[101], 1)]  # tuning draws, paired
+    val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
+    assert all(kw["val_set"] == kw["test_set"] == val for kw in calls)  # no test text reaches training
+    rows = fs.read_record(record)
+    assert [(r["draw"], r["overrides"]) for r in rows] == [(100, {}), (100, {"epochs": 1}), (101, {}), (101, {"epochs": 1})]
+    for row, ((x, y, val_x, val_y), head) in zip(rows, fits, strict=True):  # the logistic head, on the fine-tuned encoder
+        assert x.shape[0] == 12 and np.bincount(y).tolist() == [4, 4, 4] and list(val_y) == task.labels["val"].tolist()
+        assert row["lr_head_val_accuracy"] == pytest.approx(100.0 * float((head.predict(val_x) == val_y).mean()))
+        assert 0 < row["finetune_seconds"] < row["train_seconds"]
+    tv.run(tv.parse_args(argv))
+    assert len(calls) == 4  # a rerun skips finished runs
+    diffs = [rows[i + 1]["val_accuracy"] - rows[i]["val_accuracy"] for i in (0, 2)]
+    line = next(x for x in tv.table(rows, 4).splitlines() if "epochs=1" in x)
+    assert f"| {sum(diffs) / 2:+.1f} ± " in line and "| topics | supcon | epochs epochs=1 | 2 |" in line
