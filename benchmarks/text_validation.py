@@ -27,9 +27,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _fewshot import CORPORA, append_row, draw, is_quiet, paired, read_record, t_interval  # noqa: E402
-from _results import write_section  # noqa: E402
-from text_fewshot import (  # noqa: E402  (sets the offline variables before anything loads)
+from _fewshot import CORPORA, append_row, draw, is_quiet, paired, read_record, t_interval
+from _results import write_section
+from text_fewshot import (  # sets the offline variables; neither import above loads a model library
     CACHE,
     TUNING_DRAW,
     _conditions,
@@ -55,8 +55,9 @@ VARIANTS = {
 }
 
 
-def _key(row: dict) -> tuple:
-    return row["data"], row["n"], row["draw"], row["method"], json.dumps(row["overrides"], sort_keys=True)
+def _key(data: str, n: int, draw: int, method: str, overrides: dict, **_) -> tuple:
+    """What identifies a run in the record."""
+    return data, n, draw, method, json.dumps(overrides, sort_keys=True)
 
 
 def logistic_head(run: Path, texts: list[str], labels, task) -> dict[str, float]:
@@ -95,12 +96,12 @@ def run(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     weights = model_dir(args.cache)
-    done = {_key(r) for r in read_record(args.record)}
+    done = {_key(**r) for r in read_record(args.record)}
     tasks = {}
     for d, data in itertools.product(range(TUNING_DRAW, TUNING_DRAW + args.draws), args.data):
         task = tasks.setdefault(data, _task(data, weights))
         for method, (factor, overrides) in ((m, v) for m in args.methods for v in VARIANTS[m]):
-            if (data, args.n, d, method, json.dumps(overrides, sort_keys=True)) in done:
+            if _key(data, args.n, d, method, overrides) in done:
                 continue
             row = one_run(method, task, args.n, d, factor, overrides, args.threads)
             append_row(args.record, row)
