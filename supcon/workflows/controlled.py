@@ -34,7 +34,7 @@ from ..config import Config
 from ..eval.imitation import POLICIES
 from ..run_folder import RunError, is_finished, open_config
 from .eval_options import RUN_ONLY, EvalOptions
-from .grid import RunSpec, StudySpec, ordered
+from .grid import RunSpec, StudySpec, ordered, seed_eval_options
 
 log = logging.getLogger("supcon")
 SELECT_SEED = 1000  # the selection runs' seed: their init, batch order and validation split
@@ -269,19 +269,12 @@ class Design:
         return [(p, RunSpec(f"select/{row.key}-{point_label(p)}", self.config(row, SELECT_SEED, p, epochs=epochs),
                             test=False)) for p in selection_points(row, self.controls)]
 
-    @staticmethod
-    def eval_options(options: EvalOptions, seed: int) -> EvalOptions:
-        """``options`` for a run of ``seed``: eval seed ``options.seed + seed`` (subsamples and
-        corruption noise), so seeds differ in the test images they are scored on and runs of one
-        seed share them; ``options.seed`` (``--eval-seed``, default 0) is the base."""
-        return replace(options, seed=options.seed + seed)
-
     def core_runs(self, options: EvalOptions, rows: list[Row] | None = None) -> list[RunSpec]:
         """Every row (of ``rows``, default all) x its seeds, seed by seed, with its selected
-        settings, evaluated with ``eval_options(options, seed)``."""
+        settings, evaluated with ``seed_eval_options(options, seed)``."""
         rows = self.rows if rows is None else rows
         return [RunSpec(self.core_name(row, seed), self.core_config(row, seed),
-                        evaluate=self.eval_options(options, seed))
+                        evaluate=seed_eval_options(options, seed))
                 for seed in range(self.spec.seeds) for row in rows if seed < self.seeds_of(row)]
 
     def check_existing(self, out: Path) -> None:

@@ -82,9 +82,17 @@ def ordered(methods: tuple[str, ...]) -> list[str]:
     return sorted(methods, key=lambda m: m != "ce")
 
 
+def seed_eval_options(options: EvalOptions, seed: int) -> EvalOptions:
+    """``options`` for a run of training seed ``seed``: eval seed ``options.seed + seed``
+    (subsamples and corruption noise), so seeds differ in the test images they are scored on and
+    the runs of one seed share them; ``options.seed`` (``--eval-seed``, default 0) is the base."""
+    return replace(options, seed=options.seed + seed)
+
+
 def presets_runs(spec: StudySpec, options: EvalOptions) -> list[RunSpec]:
     """The runs of `supcon compare --presets`: every method with its own preset x seeds 0..K-1,
-    seed by seed, ce first (the mCE reference of seed k is ``ce-seed<k>`` when ce is compared).
+    seed by seed, ce first (the mCE reference of seed k is ``ce-seed<k>`` when ce is compared),
+    each evaluated with :func:`seed_eval_options`.
 
     Raises:
         ValueError: the runs would differ in data, encoder, epochs or batch size.
@@ -98,6 +106,6 @@ def presets_runs(spec: StudySpec, options: EvalOptions) -> list[RunSpec]:
     for seed in range(spec.seeds):
         ref = spec.out / f"ce-seed{seed}" if "ce" in spec.methods else None
         for method in ordered(spec.methods):
-            evaluate = replace(options, reference=str(ref) if ref else None)
+            evaluate = replace(seed_eval_options(options, seed), reference=str(ref) if ref else None)
             runs.append(RunSpec(f"{method}-seed{seed}", configs[method, seed], evaluate=evaluate))
     return runs

@@ -45,7 +45,7 @@ from .compare import run_comparison
 from .controlled import Controls, Design, command_line
 from .eval_options import EvalOptions
 from .execute import Runner, publish
-from .grid import RunSpec, StudySpec
+from .grid import RunSpec, StudySpec, seed_eval_options
 from .record import check_git, commit_files
 from .report import table_markdown
 
@@ -263,7 +263,7 @@ def _equal_compute(design: Design, runner: Runner, claims: ClaimOptions, plots, 
         for seed in range(design.spec.seeds):
             cfg = design.config(row, seed, design.chosen(row), epochs=epochs[key])
             name = f"equal-compute/{key}-{epochs[key]}ep-seed{seed}"
-            s = runner.run(RunSpec(name, cfg, evaluate=design.eval_options(options, seed)))
+            s = runner.run(RunSpec(name, cfg, evaluate=seed_eval_options(options, seed)))
             per_seed.append(run_metrics(s, refs[seed], unimitated, reliable))
         ce[key] = {m: [x[m] for x in per_seed] for m in metrics}
         labels[key] = f"{analysis_of.epochs_text(epochs[key])} of {design.shown_label(row)}"

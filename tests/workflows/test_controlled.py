@@ -28,7 +28,7 @@ from supcon.workflows.controlled import (
 from supcon.workflows.eval_corruptions import summary as corruption_summary
 from supcon.workflows.eval_options import EvalOptions
 from supcon.workflows.execute import Runner, select
-from supcon.workflows.grid import StudySpec
+from supcon.workflows.grid import StudySpec, presets_runs, seed_eval_options
 from supcon.workflows.record import commit_files, portable_config
 from supcon.workflows.render import build_sections, grid_edges, results_table
 from supcon.workflows.report import to_markdown
@@ -154,7 +154,13 @@ def test_core_run_of_seed_k_is_evaluated_with_eval_seed_k(tmp_path):
                                                          for row in ("ce", "supcon")]
     assert {r.evaluate.corruption_samples for r in runs} == {60}
     assert [r.evaluate.seed for r in study.core_runs(EvalOptions(seed=10))] == [10, 10, 11, 11, 12, 12]
-    assert study.eval_options(EvalOptions(seed=10, knn_k=5), 2) == EvalOptions(seed=12, knn_k=5)
+    assert seed_eval_options(EvalOptions(seed=10, knn_k=5), 2) == EvalOptions(seed=12, knn_k=5)
+    # compare --presets scores seed k on the same eval seed as the controlled design does
+    presets = presets_runs(StudySpec(methods=("ce", "supcon"), seeds=2, data="digits", epochs=1,
+                                     out=tmp_path / "p"), EvalOptions(seed=10))
+    assert [(r.name, r.evaluate.seed, Path(r.evaluate.reference).name) for r in presets] == [
+        ("ce-seed0", 10, "ce-seed0"), ("supcon-seed0", 10, "ce-seed0"),
+        ("ce-seed1", 11, "ce-seed1"), ("supcon-seed1", 11, "ce-seed1")]
     # the printed command gives the base seed, which is what makes the same runs again
     assert "--eval-seed" not in command_line("compare", study, EvalOptions())
     assert "--eval-seed 10" in command_line("compare", study, EvalOptions(seed=10))
