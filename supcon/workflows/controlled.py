@@ -298,10 +298,10 @@ class Design:
                                    "remove it or choose another --out")
 
     # ---------------------------------------------------------------- what the analysis reads
-    def shown_rows(self) -> list[dict[str, Any]]:
-        """The rows with their chosen settings, as the analysis takes them."""
+    def shown_rows(self, rows: list[Row] | None = None) -> list[dict[str, Any]]:
+        """The rows (of ``rows``, default all) with their chosen settings, as the analysis takes them."""
         out = []
-        for r in self.rows:
+        for r in self.rows if rows is None else rows:
             point = self.chosen(r)
             out.append({"key": r.key, "label": r.shown_as(point["data.augmentation"]), "method": r.method,
                         "augmentation": point["data.augmentation"], "lr": point["optim.lr"],

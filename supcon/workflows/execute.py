@@ -54,6 +54,7 @@ class Runner:
     aliases: dict[str, str] = field(default_factory=dict)
     trained: list[str] = field(default_factory=list)  # names trained or evaluated by this call
     evaluations: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # without a record
+    read_only: bool = False  # only read the record: a run it lacks raises LookupError
 
     def __post_init__(self) -> None:
         if self.commit:
@@ -73,6 +74,8 @@ class Runner:
         if matches(summary, run.cfg, settings, need_test=run.test):
             log.debug("%s: recorded, skipping", name)
             return summary
+        if self.read_only:
+            raise LookupError(f"{name}: not in the record {self.record} yet")
         path = self.out / name
         results = train_or_resume(run.cfg, path, self.progress, test=run.test)
         evaluation = evaluate_if_needed(path, run.evaluate) if run.evaluate is not None else None

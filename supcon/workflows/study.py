@@ -44,7 +44,7 @@ from .analysis import REFERENCE, analyse, run_metrics, to_json
 from .compare import run_comparison
 from .controlled import Controls, Design, command_line
 from .eval_options import EvalOptions
-from .execute import Runner, publish
+from .execute import Runner, publish, select
 from .grid import RunSpec, StudySpec, seed_eval_options
 from .record import check_git, commit_files
 from .report import table_markdown
@@ -130,13 +130,7 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
     design, runner, options, summaries = run_comparison(spec, options, controls, progress)
     analysis = analyse(design.shown_rows(), design.described(), design.selection, summaries)
     plots = runner.record / "plots"
-    comparators = _comparators(design)
-    specs = [c for c in analysis_of.CORE_CLAIMS if c.group in claims.claims]
-    epochs = analysis["budget"]["supcon"]["epochs"]
-    setting = f"core: {analysis['seeds']} seeds, {analysis_of.epochs_text(epochs)} ({analysis['design']['budget']} budget)"
-    planned = [(s.metric, k) for s in specs for k in comparators]
-    rows = [{**r, "endpoint": m, "comparator_key": k}
-            for r, (m, k) in zip(analysis_of.core_claims(analysis, specs, comparators, setting), planned, strict=True)]
+    rows = _core_rows(design, analysis, [c for c in analysis_of.CORE_CLAIMS if c.group in claims.claims])
     sections, extra = [], {}
     steps = (("lout-lin", _lout_lin), ("equal-compute", _equal_compute), ("long-schedule", _long_schedule),
              ("stability", _stability))
@@ -158,6 +152,52 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
     md, page = publish(runner.record, f"supcon study: the paper's claims on {data}", all_sections, summary,
                        commit=design.controls.commit)
     return {"claims": rows, "table": table_markdown(table), "report": str(md), "html": str(page)}
+
+
+def _core_rows(design: Design, analysis: dict[str, Any], specs: list[analysis_of.ClaimSpec]) -> list[dict[str, Any]]:
+    """The claim rows of ``specs`` from the core runs' analysis, each against both comparators."""
+    comparators = _comparators(design)
+    epochs = analysis["budget"]["supcon"]["epochs"]
+    setting = f"core: {analysis['seeds']} seeds, {analysis_of.epochs_text(epochs)} ({analysis['design']['budget']} budget)"
+    planned = [(s.metric, k) for s in specs for k in comparators]
+    return [{**r, "endpoint": m, "comparator_key": k}
+            for r, (m, k) in zip(analysis_of.core_claims(analysis, specs, comparators, setting), planned, strict=True)]
+
+
+def read_early_families(spec: StudySpec, options: EvalOptions | None = None, controls: Controls | None = None,
+                        claims: ClaimOptions | None = None) -> dict[str, Any]:
+    """The families whose every row comes from the core runs of supcon and the cross-entropy rows
+    (primary and exploratory), read from the record of a study that is still running: as soon as
+    those runs are committed their adjusted p are final (each family is adjusted on its own).
+    Nothing is trained; the record must hold the plan of this very study.
+
+    Returns:
+        ``{"claims": [row dicts], "table": Markdown of the claims, "families": [names]}``.
+
+    Raises:
+        ValueError: no plan in the record, or another one; LookupError: a run the families need is
+            not in the record yet (the message names it).
+    """
+    options, controls, claims = options or EvalOptions(), controls or Controls(), claims or ClaimOptions()
+    record = Path(controls.record or spec.out)
+    path = record / study_plan.PLAN_JSON
+    if not path.is_file():
+        raise ValueError(f"{record}: no study plan ({study_plan.PLAN_JSON}) there")
+    plan = json.loads(path.read_text())
+    if study_plan.substance(plan) != study_plan.substance(_plan(spec, options, controls, claims)):
+        raise ValueError(f"{record} holds the plan of another study; give the command in its plan.md")
+    design = Design(spec, controls)
+    runner = Runner(Path(spec.out), record, read_only=True)
+    first = design.stages()[0]
+    select(design, runner, first)
+    summaries = {row.key: [runner.run(run) for run in design.core_runs(options, [row])] for row in first}
+    analysis = analyse(design.shown_rows(first), design.described(), design.selection, summaries)
+    core_metrics = {c.metric for c in analysis_of.CORE_CLAIMS}
+    needs_more = {r["family"] for r in plan["rows"] if r["endpoint"] not in core_metrics}  # e.g. lout-lin
+    specs = [c for c in analysis_of.CORE_CLAIMS if c.group in claims.claims and c.family not in needs_more]
+    rows = analysis_of.adjust(_core_rows(design, analysis, specs))
+    return {"claims": rows, "table": table_markdown(render_study.claims_table(rows)),
+            "families": list(dict.fromkeys(r["family"] for r in rows))}
 
 
 # ------------------------------------------------------------------------------ the plan

@@ -4,6 +4,7 @@ validation split only, statistics from the run summaries, and resumable, committ
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ from supcon.workflows.stats import verdict
 
 from ..conftest import TINY
 from .conftest import md_sections, md_tables
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 
 # TINY without the settings a controlled compare chooses itself (epochs go through --epochs)
 SHARED = [o for o in TINY if not o.startswith("train.epochs")]
@@ -454,6 +457,18 @@ def test_study_adds_claim_rows_with_paired_intervals(compared):
     # the plan is kept: the same study with other claims is refused before any run
     other = ["study", *args[1:], "--claims", "accuracy", "--claim-seeds", "2"]
     assert main(other) == 2
+    # the readout of a running study gives the primary family's rows as the finished study does
+    readout = subprocess.run([sys.executable, BENCHMARKS / "study_readout.py", str(record)], capture_output=True,
+                             text=True)
+    assert readout.returncode == 0 and readout.stdout.startswith("families: primary ")
+    assert md_tables(readout.stdout)[0] == claims[:3]
+    partial = root / "record-partial"
+    shutil.copytree(record, partial)
+    (partial / "summaries" / "supcon-seed1.json").unlink()
+    readout = subprocess.run([sys.executable, BENCHMARKS / "study_readout.py", str(partial)], capture_output=True,
+                             text=True)
+    assert readout.returncode == 1 and readout.stderr.strip().splitlines() == [
+        f"error: supcon-seed1: not in the record {partial} yet"]
 
 
 def test_study_needs_supcon_and_ce(tmp_path):
