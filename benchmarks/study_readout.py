@@ -19,9 +19,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from supcon.cli import build_parser
+from supcon.cli import build_parser, study_spec
 from supcon.command_line import from_flags
-from supcon.workflows import EvalOptions, StudySpec
+from supcon.workflows import EvalOptions
 from supcon.workflows.controlled import Controls
 from supcon.workflows.eval_options import RUN_ONLY
 from supcon.workflows.study import ClaimOptions, read_early_families
@@ -37,13 +37,10 @@ def main() -> int:
         return 2
     # the study's own command, as its plan gives it: the same flags make the same design
     args = build_parser().parse_args(shlex.split(json.loads(plan_path.read_text())["command"])[1:])
-    spec = StudySpec(out=Path(args.out), methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-                     seeds=args.seeds, data=args.data, epochs=args.epochs, config=args.config,
-                     overrides=tuple(args.overrides), data_dir=args.data_dir)
     controls = replace(from_flags(Controls, args), record=record, commit=False)
     try:
-        result = read_early_families(spec, from_flags(EvalOptions, args, skip=RUN_ONLY), controls,
-                                     from_flags(ClaimOptions, args))
+        result = read_early_families(study_spec(args, args.seeds), from_flags(EvalOptions, args, skip=RUN_ONLY),
+                                     controls, from_flags(ClaimOptions, args))
     except (LookupError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

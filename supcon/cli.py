@@ -221,7 +221,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(args: argparse.Namespace, seeds: int = 1):
+def study_spec(args: argparse.Namespace, seeds: int = 1):
     from .distributed import resolve_device
     from .workflows import StudySpec
 
@@ -239,7 +239,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .workflows.eval_options import RUN_ONLY
     from .workflows.study import ClaimOptions, plan_study, run_study
 
-    spec, options = _study(args, args.seeds), from_flags(EvalOptions, args, skip=RUN_ONLY)
+    spec, options = study_spec(args, args.seeds), from_flags(EvalOptions, args, skip=RUN_ONLY)
     controls = None if getattr(args, "presets", False) else from_flags(Controls, args)
     claims = from_flags(ClaimOptions, args) if args.command == "study" else None
     progress = not args.no_progress and sys.stderr.isatty()
@@ -257,7 +257,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .workflows import EvalOptions, run_sweep
 
-    spec = _study(args)
+    spec = study_spec(args)
     values = [v for v in args.values.split(",") if v.strip()] if args.values is not None else None
     if values == []:
         raise ValueError(f"--values names no value ({args.values!r}); give e.g. --values 0.5,2 or leave it out")

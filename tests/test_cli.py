@@ -45,7 +45,7 @@ def test_readme_command_parses_and_its_config_builds(argv, monkeypatch, tmp_path
     args = cli._parse(cli.build_parser(), argv)  # as main() parses: overrides may sit anywhere
     if args.command != "train":
         if args.command in ("compare", "sweep"):
-            cli._study(args)  # checks the method names and --device
+            cli.study_spec(args)  # checks the method names and --device
         return
     seen = {}
     monkeypatch.setattr(train_job, "run_training",
