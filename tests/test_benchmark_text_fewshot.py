@@ -311,3 +311,46 @@ def test_the_validation_sweep_pairs_variants_on_tuning_draws_and_never_reads_tes
     diffs = [rows[i + 1]["val_accuracy"] - rows[i]["val_accuracy"] for i in (0, 2)]
     line = next(x for x in tv.table(rows, 4).splitlines() if "epochs=1" in x)
     assert f"| {sum(diffs) / 2:+.1f} ± " in line and "| topics | supcon | epochs epochs=1 | 2 |" in line
+
+
+def test_the_views_comparison_pairs_both_arms_on_one_draw_scores_validation_and_resumes(bench, tmp_path, monkeypatch,
+                                                                                        capsys):
+    tf, fs = bench
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        tvw = importlib.import_module("text_views")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    corpus = _corpus(fs)
+    monkeypatch.setitem(tvw.CORPORA, "synthetic", lambda: corpus)
+    monkeypatch.setitem(tvw.SIZES, "synthetic", (30, 15))
+    monkeypatch.setattr(tvw, "model_dir", lambda cache: tmp_path)
+    calls = []
+
+    def fake(weights, train, val, views, seed):  # accuracy: a function of the arm and the draw
+        calls.append((sorted(t for t, _ in train), val, views, seed))
+        return 80.0 + views + 2.0 * seed * views, 10.0 * views
+
+    monkeypatch.setattr(tvw, "one_run", fake)
+    record = tmp_path / "views.jsonl"
+    argv = ["--data", "synthetic", "--n", "3", "--draws", "3", "--threads", "1", "--record", str(record)]
+    tvw.main(argv)
+
+    splits = fs.split_corpus(corpus.labels, 30, 15)
+    val = [(corpus.texts[i], int(corpus.labels[i])) for i in splits.val]
+    test_texts = {corpus.texts[i] for i in splits.test}
+    assert [c[2:] for c in calls] == [(1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 2)]
+    for d in range(3):  # both arms get the same draw of the pool, scored on the validation split
+        one, two = calls[2 * d], calls[2 * d + 1]
+        assert one[0] == two[0] == sorted(corpus.texts[i] for i in fs.draw("synthetic", corpus.labels, splits.pool, 3, d))
+        assert one[1] == two[1] == val and not test_texts & set(one[0])
+    rows = fs.read_record(record)
+    assert [(r["draw"], r["views"], r["val_accuracy"]) for r in rows] == [
+        (0, 1, 81.0), (0, 2, 82.0), (1, 1, 83.0), (1, 2, 86.0), (2, 1, 85.0), (2, 2, 90.0)]
+    tvw.main(argv)
+    assert len(calls) == 6  # a rerun skips finished rows
+    diff, half, p = fs.paired([82.0, 86.0, 90.0], [81.0, 83.0, 85.0])  # differences 1, 3, 5
+    assert (diff, half) == pytest.approx((3.0, 4.302653 * 2.0 / 3 ** 0.5), rel=1e-5)  # t(0.975, 2) * sd / sqrt(n)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("| synthetic |"))
+    assert line == f"| synthetic | 3 | 3 | 83.0 ± {fs.t_interval([81, 83, 85])[1]:.1f} | 86.0 ± " \
+                   f"{fs.t_interval([82, 86, 90])[1]:.1f} | +3.0 ± {half:.1f} (p={p:.2f}) | 2.00 |"
