@@ -315,7 +315,7 @@ def test_the_validation_sweep_pairs_variants_on_tuning_draws_and_never_reads_tes
 
 def test_the_views_comparison_pairs_both_arms_on_one_draw_scores_validation_and_resumes(bench, tmp_path, monkeypatch,
                                                                                         capsys):
-    tf, fs = bench
+    _, fs = bench
     sys.path.insert(0, str(BENCHMARKS))
     try:
         tvw = importlib.import_module("text_views")
