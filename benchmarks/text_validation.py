@@ -1,7 +1,7 @@
 """Few-shot text: what moves SupCon fine-tuning's accuracy, on the validation split only.
 
 The benchmark's fine-tuned rows (benchmarks/text_fewshot.py) did not beat SetFit by a margin
-(paired interval above zero) at 8 examples per class, and on the short tweets they took longer.
+(paired interval above zero) at 8 examples per class.
 This script varies one factor at a time around each method's chosen recipe (the text_fewshot
 selection) and scores every run on the fixed validation split; the test split is never read.
 Factors: fine-tuning epochs, temperature, one view against two dropout views (supcon); the SupCon

@@ -105,12 +105,13 @@ def select(design: Design, runner: Runner, rows: list | None = None) -> dict[str
 
 
 def publish(folder: Path, title: str, sections: list[Section], summary: dict[str, Any], *,
-            stem: str = "report", data: str = "summary.json", commit: bool = False) -> tuple[Path, Path]:
+            stem: str = "report", data: str = "summary.json", commit: bool = False,
+            also: tuple[Path, ...] = ()) -> tuple[Path, Path]:
     """``<stem>.md``, ``<stem>.html`` and ``data`` (the analysis as JSON) into ``folder``; with
-    ``commit``, git add + commit them and the plots."""
+    ``commit``, git add + commit them, the plots and the files in ``also``."""
     md, page = write_report(title, sections, folder, stem=stem)
     (Path(folder) / data).write_text(json.dumps(summary, indent=1) + "\n")
     if commit:
-        files = [md, page, Path(folder) / data, *sorted((Path(folder) / "plots").glob("*.png"))]
+        files = [md, page, Path(folder) / data, *sorted((Path(folder) / "plots").glob("*.png")), *also]
         commit_files(files, f"study: report in {Path(folder).name}")
     return md, page

@@ -147,10 +147,11 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
     core = render.build_sections(summaries, analysis, plots, command)
     all_sections = [render_study.claims_section(rows, design.controls.augmentation, plan), *core, *sections]
     data = summaries["ce"][0]["config"]["data"]["name"]
-    (runner.record / "claims.md").write_text(table_markdown(table) + "\n")
+    claims_md = runner.record / "claims.md"
+    claims_md.write_text(table_markdown(table) + "\n")
     summary = {"command": command, "plan": plan, "claims": rows, "core": to_json(analysis), **to_json(extra)}
     md, page = publish(runner.record, f"supcon study: the paper's claims on {data}", all_sections, summary,
-                       commit=design.controls.commit)
+                       commit=design.controls.commit, also=(claims_md,))
     return {"claims": rows, "table": table_markdown(table), "report": str(md), "html": str(page)}
 
 
@@ -388,6 +389,8 @@ def _factor_setting(factor: str, epochs: int) -> str:
     if factor == "batch":
         return (f"batch x0.5, x1, x2 at equal steps ({analysis_of.epochs_text(epochs)} at the smallest), "
                 "lr scaled with the batch")
+    if factor == "lr":  # factors of the selected lr, not learning rates
+        return f"{analysis_of.epochs_text(epochs)}, lr x{', x'.join(f'{f:g}' for f in STABILITY['lr'])} the selected one"
     return f"{analysis_of.epochs_text(epochs)}, {factor} in {', '.join(map(str, STABILITY[factor]))}"
 
 

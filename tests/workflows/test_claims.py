@@ -109,3 +109,11 @@ def test_stability_compares_supcon_spread_with_each_comparator():
     assert data["spread"]["lr"]["supcon"] == pytest.approx([std(90, 91, 92), std(91, 91, 91)])
     assert rows[0]["difference"]["values"] == pytest.approx([std(90, 91, 92) - std(85, 90, 80), 0.0 - std(88, 90, 92)])
     assert [r["comparator"] for r in rows] == ["ce", "ce (own)"]
+
+
+def test_the_stability_setting_names_factors_of_the_selected_lr():
+    from supcon.workflows.study import _factor_setting
+
+    assert _factor_setting("lr", 4) == "4 epochs, lr x0.25, x1, x4 the selected one"
+    augmentations = "simaugment, autoaugment, randaugment, stacked-randaugment"
+    assert _factor_setting("augmentation", 4) == f"4 epochs, augmentation in {augmentations}"

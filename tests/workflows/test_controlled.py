@@ -28,7 +28,7 @@ from supcon.workflows.controlled import (
 )
 from supcon.workflows.eval_corruptions import summary as corruption_summary
 from supcon.workflows.eval_options import EvalOptions
-from supcon.workflows.execute import Runner, select
+from supcon.workflows.execute import Runner, publish, select
 from supcon.workflows.grid import StudySpec, presets_runs, seed_eval_options
 from supcon.workflows.record import commit_files, portable_config
 from supcon.workflows.render import build_sections, grid_edges, results_table
@@ -405,6 +405,20 @@ def test_commit_adds_exactly_the_summary(tmp_path, monkeypatch):
     staged = subprocess.run(["git", "-C", str(repo), "diff", "--cached", "--name-only"], capture_output=True,
                             text=True, check=True).stdout.split()
     assert staged == ["other.txt"]  # left as it was
+
+
+def test_the_report_commit_holds_the_claims_table(tmp_path, monkeypatch):
+    _git_identity(monkeypatch)
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    record = repo / "rec"
+    record.mkdir()
+    claims = record / "claims.md"
+    claims.write_text("| claim |\n|---|\n")
+    publish(record, "t", [], {"x": 1}, commit=True, also=(claims,))
+    committed = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"],
+                               capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(committed) == ["rec/claims.md", "rec/report.html", "rec/report.md", "rec/summary.json"]
 
 
 def test_commit_outside_a_repository_is_refused_before_any_run(tmp_path, monkeypatch):
