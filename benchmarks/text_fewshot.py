@@ -408,7 +408,9 @@ def retime(args: argparse.Namespace) -> None:
         tmp = args.record.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         tmp.replace(args.record)
-        print(f"{what}: retimed, training {new['train_seconds']:.0f} s (was {old['train_seconds']:.0f} s busy)", flush=True)
+        why = "timed when busy" if not is_quiet(old) else "timed without its fine-tuning seconds"
+        print(f"{what}: retimed, training {new['train_seconds']:.0f} s (was {old['train_seconds']:.0f} s, {why})",
+              flush=True)
 
 
 def one_row(method: str, task: Task, n: int, d: int, idx: np.ndarray, threads: int) -> dict:
