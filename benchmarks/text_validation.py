@@ -33,6 +33,7 @@ from text_fewshot import (  # sets the offline variables; neither import above l
     CACHE,
     TUNING_DRAW,
     _conditions,
+    _pm,
     _task,
     chosen_recipe,
     fit_logistic,
@@ -135,8 +136,8 @@ def table(rows: list[dict], n: int) -> str:
                 *paired([mine[d]["val_accuracy"] for d in shared], [base[d]["val_accuracy"] for d in shared]))
             head = "{:+.1f} ± {:.1f} (p={:.2g})".format(*paired(lr_acc, acc)) if len(draws) > 1 else "—"
             name = factor if not overrides else f"{factor} " + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
-            lines.append(f"| {data} | {method} | {name} | {len(draws)} | {'{:.1f} ± {:.1f}'.format(*t_interval(acc))} "
-                         f"| {delta} | {'{:.1f} ± {:.1f}'.format(*t_interval(lr_acc))} | {head} "
+            lines.append(f"| {data} | {method} | {name} | {len(draws)} | {_pm(t_interval(acc))} "
+                         f"| {delta} | {_pm(t_interval(lr_acc))} | {head} "
                          f"| {_median(list(mine.values()), 'finetune_seconds')} | {_median(list(mine.values()), 'train_seconds')} |")
     return "\n".join(lines)
 
