@@ -402,7 +402,8 @@ def retime(args: argparse.Namespace) -> None:
         if not is_quiet(new):
             print(f"{what}: the machine was busy again (load {new['load_start']:.1f}); kept as it was")
             continue
-        timing = ("train_seconds", "train_cpu_seconds", "wall_seconds", "load_start", "load_end", "nice", "when", "versions")
+        timing = ("train_seconds", "train_cpu_seconds", "wall_seconds", "load_start", "load_end", "nice", "when", "versions",
+                  "machine")
         details = {**old.get("details", {}), **{k: v for k, v in new["details"].items() if k == "finetune_seconds"}}
         rows[i] = {**old, **{k: new[k] for k in timing}, "details": details, "retimed": True}
         tmp = args.record.with_suffix(".tmp")
