@@ -405,7 +405,7 @@ def retime(args: argparse.Namespace) -> None:
         timing = ("train_seconds", "train_cpu_seconds", "wall_seconds", "load_start", "load_end", "nice", "when", "versions",
                   "machine")
         details = {**old.get("details", {}), **{k: v for k, v in new["details"].items() if k == "finetune_seconds"}}
-        rows[i] = {**old, **{k: new[k] for k in timing}, "details": details, "retimed": True}
+        rows[i] = {**old, **{k: new[k] for k in timing if k in new}, "details": details, "retimed": True}
         tmp = args.record.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         tmp.replace(args.record)
