@@ -1,11 +1,13 @@
 """Text end to end with a tiny random BERT the test writes (nothing downloaded): `supcon train` on
-a CSV folder, `supcon.train` on (str, int) items, resume equal to an uninterrupted run,
+a CSV folder, `supcon.train` on (str, int) items, every method at every precision with
+micro-batches and the momentum queue where it takes them, resume equal to an uninterrupted run,
 `supcon.load_encoder` in a fresh process that imports none of the training code, `supcon eval`
 skipping the image-only corruptions, and the modality mismatches as one-line errors."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,8 +21,9 @@ pytest.importorskip("transformers")
 
 import supcon  # noqa: E402
 from supcon import cli  # noqa: E402
-from supcon.config import build_config  # noqa: E402
+from supcon.config import METHODS, PRECISIONS, build_config  # noqa: E402
 from supcon.engine.train_job import run_training  # noqa: E402
+from supcon.models import create_encoder  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _text_data import TOPICS, csv_folder, items, tiny_bert, write_csv  # noqa: E402
@@ -103,6 +106,32 @@ def test_resume_of_a_text_run_equals_an_uninterrupted_run(text_files, tmp_path, 
         assert resumed[key] == straight[key], key
     a, b = (load_file(tmp_path / name / "encoder.safetensors") for name in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# The options each method takes besides precision (the config refuses the others for it, as for images).
+TAKES = {"supcon": {"train.micro_batch_size": 3, "loss.memory": 16}, "simclr": {"train.micro_batch_size": 3},
+         "ce": {}, "ce+supcon": {}}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_text_at_every_precision_with_the_options_it_takes(text_files, tmp_path, method,
+                                                                                 precision):
+    bert, data = text_files
+    cfg = build_config(None, overrides={"method": method, "data.name": str(data), **SMALL, "train.epochs": 1,
+                                        "linear.epochs": 1, "model.encoder": f"transformers:{bert}",
+                                        "train.precision": precision, **TAKES[method]})
+    torch.manual_seed(0)
+    encoder = create_encoder(f"transformers:{bert}")
+    initial = {name: p.detach().clone() for name, p in encoder.named_parameters()}
+    results = run_training(cfg, tmp_path, encoder=encoder)
+    assert results["steps"] == 43 // 8
+    epochs = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+              if r["stage"] == "pretrain_epoch"]
+    assert len(epochs) == 1 and math.isfinite(epochs[0]["loss"])
+    changed = [n for n, p in encoder.named_parameters() if not torch.equal(p.detach(), initial[n])]
+    assert len(changed) > len(initial) // 2, "most of the encoder's parameters should have moved"
+    assert all(bool(torch.isfinite(p).all()) for p in encoder.parameters())
 
 
 def test_supcon_on_a_csv_folder_with_label_sets_gives_the_loss_their_rows(text_files, tmp_path, monkeypatch):

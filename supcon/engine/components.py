@@ -153,17 +153,13 @@ def check_text_options(cfg: Config) -> None:
     """Options that only images have are refused for text data.
 
     Raises:
-        ValueError: an augmentation policy, ``data.augment_on_device`` or
-            ``train.micro_batch_size`` with text data.
+        ValueError: an augmentation policy or ``data.augment_on_device`` with text data.
     """
     if cfg.data.augmentation != "none":
         raise ValueError(f"data.augmentation={cfg.data.augmentation} is an image policy; a text's views are "
                          "dropout views: set data.augmentation=none")
     if cfg.data.augment_on_device:
         raise ValueError("data.augment_on_device is for images; set it to false for text data")
-    if cfg.train.micro_batch_size is not None:
-        raise ValueError("train.micro_batch_size (gradient caching) is for images; lower train.batch_size "
-                         "for text data")
 
 
 def method_from_config(cfg: Config, label_sets: bool = False) -> Method:

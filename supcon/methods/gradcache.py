@@ -1,5 +1,5 @@
-"""Gradient caching: a contrastive step over B images with the activation memory of m of them
-(used by the contrastive step, :class:`~.contrastive.ContrastiveMethod`).
+"""Gradient caching: a contrastive step over B images (or texts) with the activation memory of m
+of them (used by the contrastive step, :class:`~.contrastive.ContrastiveMethod`).
 
 A contrastive loss couples every view of the batch, so plain gradient accumulation does not
 apply. Gradient caching (Gao et al., 2021, "Scaling Deep Contrastive Learning Batch Size under
@@ -28,22 +28,24 @@ from torch import Tensor, nn
 
 from .. import distributed as dist
 from ..checks import check_int
+from .base import split_rows
 
-Embed = Callable[[nn.Module, Tensor], Tensor]
+Embed = Callable[[nn.Module, Tensor | list], Tensor]
 
 
 def cached_backward(
     model: nn.Module,
     embed: Embed,
     loss_fn: Callable[[Tensor], Tensor],
-    inputs: Tensor,
+    inputs: Tensor | list,
     chunk_size: int,
     *,
     grad_scale: float = 1.0,
 ) -> Tensor:
     """Back-propagate ``loss_fn(embed(model, inputs))`` through ``model`` ``chunk_size`` rows at a time.
 
-    ``embed(model, x)`` maps ``[n, ...] -> [n, D]`` row-wise; ``loss_fn`` maps all ``[N, D]``
+    ``inputs`` is a tensor (its rows) or a list (of texts); ``embed(model, x)`` maps ``n`` of them
+    to ``[n, D]`` row-wise; ``loss_fn`` maps all ``[N, D]``
     embeddings to a scalar. Gradients are accumulated into the parameters (multiplied by
     ``grad_scale``, e.g. an fp16 loss scale); the detached loss is returned. Under DDP only the
     last micro-batch's backward synchronises gradients (``no_sync`` for the others).
@@ -52,13 +54,14 @@ def cached_backward(
         ValueError: ``chunk_size < 1``.
     """
     check_int("chunk_size", chunk_size)
-    chunks = inputs.split(chunk_size)
+    chunks = split_rows(inputs, chunk_size)
+    device = next(model.parameters()).device  # where the forward passes draw their random numbers
     states, parts = [], []
     with torch.no_grad():
         for chunk in chunks:
-            states.append(_RngState(chunk.device))
+            states.append(_RngState(device))
             parts.append(embed(model, chunk))
-    after = _RngState(inputs.device)
+    after = _RngState(device)
     z = torch.cat(parts).detach().requires_grad_()
     with torch.enable_grad():
         loss = loss_fn(z)
