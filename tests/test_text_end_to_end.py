@@ -57,6 +57,8 @@ def test_cli_trains_a_csv_folder_and_eval_skips_corruptions(text_files, tmp_path
     meta = json.loads((run / "encoder.json").read_text())
     assert meta["modality"] == "text" and meta["class_names"] == sorted(TOPICS) and meta["num_features"] == 32
     assert (run / "encoder_files" / "tokenizer.json").is_file()
+    log = (run / "train.log").read_text()
+    assert "43 train / 5 val / 24 test texts" in log and "texts/s" in log and "img/s" not in log
     capsys.readouterr()
     assert cli.main(["eval", "--run", str(run), "--embedding", "none"]) == 0
     printed = capsys.readouterr().out

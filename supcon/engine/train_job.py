@@ -21,6 +21,7 @@ from .. import distributed as dist
 from .. import run_folder
 from ..config import Config, save_config
 from ..data import Splits, to_device
+from ..data.text import TEXT
 from ..weights import save_encoder
 from .checkpoint import (
     CheckpointError,
@@ -130,10 +131,12 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpo
     spec = LoopSpec(epochs=cfg.train.epochs, steps_per_epoch=steps, peak_lr=lr,
                     warmup_steps=round(cfg.optim.warmup_epochs * steps), grad_clip=cfg.optim.grad_clip,
                     precision=cfg.train.precision, device=c.device)
-    log.info("%s on %s: %d train / %d val / %d test images, %d steps/epoch, batch %d x %d view(s), lr %.4g",
-             cfg.method, cfg.data.name, len(c.splits.train), len(c.splits.val), len(c.splits.test), steps,
+    noun = "texts" if c.splits.info.modality == TEXT else "images"  # the logs' words for a sample
+    rate = "texts/s" if noun == "texts" else "img/s"
+    log.info("%s on %s: %d train / %d val / %d test %s, %d steps/epoch, batch %d x %d view(s), lr %.4g",
+             cfg.method, cfg.data.name, len(c.splits.train), len(c.splits.val), len(c.splits.test), noun, steps,
              cfg.train.batch_size * dist.world_size(), cfg.data.n_views, lr)
-    _log_scale(cfg, lr)
+    _log_scale(cfg, lr, noun)
     micro = cfg.train.micro_batch_size
 
     def step_fn(batch):
@@ -159,17 +162,17 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpo
         if not progress and pos.batch % report_every == 0 and pos.batch < steps:
             # Without a progress bar (logs, CI, nohup), a line every ~10% of an epoch.
             eta = (steps - pos.batch) * cfg.train.batch_size / max(metrics["images_per_s"], 1e-9)
-            log.info("  epoch %d step %d/%d  loss %.4f  lr %.4g  %.0f img/s  epoch ETA %.0fs", pos.epoch + 1,
-                     pos.batch, steps, metrics["loss"], metrics["lr"], metrics["images_per_s"], eta)
+            log.info("  epoch %d step %d/%d  loss %.4f  lr %.4g  %.0f %s  epoch ETA %.0fs", pos.epoch + 1,
+                     pos.batch, steps, metrics["loss"], metrics["lr"], metrics["images_per_s"], rate, eta)
         every = cfg.train.checkpoint_every_steps
         if every and pos.step % every == 0 and pos.batch < steps:
             checkpoint(pos)
 
     def on_epoch(pos: Position, summary: dict) -> None:
         logger.log("pretrain_epoch", pos.step, {"epoch": pos.epoch, **summary})
-        log.info("epoch %d/%d  loss %.4f  %s  %.0f img/s  %.1fs", pos.epoch, cfg.train.epochs, summary["loss"],
+        log.info("epoch %d/%d  loss %.4f  %s  %.0f %s  %.1fs", pos.epoch, cfg.train.epochs, summary["loss"],
                  f"probe acc {summary['probe_acc']:.1f}%" if "probe_acc" in summary else "",
-                 summary["images_per_s"], summary["epoch_time_s"])
+                 summary["images_per_s"], rate, summary["epoch_time_s"])
         checkpoint(pos)
 
     return train_loop(c.model, step_fn, _epoch_batches(c), optimizer, spec, position, scaler=scaler,
@@ -177,12 +180,12 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpo
                       after_step=c.method.after_step)
 
 
-def _log_scale(cfg: Config, lr: float) -> None:
+def _log_scale(cfg: Config, lr: float, noun: str) -> None:
     """State how the global batch and the learning rate follow from the config and world size."""
     world, batch = dist.world_size(), cfg.train.batch_size
     if world > 1:
-        log.info("distributed: %d processes x %d images = global batch %d (gradients averaged, "
-                 "contrastive losses over the global batch)%s", world, batch, world * batch,
+        log.info("distributed: %d processes x %d %s = global batch %d (gradients averaged, "
+                 "contrastive losses over the global batch)%s", world, batch, noun, world * batch,
                  ", SyncBatchNorm" if cfg.train.sync_bn else "")
     if cfg.optim.scale_lr:
         log.info("lr %.4g = optim.lr %.4g x global batch %d / 256", lr, cfg.optim.lr, world * batch)
@@ -190,7 +193,7 @@ def _log_scale(cfg: Config, lr: float) -> None:
         log.info("lr %.4g = optim.lr, not scaled with the global batch %d (optim.scale_lr=false)",
                  lr, world * batch)
     if cfg.train.micro_batch_size is not None:  # validated: contrastive methods only
-        log.info("gradient caching: micro-batches of %d images", cfg.train.micro_batch_size)
+        log.info("gradient caching: micro-batches of %d %s", cfg.train.micro_batch_size, noun)
 
 
 def _epoch_batches(c: Components):
