@@ -7,8 +7,10 @@ Also: the CLI help (every option documented, its default shown once) and ``supco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib.metadata
+import io
 import logging
 import os
 import re
@@ -85,6 +87,14 @@ def _write(name: str, text: str):
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / name).write_text(text)
     return setup
+
+
+def _tiny_bert(tmp, run, mp):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _text_data import tiny_bert
+
+    with contextlib.redirect_stderr(io.StringIO()):  # save_pretrained's progress bar
+        tiny_bert(tmp / "bert")
 
 
 def _raise(target: str, error: BaseException | Callable[[Path], BaseException]):
@@ -446,6 +456,10 @@ CASES = [
          "--augmentation: unknown policy 'randaug'; choose from simaugment"),
     Case("compare-unknown-baseline-augmentation", ("compare", *OUT, "--baseline-augmentation", "crop"),
          "--baseline-augmentation: unknown policy in ['crop']"),
+    Case("compare-image-policy-on-text", ("compare", *OUT, "--augmentation", "randaugment",
+                                           "model.encoder=transformers:bert"),
+         "--augmentation and --baseline-augmentation name image policies; a text encoder's views are dropout "
+         "views: leave them unset", setup=_tiny_bert),
     Case("compare-select-epochs", ("compare", *OUT, "--select-epochs", "0"), "--select-epochs must be >= 1, got 0"),
     Case("compare-commit-outside-git", ("compare", *OUT, "--data", "digits", "--commit"),
          "--commit: … is not inside a git repository; give a --record folder inside one, or drop --commit"),
@@ -461,6 +475,9 @@ CASES = [
          "--values for lr are positive factors like 0.5,2; got 'half'"),
     Case("sweep-unknown-value", ("sweep", *OUT, "--vary", "optimizer", "--values", "adam"),
          "--values: unknown optimizer 'adam'; choose from sgd, lars, rmsprop, adamw"),
+    Case("sweep-augmentation-on-text", ("sweep", *OUT, "--vary", "augmentation", "model.encoder=transformers:bert"),
+         "--vary augmentation varies image policies; a text encoder's views are dropout views: vary lr, "
+         "optimizer or batch", setup=_tiny_bert),
     Case("sweep-no-values", ("sweep", *OUT, "--vary", "lr", "--values", ","), "--values names no value"),
     Case("sweep-bad-device", ("sweep", *OUT, "--vary", "lr", "--device", "gpu"), "'gpu' is not a device"),
 ]

@@ -24,6 +24,8 @@ from supcon import cli  # noqa: E402
 from supcon.config import METHODS, PRECISIONS, build_config  # noqa: E402
 from supcon.engine.train_job import run_training  # noqa: E402
 from supcon.models import create_encoder  # noqa: E402
+from supcon.workflows.grid import StudySpec  # noqa: E402
+from supcon.workflows.sweep import run_sweep  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _text_data import TOPICS, csv_folder, items, tiny_bert, write_csv  # noqa: E402
@@ -163,6 +165,29 @@ def test_supcon_on_a_csv_folder_with_label_sets_gives_the_loss_their_rows(text_f
     assert seen and all(shape == (8, 5) and got <= rows and how == "jaccard" for shape, got, how in seen)
 
 
+def test_controlled_compare_on_text_shares_no_augmentation_and_reports(text_files, tmp_path, capsys):
+    bert, data = text_files
+    out = tmp_path / "compare"
+    argv = ["compare", "--methods", "ce,supcon", "--seeds", "2", "--data", str(data), "--epochs", "1", "--out",
+            str(out), "--no-progress", "--embedding", "none", "--lr-grid", "0.005", "--temperature-grid", "0.1",
+            f"model.encoder=transformers:{bert}", "train.batch_size=8", "optim.name=adamw",
+            "optim.warmup_epochs=0", "data.num_workers=0", "linear.epochs=2"]
+    assert cli.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    # dropout views only: no augmentation policy and no row of ce with its own augmentation
+    assert [r["key"] for r in summary["rows"]] == ["ce", "supcon"]
+    assert summary["design"]["augmentation"] == "none" and summary["design"]["corruptions"] == []
+    assert all(len(summary["values"][k]["clean_top1"]) == 2 for k in ("ce", "supcon"))
+    assert "Not evaluated" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert cli.main([*argv[:-5], "--augmentation", "simaugment", "--out", str(tmp_path / "again"),
+                     *argv[-5:]]) == 0  # the default, named: still none
+    assert cli.main([*argv, "--augmentation", "randaugment"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --augmentation and --baseline-augmentation name image policies; a text encoder's views are "
+        "dropout views: leave them unset")
+
+
 def test_modality_mismatches_are_one_line_errors(text_files, tmp_path):
     bert, data = text_files
     with pytest.raises(ValueError, match=r"holds texts but model.encoder=small-resnet reads images") as err:
@@ -175,3 +200,7 @@ def test_modality_mismatches_are_one_line_errors(text_files, tmp_path):
     with pytest.raises(ValueError, match=r"failed on a list of 2 strings"):
         supcon.train(encoder=torch.nn.Conv2d(1, 4, 3), train_set=int_items(12, 0), out=tmp_path / "c",
                      progress=False, **SMALL)
+    spec = StudySpec(out=tmp_path / "d", methods=("ce",), data=str(data),
+                     overrides=(f"model.encoder=transformers:{bert}",))
+    with pytest.raises(ValueError, match=r"--vary augmentation varies image policies; a text encoder's views"):
+        run_sweep(spec, "augmentation")

@@ -131,7 +131,8 @@ def analyse(rows: Sequence[Mapping[str, Any]], design: Mapping[str, Any], select
     policies = list(dict.fromkeys(r["augmentation"] for r in rows))
     first = summaries[keys[0]][0]["eval"]
     names = list((first.get("corruptions") or {}).get("top1", {}))
-    seen = imitated(policies, channels=info["channels"], image_size=info["image_size"])
+    # which corruptions the policies imitate; nothing to say when none was evaluated (text runs)
+    seen = imitated(policies, channels=info["channels"], image_size=info["image_size"]) if names else {}
     unimitated = [n for n in names if n not in seen]
     drops = {n: mean_interval([reference_drop(s, n) for s in refs]) for n in names}
     threshold = design["unreliable_below"]

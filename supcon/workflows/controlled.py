@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..command_line import to_flags
-from ..config import Config
+from ..config import Config, is_text_encoder
 from ..eval.imitation import POLICIES
 from ..run_folder import RunError, is_finished, open_config
 from .eval_options import RUN_ONLY, EvalOptions
@@ -121,6 +121,22 @@ class Row:
         return self.label if self.key != OWN else f"ce (own augmentation: {augmentation})"
 
 
+def text_controls(controls: Controls) -> Controls:
+    """The controls of a comparison on text: a text encoder's views are dropout views, so no
+    augmentation policy is shared and there is no row of ce with its own augmentation.
+
+    Raises:
+        ValueError: an image policy was asked for (``augmentation`` or ``baseline_augmentations``
+            other than their defaults or none).
+    """
+    default = Controls()
+    if (controls.augmentation not in (default.augmentation, "none")
+            or controls.baseline_augmentations not in (default.baseline_augmentations, (), ("none",))):
+        raise ValueError("--augmentation and --baseline-augmentation name image policies; a text encoder's "
+                         "views are dropout views: leave them unset")
+    return replace(controls, augmentation="none", baseline_augmentations=())
+
+
 def build_rows(methods: tuple[str, ...], controls: Controls) -> list[Row]:
     """The table's rows: each method with the shared augmentation (ce first), then ce with its
     own augmentation when that differs from the shared one.
@@ -189,6 +205,8 @@ class Design:
 
     def __post_init__(self) -> None:
         check_overrides(self.spec.overrides)
+        if is_text_encoder(self.spec.config_for(self.spec.methods[0], 0).model.encoder):
+            self.controls = text_controls(self.controls)
         self.rows = build_rows(self.spec.methods, self.controls)
         self._check_budget()
 
