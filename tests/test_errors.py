@@ -467,6 +467,9 @@ CASES = [
          "--claims: unknown ['speed']; choose from accuracy"),
     Case("study-claim-seeds", ("study", *OUT, "--claim-seeds", "1"),
          "--claim-seeds must be >= 2 (an interval needs two), got 1"),
+    Case("study-image-claim-on-text", ("study", *OUT, "--claims", "stability", "model.encoder=transformers:bert"),
+         "--claims stability: these test image corruptions and augmentation policies, which a text encoder has "
+         "not; leave them out", setup=_tiny_bert),
     Case("study-needs-supcon", ("study", *OUT, "--data", "digits", "--methods", "ce,simclr"),
          "--methods must include supcon and ce (the study tests SupCon against cross-entropy)"),
     Case("sweep-bad-batch-values", ("sweep", *OUT, "--vary", "batch", "--values", "1"),

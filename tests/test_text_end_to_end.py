@@ -188,6 +188,26 @@ def test_controlled_compare_on_text_shares_no_augmentation_and_reports(text_file
         "dropout views: leave them unset")
 
 
+def test_study_on_text_tests_the_claims_text_can_test(text_files, tmp_path, caplog):
+    bert, data = text_files
+    out = tmp_path / "study"
+    argv = ["study", "--methods", "ce,supcon", "--seeds", "2", "--claim-seeds", "2", "--data", str(data),
+            "--epochs", "1", "--out", str(out), "--no-progress", "--embedding", "none", "--lr-grid", "0.005",
+            "--temperature-grid", "0.1", f"model.encoder=transformers:{bert}", "train.batch_size=8",
+            "optim.name=adamw", "optim.warmup_epochs=0", "data.num_workers=0", "linear.epochs=1"]
+    with caplog.at_level("INFO", logger="supcon"):
+        assert cli.main(argv) == 0
+    assert "text encoder: the study leaves out the image claims (robustness, stability)" in caplog.text
+    plan = json.loads((out / "plan.json").read_text())
+    assert "--claims accuracy,calibration,lout-lin,equal-compute" in plan["command"]
+    rows = json.loads((out / "summary.json").read_text())["claims"]
+    assert rows[0]["claim"].startswith("SupCon reaches higher top-1") and rows[0]["family"] == "primary"
+    verdicts = {r["endpoint"]: r["verdict"] for r in rows}
+    # what needs corruptions is stated as not measured; the rest is tested
+    assert {e for e, v in verdicts.items() if v == "not measured"} == {"corrupted_ece", "equal-compute mce"}
+    assert {"clean_top1", "ece", "probe_ece", "lout-lin", "equal-compute clean_top1"} <= set(verdicts)
+
+
 def test_modality_mismatches_are_one_line_errors(text_files, tmp_path):
     bert, data = text_files
     with pytest.raises(ValueError, match=r"holds texts but model.encoder=small-resnet reads images") as err:

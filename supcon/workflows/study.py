@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..command_line import to_flags
+from ..config import is_text_encoder
 from ..engine.loop import NonFiniteLossError
 from . import claims as analysis_of
 from . import plan as study_plan
@@ -117,7 +118,7 @@ def run_study(spec: StudySpec, options: EvalOptions | None = None, controls: Con
             (the core is then at equal compute already), a record folder holding another plan,
             and everything :func:`~.compare.run_comparison` refuses.
     """
-    claims = claims or ClaimOptions()
+    claims = claims_for_data(spec, claims or ClaimOptions())
     controls = controls or Controls()
     if not {"supcon", "ce"} <= set(spec.methods):
         raise ValueError(f"methods must include supcon and ce (the study tests SupCon against "
@@ -202,6 +203,28 @@ def read_early_families(spec: StudySpec, options: EvalOptions | None = None, con
 
 
 # ------------------------------------------------------------------------------ the plan
+IMAGE_CLAIMS = ("robustness", "stability")  # corruptions; augmentation policies
+
+
+def claims_for_data(spec: StudySpec, claims: ClaimOptions) -> ClaimOptions:
+    """``claims`` as a study of ``spec``'s data can test them: with a text encoder (no corruptions,
+    no augmentation policies) the default leaves out :data:`IMAGE_CLAIMS`, with a log line.
+
+    Raises:
+        ValueError: an image claim asked for by name with a text encoder.
+    """
+    if not is_text_encoder(spec.config_for("supcon", 0).model.encoder):
+        return claims
+    asked = [c for c in claims.claims if c in IMAGE_CLAIMS]
+    if asked and claims.claims != DEFAULT_CLAIMS:
+        raise ValueError(f"--claims {','.join(asked)}: these test image corruptions and augmentation policies, "
+                         "which a text encoder has not; leave them out")
+    kept = tuple(c for c in claims.claims if c not in IMAGE_CLAIMS)
+    if asked:
+        log.info("text encoder: the study leaves out the image claims (%s)", ", ".join(asked))
+    return replace(claims, claims=kept)
+
+
 def plan_study(spec: StudySpec, options: EvalOptions | None = None, controls: Controls | None = None,
                claims: ClaimOptions | None = None) -> Path:
     """Write the study's plan into its record folder (committed with ``controls.commit``), or
@@ -211,7 +234,8 @@ def plan_study(spec: StudySpec, options: EvalOptions | None = None, controls: Co
         ValueError: the record folder holds another plan, ``--commit`` outside a git repository,
             and what :class:`~.controlled.Design` refuses.
     """
-    options, controls, claims = options or EvalOptions(), controls or Controls(), claims or ClaimOptions()
+    options, controls = options or EvalOptions(), controls or Controls()
+    claims = claims_for_data(spec, claims or ClaimOptions())
     plan = _plan(spec, options, controls, claims)
     record = Path(controls.record or spec.out)
     if controls.commit:
