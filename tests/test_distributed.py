@@ -1,4 +1,5 @@
-"""Distributed training on CPU with gloo: 2 processes must reproduce one process on the whole batch.
+"""Distributed training on CPU with gloo: 2 processes must reproduce one process on the whole batch
+(images, and texts on a tiny BERT).
 
 The single-process references are computed in each worker *before* it joins the process group
 (so nothing in them gathers), then the same step runs under DDP on the worker's half of the batch.
@@ -141,6 +142,46 @@ def _steps_match_one_process(rank: int, init) -> None:
 
 def test_two_process_step_equals_one_process_on_the_whole_batch():
     run_ranks(_steps_match_one_process)
+
+
+def test_two_process_text_step_equals_one_process_on_the_whole_batch(tmp_path):
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _text_data import tiny_bert
+
+    bert = tiny_bert(tmp_path / "bert")  # without dropout, so both passes draw nothing random
+    config = json.loads((bert / "config.json").read_text())
+    (bert / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0,
+                                                  "attention_probs_dropout_prob": 0.0}))
+    run_ranks(_text_steps_match_one_process, bert)
+
+
+def _text_steps_match_one_process(rank: int, init, bert: Path) -> None:
+    from supcon.data.text import TextBatch
+
+    texts = ("the goal and the match", "bread", "code with data today and a new chip robot", "soup",
+             "a new team score", "very good cake with salt today", "cloud phone", "the coach")
+    labels = torch.tensor([1, 0, 2, 0, 1, 0, 2, 1])
+
+    def make():
+        torch.manual_seed(0)
+        method = create_method("supcon")
+        return method, method.build_model(create_encoder(f"transformers:{bert}"))
+
+    method, model = make()  # one process, whole batch, before joining the group
+    loss = method(model, TextBatch(texts, 2), labels)["loss"]
+    loss.backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    init()
+    method, model = make()
+    ddp = dist.wrap_model(model, torch.device("cpu"))
+    half = slice(4 * rank, 4 * rank + 4)  # rank 1 also caches its gradients in micro-batches
+    out = method(ddp, TextBatch(texts[half], 2), labels[half], micro_batch_size=2 if rank else None)
+    if not out[BACKWARD_DONE]:
+        out["loss"].backward()
+    torch.testing.assert_close(out["loss"].detach(), loss.detach(), rtol=1e-5, atol=1e-6)
+    for got, ref in zip([p.grad for p in model.parameters()], want, strict=True):  # DDP-averaged
+        torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-5)
 
 
 def _pipeline_and_resume(rank: int, init, tmp: Path, cfg, interrupt) -> None:
