@@ -2,7 +2,8 @@
 # The GPU paths, run on a CUDA machine in one go (a few minutes on one H200):
 #   1. the tests that take a "cuda" case where CUDA is present: every stage-1 configuration
 #      (precision fp32/bf16/fp16 x micro-batches x data.augment_on_device x queue x method) for two
-#      steps, and device-side augmentation against the loader's images;
+#      steps, and device-side augmentation against the loader's images; then text on a tiny BERT
+#      (every method at every precision, with micro-batches and the queue where it takes them);
 #   2. the main job (`make run`'s command) on the GPU with fp16 and device-side augmentation;
 #   3. benchmarks/train_speed.py's GPU grid (CIFAR-stem ResNet-18/50, batch 512, bf16, channels-last),
 #      with the loader augmenting, then with the GPU augmenting, then compiled.
@@ -28,6 +29,10 @@ step "1. tests with a cuda case"
 timeout 120 $PY -m pytest -q -p no:cacheprovider -n 8 -k cuda \
     tests/engine/test_configuration_matrix.py tests/data/test_device_augment.py >"$OUT/pytest.log" 2>&1
 echo "pytest exit $?"; tail -n 25 "$OUT/pytest.log"
+# text on the GPU (device auto): every method at every precision, micro-batches and the queue
+timeout 120 $PY -m pytest -q -p no:cacheprovider -n 4 tests/test_text_end_to_end.py -k every_method \
+    >"$OUT/pytest-text.log" 2>&1
+echo "pytest (text) exit $?"; tail -n 5 "$OUT/pytest-text.log"
 
 step "2. the main job on the GPU, fp16, device-side augmentation"
 RUN=$(mktemp -d)/fashion-mnist-supcon

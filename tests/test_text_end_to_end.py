@@ -133,7 +133,7 @@ def test_every_method_trains_text_at_every_precision_with_the_options_it_takes(t
     epochs = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
               if r["stage"] == "pretrain_epoch"]
     assert len(epochs) == 1 and math.isfinite(epochs[0]["loss"])
-    changed = [n for n, p in encoder.named_parameters() if not torch.equal(p.detach(), initial[n])]
+    changed = [n for n, p in encoder.named_parameters() if not torch.equal(p.detach().cpu(), initial[n])]
     assert len(changed) > len(initial) // 2, "most of the encoder's parameters should have moved"
     assert all(bool(torch.isfinite(p).all()) for p in encoder.parameters())
 
