@@ -183,8 +183,8 @@ class TrainConfig:
     """Train a linear probe on detached features during pre-training (display only)."""
     micro_batch_size: int | None = None
     """Gradient caching (supcon/simclr): embed and back-propagate the batch this many images (or
-    texts) at a time, with the activation memory of a micro-batch and the gradients of the whole batch
-    (BatchNorm then normalises per micro-batch). None = one pass over the batch."""
+    texts) at a time, with the activation memory of a micro-batch and the gradients of the whole
+    batch (BatchNorm then normalises per micro-batch). None = one pass over the batch."""
     sync_bn: bool = False
     """Under torchrun (CUDA only), convert BatchNorm layers to SyncBatchNorm so their statistics
     cover the global batch."""

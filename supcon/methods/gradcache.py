@@ -45,10 +45,10 @@ def cached_backward(
     """Back-propagate ``loss_fn(embed(model, inputs))`` through ``model`` ``chunk_size`` rows at a time.
 
     ``inputs`` is a tensor (its rows) or a list (of texts); ``embed(model, x)`` maps ``n`` of them
-    to ``[n, D]`` row-wise; ``loss_fn`` maps all ``[N, D]``
-    embeddings to a scalar. Gradients are accumulated into the parameters (multiplied by
-    ``grad_scale``, e.g. an fp16 loss scale); the detached loss is returned. Under DDP only the
-    last micro-batch's backward synchronises gradients (``no_sync`` for the others).
+    to ``[n, D]`` row-wise; ``loss_fn`` maps all ``[N, D]`` embeddings to a scalar. Gradients are
+    accumulated into the parameters (multiplied by ``grad_scale``, e.g. an fp16 loss scale); the
+    detached loss is returned. Under DDP only the last micro-batch's backward synchronises
+    gradients (``no_sync`` for the others).
 
     Raises:
         ValueError: ``chunk_size < 1``.
