@@ -18,8 +18,9 @@ FILLER = ["the", "a", "is", "very", "and", "with", "today", "new", "good", "we"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def tiny_bert(folder: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
-    """Write a random BERT (hidden 32, 2 layers) and its WordPiece tokenizer into ``folder``."""
+def tiny_bert(folder: Path, seed: int = 0, hidden: int = 32, layers: int = 2, dropout: float = 0.1) -> Path:
+    """Write a random BERT (hidden 32, 2 layers, ``dropout`` in its hidden states and attention, as
+    BERT's default) and its WordPiece tokenizer into ``folder``."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -29,7 +30,8 @@ def tiny_bert(folder: Path, seed: int = 0, hidden: int = 32, layers: int = 2) ->
     vocab.write_text("\n".join(SPECIAL + words) + "\n")
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(SPECIAL) + len(words), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64)
+                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertModel(config).save_pretrained(folder)
     BertTokenizerFast(str(vocab)).save_pretrained(folder)  # positional: vocab_file (4.x) / vocab (5.x)
     return folder

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..command_line import to_flags
-from ..config import Config, is_text_encoder
+from ..config import Config
 from ..eval.imitation import POLICIES
 from ..run_folder import RunError, is_finished, open_config
 from .eval_options import RUN_ONLY, EvalOptions
@@ -205,7 +205,7 @@ class Design:
 
     def __post_init__(self) -> None:
         check_overrides(self.spec.overrides)
-        if is_text_encoder(self.spec.config_for(self.spec.methods[0], 0).model.encoder):
+        if self.spec.reads_text():
             self.controls = text_controls(self.controls)
         self.rows = build_rows(self.spec.methods, self.controls)
         self._check_budget()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import check_int
-from ..config import METHODS, Config, build_config
+from ..config import METHODS, Config, build_config, is_text_encoder
 from .eval_options import EvalOptions
 
 
@@ -54,6 +54,11 @@ class StudySpec:
                  "train.epochs": self.epochs, "data.data_dir": self.data_dir, **(extra or {})}
         return build_config(self.config, overrides={k: v for k, v in flags.items() if v is not None},
                             dotted=list(self.overrides))
+
+    def reads_text(self) -> bool:
+        """Whether the runs' encoder is a text encoder (their views are then dropout views, and
+        there are no augmentation policies or corruptions)."""
+        return is_text_encoder(self.config_for(self.methods[0], 0).model.encoder)
 
     def command(self, verb: str = "compare", extra: tuple[str, ...] = ()) -> str:
         """The CLI line that makes (or resumes) this study (``extra``: more flags of ``verb``)."""

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from ..command_line import to_flags
-from ..config import is_text_encoder
 from ..engine.loop import NonFiniteLossError
 from . import claims as analysis_of
 from . import plan as study_plan
@@ -213,7 +212,7 @@ def claims_for_data(spec: StudySpec, claims: ClaimOptions) -> ClaimOptions:
     Raises:
         ValueError: an image claim asked for by name with a text encoder.
     """
-    if not is_text_encoder(spec.config_for("supcon", 0).model.encoder):
+    if not spec.reads_text():
         return claims
     asked = [c for c in claims.claims if c in IMAGE_CLAIMS]
     if asked and claims.claims != DEFAULT_CLAIMS:

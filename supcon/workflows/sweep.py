@@ -19,7 +19,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import is_text_encoder
 from ..data import POLICIES
 from .eval_options import EvalOptions
 from .execute import Runner, publish
@@ -111,16 +110,17 @@ def run_sweep(spec: StudySpec, vary: str, values: list[str] | None = None, *,
         progress: show progress bars while training.
 
     Raises:
-        ValueError: a bad ``vary``/``values``, ``augmentation`` for a text encoder; RunError (a ValueError) for a run folder that
-            holds another configuration; ConfigError for bad overrides.
+        ValueError: a bad ``vary``/``values``, ``augmentation`` for a text encoder; RunError (a
+            ValueError) for a run folder that holds another configuration; ConfigError for bad
+            overrides.
     """
     options = options or EvalOptions(corruptions=(), embedding="none", gradients=False)
+    if vary == "augmentation" and spec.reads_text():
+        raise ValueError("--vary augmentation varies image policies; a text encoder's views are dropout "
+                         "views: vary lr, optimizer or batch")
     runs = []
     for method in spec.methods:
         base = spec.config_for(method, 0)
-        if vary == "augmentation" and is_text_encoder(base.model.encoder):
-            raise ValueError("--vary augmentation varies image policies; a text encoder's views are dropout "
-                             "views: vary lr, optimizer or batch")
         for point in sweep_points(vary, base.optim.lr, values, base.train.batch_size):
             cfg = spec.config_for(method, 0, point.overrides)
             runs.append((method, point.label, RunSpec(f"{method}-{vary}-{point.label}", cfg, evaluate=options)))

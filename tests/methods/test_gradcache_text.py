@@ -4,7 +4,6 @@ micro-batches run one after the other (the replay draws them again)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -28,11 +27,7 @@ B, VIEWS, MICRO = 6, 2, 2
 def berts(tmp_path_factory):
     """The same random BERT twice: with its dropout (0.1) and with none."""
     root = tmp_path_factory.mktemp("bert")
-    plain, no_dropout = tiny_bert(root / "dropout"), tiny_bert(root / "none")
-    config = json.loads((no_dropout / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (no_dropout / "config.json").write_text(json.dumps(config))
-    return plain, no_dropout
+    return tiny_bert(root / "dropout"), tiny_bert(root / "none", dropout=0.0)
 
 
 def model_and_batch(folder: Path):
