@@ -34,6 +34,7 @@ PRESET_DIR = Path(__file__).parent / "configs"
 METHODS = ("supcon", "simclr", "ce", "ce+supcon")
 TEXT_ENCODER_PREFIX = "transformers:"  # model.encoder=transformers:<folder> reads texts
 OPTIMIZERS = ("sgd", "lars", "rmsprop", "adamw")
+LINEAR_SOLVERS = ("sgd", "logistic")
 PRECISIONS = ("fp32", "bf16", "fp16")
 HEAD_KINDS = ("mlp", "linear")  # the projection head (supcon.models.ProjectionHead); the first is the default
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -194,6 +195,11 @@ class TrainConfig:
 class LinearConfig:
     """Stage 2: linear classifier on the frozen encoder (contrastive methods)."""
 
+    solver: str = "sgd"
+    """sgd: the classifier trained by SGD for linear.epochs on standardised features, the epoch
+    best on validation kept; logistic: L2-regularised logistic regression fitted to convergence
+    (scikit-learn, L-BFGS) on the raw features for C in 0.01, 0.1, 1, 10, 100, the C best on
+    validation kept (the other linear.* keys are then unused)."""
     epochs: int = 20
     """Epochs of the classifier; the one best on the validation split is kept."""
     batch_size: int = 256
@@ -341,6 +347,7 @@ def validate(cfg: Config) -> None:
         (cfg.model.head in HEAD_KINDS, _choice_message("model.head", cfg.model.head, HEAD_KINDS)),
         (cfg.train.epochs >= 1, f"train.epochs must be >= 1, got {cfg.train.epochs}"),
         (cfg.train.batch_size >= 2, f"train.batch_size must be >= 2, got {cfg.train.batch_size}"),
+        (cfg.linear.solver in LINEAR_SOLVERS, _choice_message("linear.solver", cfg.linear.solver, LINEAR_SOLVERS)),
         (cfg.linear.epochs >= 1, f"linear.epochs must be >= 1, got {cfg.linear.epochs}"),
         (cfg.linear.batch_size >= 1, f"linear.batch_size must be >= 1, got {cfg.linear.batch_size}"),
         (cfg.optim.lr is not None and cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),

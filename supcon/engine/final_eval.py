@@ -14,7 +14,7 @@ from .. import run_folder
 from ..config import Config
 from ..data import Splits, eval_loader
 from ..eval.knn import extract_features
-from .linear import bank_accuracy, fit_linear, informative_topk
+from .linear import bank_accuracy, fit_linear, fit_units, informative_topk
 from .logger import MetricsLogger
 
 log = logging.getLogger("supcon")
@@ -22,9 +22,10 @@ log = logging.getLogger("supcon")
 
 def final_evaluation(cfg: Config, splits: Splits, model: nn.Module, multi_view: bool, device: torch.device,
                      logger: MetricsLogger, test: bool = True) -> dict:
-    """``val_top1`` (and ``linear_best_epoch`` for contrastive methods; ``test_top1``/``test_top5``
-    unless ``test`` is False, ``test_top5`` only with more than 5 classes) of ``model`` (an
-    encoder + head or + classifier), rounded to 4 digits;
+    """``val_top1`` (and for contrastive methods ``linear_best_epoch``, or ``linear_C`` with
+    ``linear.solver=logistic``; ``test_top1``/``test_top5`` unless ``test`` is False,
+    ``test_top5`` only with more than 5 classes) of ``model`` (an encoder + head or +
+    classifier), rounded to 4 digits;
     the main process also writes ``classifier.safetensors`` into the logger's folder.
 
     Raises:
@@ -42,16 +43,19 @@ def final_evaluation(cfg: Config, splits: Splits, model: nn.Module, multi_view: 
     else:
         fingerprint = _fingerprint(encoder)
 
+        total = fit_units(cfg.linear)[0]
+
         def on_epoch(pos, summary):
             logger.log("linear_epoch", pos.epoch, summary)
-            log.info("linear epoch %d/%d  loss %.4f  val top-1 %.2f%%", pos.epoch, cfg.linear.epochs,
+            what = f"C={summary['C']:g}" if "C" in summary else "epoch"
+            log.info("linear %s %d/%d  loss %.4f  val top-1 %.2f%%", what, pos.epoch, total,
                      summary["loss"], summary["val_top1"])
 
         fitted = fit_linear(banks["train"], banks["val"], info.num_classes, cfg.linear, cfg.train.seed, on_epoch)
         if not all(torch.equal(a, b) for a, b in zip(_fingerprint(encoder), fingerprint, strict=True)):
             raise RuntimeError("the encoder changed during the linear stage")
         classifier = fitted.classifier
-        selected = {"val_top1": fitted.val_top1, "linear_best_epoch": fitted.best_epoch}
+        selected = {"val_top1": fitted.val_top1, **fitted.selected()}
     results = {"test_top1": bank_accuracy(classifier, banks["test"], 1)} if test else {}
     if test and informative_topk(5, info.num_classes):
         results["test_top5"] = bank_accuracy(classifier, banks["test"], 5)

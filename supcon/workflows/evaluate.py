@@ -15,7 +15,7 @@ import torch
 
 from ..distributed import resolve_device
 from ..engine.components import method_from_config
-from ..engine.linear import bank_accuracy, fit_linear, informative_topk
+from ..engine.linear import bank_accuracy, fit_linear, fit_units, informative_topk
 from ..engine.progress import Phase, bars_shown
 from ..eval.calibration import expected_calibration_error, reliability_diagram
 from ..eval.embeddings import embed_2d, plot_embedding
@@ -115,11 +115,12 @@ def _classifier(run: Run, target: Target, banks, bars: bool = False) -> tuple[to
         classifier, source = run.classifier, "saved classifier.safetensors"
         val_top1 = bank_accuracy(classifier, banks["val"], 1)
     else:
-        with Phase("linear (transfer)", run.cfg.linear.epochs, "epochs", bars=bars) as phase:
+        with Phase("linear (transfer)", *fit_units(run.cfg.linear), bars=bars) as phase:
             fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, run.cfg.linear,
                                 run.cfg.train.seed, on_epoch=lambda *_: phase.advance())
         classifier, val_top1 = fitted.classifier.eval(), fitted.val_top1
-        source = f"fitted on {target.info.name}'s train split ({run.cfg.linear.epochs} epochs)"
+        how = f"{run.cfg.linear.epochs} epochs" if fitted.C is None else f"logistic regression, C={fitted.C:g}"
+        source = f"fitted on {target.info.name}'s train split ({how})"
     linear = {"top1": bank_accuracy(classifier, banks["test"], 1)}
     if informative_topk(5, target.info.num_classes):  # else 100% by construction: left out
         linear["top5"] = bank_accuracy(classifier, banks["test"], 5)
@@ -140,7 +141,7 @@ def _probe(run: Run, target: Target, banks, linear: dict[str, Any], calibration:
         return None, {"top1": linear["top1"], "val_top1": linear["val_top1"], "ece": calibration["ece"],
                       "classifier": "the run's linear stage (saved classifier.safetensors)"}
     cfg = run.cfg.linear
-    with Phase("linear probe", cfg.epochs, "epochs", bars=bars) as phase:
+    with Phase("linear probe", *fit_units(cfg), bars=bars) as phase:
         fitted = fit_linear(banks["train"], banks["val"], target.info.num_classes, cfg, run.cfg.train.seed,
                             on_epoch=lambda *_: phase.advance())
     head = fitted.classifier.eval()
