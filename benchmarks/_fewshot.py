@@ -195,11 +195,20 @@ def paired(values: Sequence[float], baseline: Sequence[float]) -> tuple[float, f
     return mean, half, p
 
 
+MIN_CPU_SHARE = 0.75
+"""Quiet rows used 0.84-1.0 of their threads' CPU time over their training; a row that shared
+the cores with other work mid-way (which the load average at its ends can miss) used less."""
+
+
 def is_quiet(row: dict) -> bool:
-    """Whether a row trained on a quiet machine: the 1-minute load average at its start and end
-    at most its thread count + 0.5 (its wall time is then a timing, not a busy machine's)."""
-    limit = row.get("threads", 2) + 0.5
-    return row.get("load_start", limit + 1) <= limit and row.get("load_end", limit + 1) <= limit
+    """Whether a row trained on a quiet machine (its wall time is then a timing, not a busy
+    machine's): the 1-minute load average at its start and end at most its thread count + 0.5,
+    and its process busy on its threads for at least :data:`MIN_CPU_SHARE` of the wall time."""
+    threads = row.get("threads", 2)
+    limit = threads + 0.5
+    loads = row.get("load_start", limit + 1) <= limit and row.get("load_end", limit + 1) <= limit
+    cpu, wall = row.get("train_cpu_seconds"), row.get("train_seconds")
+    return loads and (cpu is None or not wall or cpu >= MIN_CPU_SHARE * threads * wall)
 
 
 def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accuracy", "macro_f1")

@@ -44,6 +44,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 from _fewshot import (  # noqa: E402  (benchmarks/ on sys.path)
     CORPORA,
+    MIN_CPU_SHARE,
     Corpus,
     Splits,
     append_row,
@@ -514,8 +515,8 @@ def section(rows: list[dict], record: Path, selection: Path = SELECTION) -> str:
             "only between rows of one machine. "
             "Mean ± 95% t half-width over draws; Δ: paired difference against SetFit on the same "
             "draws, with the paired t test's p. Training seconds: the median over the draws that ran "
-            "on a quiet machine (load average at most the threads + 0.5 at start and end; their count "
-            "in brackets). Every row's timer covers what it takes to get its classifier, and test "
+            "on a quiet machine (load average at most the threads + 0.5 at start and end, and the "
+            f"process busy on its threads at least {MIN_CPU_SHARE:.0%} of the time; their count in brackets). Every row's timer covers what it takes to get its classifier, and test "
             "predictions are made after it: the supcon library's rows (supcon, ce, ce+supcon) time "
             "`supcon.train` (fine-tuning, then the linear stage, which also encodes the validation split "
             "to choose its epoch; SetFit reads no validation split); rows recorded without fine-tuning "

@@ -203,6 +203,15 @@ def _row(method, draw, acc, load, seconds=100.0):
             "details": {"finetune_seconds": seconds / 2}}
 
 
+def test_a_row_that_shared_its_cores_mid_way_is_not_quiet_though_its_loads_were(bench):
+    _, fs = bench
+    assert fs.is_quiet(_row("setfit", 0, 60.0, 2.5)) and not fs.is_quiet(_row("setfit", 0, 60.0, 2.6))
+    shared = {**_row("setfit", 0, 60.0, 1.0, seconds=56.5), "train_cpu_seconds": 74.5}  # 66% of 2 threads
+    assert not fs.is_quiet(shared)
+    assert fs.is_quiet({**shared, "train_cpu_seconds": 0.75 * 2 * 56.5})
+    assert fs.is_quiet({k: v for k, v in shared.items() if k != "train_cpu_seconds"})  # older rows: loads only
+
+
 def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, monkeypatch):
     tf, fs = bench
     record = tmp_path / "r.jsonl"
