@@ -41,7 +41,7 @@ ALIASES = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "op
 def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_set: Any = None, *,
           val_set: Any = None, method: str | None = None, out: str | Path, config: str | Path | Config | None = None,
           resume: bool = False, progress: bool = True, on_checkpoint: Callable[[Any], None] | None = None,
-          **overrides: Any) -> dict[str, Any]:
+          test: bool = True, **overrides: Any) -> dict[str, Any]:
     """Pre-train (supcon/simclr) and fit the linear stage, or train ce, into the run folder ``out``.
 
     Args:
@@ -66,6 +66,10 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
             and with False, log lines on the ``supcon`` logger (one per epoch, one every ~10%).
         on_checkpoint: called with the position after every stage-1 checkpoint; an exception
             raised there stops the run as an interruption would.
+        test: score the test split at the end. False reads none: no test split is carved from
+            a ``Dataset`` train_set (``test_set`` must then be None) and the results have no
+            ``test_top1``/``test_top5`` (for a few labelled examples and no test set, or runs
+            that only choose settings on validation).
         **overrides: config settings: dotted keys (``**{"optim.lr": 0.1}``), a field name that
             only one section has (``feat_dim=64``), or the short names in ``ALIASES``
             (``epochs``, ``batch_size``, ``lr``, ``seed``, ``device``, ``temperature``,
@@ -90,6 +94,8 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
     own_encoder, own_data = _is_module(encoder), _is_dataset(train_set)
     if (test_set is not None or val_set is not None) and not own_data:
         raise ConfigError("test_set and val_set go with a Dataset train_set; a named data set brings its own splits")
+    if test_set is not None and not test:
+        raise ConfigError("test_set with test=False: a run that scores no test split takes none")
     settings = {key: value for key, value in (("method", method),
                                               ("model.encoder", object_name(encoder) if own_encoder else encoder),
                                               ("data.name", object_name(train_set) if own_data else
@@ -108,11 +114,13 @@ def train(encoder: nn.Module | str | None = None, train_set: Any = None, test_se
     splits = None
     if own_data:
         splits = splits_from_objects(train_set, test_set, val_set, val_fraction=cfg.data.val_fraction,
-                                     seed=cfg.train.seed, image_size=cfg.data.image_size)
+                                     seed=cfg.train.seed, image_size=cfg.data.image_size,
+                                     **({} if test else {"test_fraction": 0.0}))  # nothing held out for no test
     joined = dist.init_from_env(cfg.train.device)  # a no-op unless launched by torchrun
     try:
         results = run_training(cfg, out, resume=resume, progress=progress and dist.is_main(),
-                               on_checkpoint=on_checkpoint, encoder=encoder if own_encoder else None, splits=splits)
+                               on_checkpoint=on_checkpoint, test=test, encoder=encoder if own_encoder else None,
+                               splits=splits)
     except BaseException:
         if joined:
             dist.teardown(wait=False)  # do not wait for ranks that may be stuck in a collective

@@ -91,6 +91,16 @@ def test_given_test_and_val_sets_are_used_as_they_are():
     assert (splits.test.images[0].float() - first[0].round()).abs().max() <= 1
 
 
+def test_without_a_test_split_every_item_trains_and_no_test_score_is_made(tiny_config, tmp_path):
+    order = np.random.default_rng(0).permutation(len(DIGITS.target))
+    cfg = tiny_config("supcon")
+    results = supcon.train(train_set=Items("pil", order[:1000]), val_set=Items("pil", order[1000:1300]), test=False,
+                           config=cfg, out=tmp_path / "run", progress=False)
+    assert "test_top1" not in results and "test_top5" not in results and results["val_top1"] > 0
+    # steps count the whole train_set (a carved 20% test split would leave 800 items)
+    assert results["steps"] == cfg.train.epochs * (1000 // cfg.train.batch_size) != cfg.train.epochs * (800 // cfg.train.batch_size)
+
+
 def test_a_large_dataset_is_read_item_by_item_with_the_same_images(monkeypatch):
     import supcon.data.objects as objects
 
@@ -343,6 +353,7 @@ def test_bad_arguments_are_named_in_one_line(tiny_config, tmp_path):
         (dict(train_set=Items("pil"), weight_decay=0.1), ConfigError, "ambiguous setting 'weight_decay'"),
         (dict(train_set=Items("pil"), learning_rate=0.1), ConfigError, "unknown setting 'learning_rate'"),
         (dict(train_set="digits", test_set=Items("pil")), ConfigError, "test_set and val_set go with a Dataset"),
+        (dict(train_set=Items("pil"), test_set=Items("pil"), test=False), ConfigError, "test_set with test=False"),
         (dict(encoder=nn.Conv2d(1, 4, 3), train_set=Items("pil")), ValueError, "not [B, F]"),
         (dict(encoder=TinyNet(), train_set=Items("pil"), **{"model.encoder_options": {"widths": [8]}}),
          ConfigError, "model.encoder_options configure a named encoder"),
