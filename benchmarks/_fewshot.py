@@ -19,7 +19,7 @@ import importlib.util
 import json
 import statistics
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,12 +211,13 @@ def is_quiet(row: dict) -> bool:
     return loads and (cpu is None or not wall or cpu >= MIN_CPU_SHARE * threads * wall)
 
 
-def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accuracy", "macro_f1")
-              ) -> list[dict]:
+def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accuracy", "macro_f1"),
+              timed: Callable[[dict], bool] = lambda row: True) -> list[dict]:
     """One summary per (data, n, method): per metric its mean and interval, and against
     ``baseline`` (on the draws both finished) the paired difference and p; the median
     training wall seconds of the quiet rows (:func:`is_quiet`; None without one), of their
-    fine-tuning alone where a row records it, and the median CPU seconds of all."""
+    fine-tuning alone where a row records it, and the median CPU seconds of all; rows for which
+    ``timed`` is False (timed by an older harness) count for the scores, not the seconds."""
     cells: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         if "error" not in r:
@@ -225,8 +226,8 @@ def summarise(rows: list[dict], baseline: str, metrics: Sequence[str] = ("accura
     for (data, n, method), by_draw in sorted(cells.items()):
         base = cells.get((data, n, baseline), {})
         common = sorted(set(by_draw) & set(base))
-        cpu = [r["train_cpu_seconds"] for r in by_draw.values() if "train_cpu_seconds" in r]
-        quiet = [r for r in by_draw.values() if is_quiet(r)]
+        cpu = [r["train_cpu_seconds"] for r in by_draw.values() if "train_cpu_seconds" in r and timed(r)]
+        quiet = [r for r in by_draw.values() if is_quiet(r) and timed(r)]
         finetune = [r["details"]["finetune_seconds"] for r in quiet if "finetune_seconds" in r.get("details", {})]
         s = {"data": data, "n": n, "method": method, "draws": len(by_draw),
              "train_seconds": statistics.median(r["train_seconds"] for r in quiet) if quiet else None,

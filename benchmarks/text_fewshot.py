@@ -221,6 +221,18 @@ TUNING_DRAW, TUNING_N = 100, 8  # a draw no table row uses (they use 0..draws-1)
 SELECTION = HERE / "text-fewshot" / "selection.jsonl"
 FINE_TUNED = ("supcon", "ce", "ce+supcon")
 TIMES_FINE_TUNING = (*FINE_TUNED, "setfit")  # rows whose details hold "finetune_seconds"
+HARNESS = 2
+"""What the fine-tuned rows' timer covers: 2, ``supcon.train(test=False)`` encodes the validation
+split once; 1 (rows without ``harness``), it also encoded it as a stand-in test split; earlier
+rows, without fine-tuning seconds, encoded the test split itself."""
+
+
+def timing_current(row: dict) -> bool:
+    """Whether a row's seconds measure what this harness times (else they are left out of the
+    medians and ``--retime`` times the row again)."""
+    if row["method"] in TIMES_FINE_TUNING and "finetune_seconds" not in row.get("details", {}):
+        return False
+    return row["method"] not in FINE_TUNED or row.get("harness", 1) >= HARNESS
 
 
 def chosen_recipe(method: str, data: str, selection: Path = SELECTION) -> dict:
@@ -241,10 +253,10 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
     ``recipe``, then its classifier on the fine-tuned encoder; predictions on ``parts``, made after
     the timer as for every row. Timed: ``supcon.train``, that is fine-tuning and the linear stage
     (encoding the training and validation texts, fitting, choosing its epoch on validation); the
-    fine-tuning epochs alone are the run's recorded epoch times. ``supcon.train``'s own closing
-    test evaluation is given the validation split, so the timer never encodes test texts, and
-    without "test" in ``parts`` no test text is read at all. The run folder is temporary unless
-    ``run_dir`` (an empty or missing folder) is given."""
+    fine-tuning epochs alone are the run's recorded epoch times. ``supcon.train`` is told to score
+    no test split (``test=False``), so the timer never encodes test texts, and without "test" in
+    ``parts`` no test text is read at all. The run folder is temporary unless ``run_dir`` (an
+    empty or missing folder) is given."""
     import torch
 
     import supcon
@@ -256,7 +268,7 @@ def supcon_row(method: str, task: Task, texts: list[str], labels: np.ndarray, se
         out = str(run_dir or tmp)
         with Stopwatch() as watch:
             supcon.train(encoder=f"transformers:{task.weights}", train_set=list(zip(texts, labels.tolist(), strict=True)),
-                         val_set=val, test_set=val, method=method, out=out, seed=seed, progress=False,
+                         val_set=val, test=False, method=method, out=out, seed=seed, progress=False,
                          **{**recipe, "model.encoder_options": {"max_length": MAX_TOKENS}})
         finetune = round(sum(epoch_records(Path(out))["epoch_time_s"]), 2)
         encoder = supcon.load_encoder(out).eval()
@@ -388,8 +400,7 @@ def retime(args: argparse.Namespace) -> None:
     rows = read_record(args.record)
     tasks: dict[str, Task] = {}
     for i, old in enumerate(rows):
-        timed = is_quiet(old) and (old["method"] not in TIMES_FINE_TUNING
-                                   or "finetune_seconds" in old.get("details", {}))
+        timed = is_quiet(old) and timing_current(old)
         if ("error" in old or timed or old["data"] not in args.data or old["n"] not in args.n
                 or old["method"] not in args.methods or old["draw"] >= args.draws):
             continue
@@ -404,13 +415,13 @@ def retime(args: argparse.Namespace) -> None:
             print(f"{what}: the machine was busy again (load {new['load_start']:.1f}); kept as it was")
             continue
         timing = ("train_seconds", "train_cpu_seconds", "wall_seconds", "load_start", "load_end", "nice", "when", "versions",
-                  "machine")
+                  "machine", "harness")
         details = {**old.get("details", {}), **{k: v for k, v in new["details"].items() if k == "finetune_seconds"}}
         rows[i] = {**old, **{k: new[k] for k in timing if k in new}, "details": details, "retimed": True}
         tmp = args.record.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         tmp.replace(args.record)
-        why = "timed when busy" if not is_quiet(old) else "timed without its fine-tuning seconds"
+        why = "timed when busy" if not is_quiet(old) else "timed by an older harness"
         print(f"{what}: retimed, training {new['train_seconds']:.0f} s (was {old['train_seconds']:.0f} s, {why})",
               flush=True)
 
@@ -424,7 +435,7 @@ def one_row(method: str, task: Task, n: int, d: int, idx: np.ndarray, threads: i
             "train_seconds": round(watch.wall, 2), "train_cpu_seconds": round(watch.cpu, 2),
             "wall_seconds": round(time.perf_counter() - start, 1), "details": details,
             "sizes": {"train": len(idx), "val": len(task.splits.val), "test": len(task.splits.test)},
-            **_conditions(threads, load)}
+            "harness": HARNESS, **_conditions(threads, load)}
 
 
 def _pm(value: tuple[float, float]) -> str:
@@ -446,7 +457,7 @@ def table(rows: list[dict]) -> str:
              "| training CPU s (median) |",
              "|" + "---|" * 11]
     order = {m: i for i, m in enumerate(METHODS)}
-    for s in sorted(summarise(rows, BASELINE), key=lambda s: (s["data"], s["n"], order.get(s["method"], 99))):
+    for s in sorted(summarise(rows, BASELINE, timed=timing_current), key=lambda s: (s["data"], s["n"], order.get(s["method"], 99))):
         wall = "— (no quiet draw)" if s["train_seconds"] is None else f"{s['train_seconds']:.1f} ({s['quiet_draws']})"
         lines.append(f"| {s['data']} | {s['n']} | {s['method']} | {s['draws']} | {_pm(s['accuracy'])} "
                      f"| {_pm(s['macro_f1'])} | {_diff(s.get('accuracy_vs_setfit'))} "
@@ -459,7 +470,7 @@ def table(rows: list[dict]) -> str:
 def goal_lines(rows: list[dict]) -> list[str]:
     """Per (data, N): does supcon or ce+supcon reach SetFit's accuracy (paired 95% interval of the
     difference not below zero) in no more training time (quiet medians)? Whichever way it falls."""
-    cells = {(s["data"], s["n"], s["method"]): s for s in summarise(rows, BASELINE)}
+    cells = {(s["data"], s["n"], s["method"]): s for s in summarise(rows, BASELINE, timed=timing_current)}
     out = []
     for data, n in sorted({(d, k) for d, k, _ in cells}):
         base = cells.get((data, n, BASELINE))
@@ -519,9 +530,10 @@ def section(rows: list[dict], record: Path, selection: Path = SELECTION) -> str:
             f"process busy on its threads at least {MIN_CPU_SHARE:.0%} of the time; their count in brackets). Every row's timer covers what it takes to get its classifier, and test "
             "predictions are made after it: the supcon library's rows (supcon, ce, ce+supcon) time "
             "`supcon.train` (fine-tuning, then the linear stage, which also encodes the validation split "
-            "to choose its epoch; SetFit reads no validation split); rows recorded without fine-tuning "
-            "seconds were timed when `supcon.train` also encoded the test split (`--retime` times them "
-            "again). Fine-tuning seconds: the supcon rows' training epochs "
+            "to choose its epoch; SetFit reads no validation split); `supcon.train(test=False)` scores no "
+            "test split, so that timer encodes the validation split once (rows timed by earlier harnesses, "
+            "which also encoded a test split or the validation split a second time in its place, are left "
+            "out of the medians, and `--retime` times them again). Fine-tuning seconds: the supcon rows' training epochs "
             "(without the linear stage), SetFit's body training (without its head fit), "
             "median over the quiet draws that recorded them. A missing row has not run yet (the record resumes).\n\n"
             + table(rows) + "\n\nThe goal (supcon or ce+supcon at least as accurate as SetFit, in no more "

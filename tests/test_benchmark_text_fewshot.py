@@ -200,7 +200,7 @@ def _row(method, draw, acc, load, seconds=100.0):
     return {"data": "d", "n": 8, "draw": draw, "method": method, "accuracy": acc, "macro_f1": acc - 1,
             "train_seconds": seconds, "train_cpu_seconds": 2 * seconds, "wall_seconds": seconds + 1,
             "threads": 2, "load_start": load, "load_end": load, "nice": 0, "when": "t", "versions": {},
-            "details": {"finetune_seconds": seconds / 2}}
+            "details": {"finetune_seconds": seconds / 2}, "harness": 2}
 
 
 def test_a_row_that_shared_its_cores_mid_way_is_not_quiet_though_its_loads_were(bench):
@@ -216,16 +216,18 @@ def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, 
     tf, fs = bench
     record = tmp_path / "r.jsonl"
     untimed = {**_row("setfit", 3, 55.0, 1.0), "details": {"seed": 3}}  # quiet, before fine-tuning was timed
-    for row in (_row("setfit", 0, 70.0, 9.0), _row("setfit", 1, 60.0, 1.0), _row("setfit", 2, 50.0, 9.0), untimed):
+    older = {k: v for k, v in _row("supcon", 4, 58.0, 1.0).items() if k != "harness"}  # quiet, an older harness
+    for row in (_row("setfit", 0, 70.0, 9.0), _row("setfit", 1, 60.0, 1.0), _row("setfit", 2, 50.0, 9.0), untimed,
+                older):
         fs.append_row(record, row)
     again = {0: _row("setfit", 0, 70.0, 1.2, seconds=40.0), 2: _row("setfit", 2, 51.0, 1.2, seconds=40.0),
-             3: _row("setfit", 3, 55.0, 1.2, seconds=30.0)}
+             3: _row("setfit", 3, 55.0, 1.2, seconds=30.0), 4: _row("supcon", 4, 58.0, 1.2, seconds=20.0)}
     monkeypatch.setattr(tf, "model_dir", lambda cache: tmp_path)
     monkeypatch.setattr(tf, "_task", lambda data, weights: type("T", (), {"corpus": type("C", (), {"labels": None}),
                                                                             "splits": type("S", (), {"pool": None})}))
     monkeypatch.setattr(tf, "draw", lambda *a: None)
     monkeypatch.setattr(tf, "one_row", lambda method, task, n, d, idx, threads: again[d])
-    args = tf.parse_args(["--retime", "--data", "tweet-sentiment", "--n", "8", "--methods", "setfit",
+    args = tf.parse_args(["--retime", "--data", "tweet-sentiment", "--n", "8", "--methods", "setfit,supcon",
                           "--record", str(record)])
     args.data = ["d"]
     tf.retime(args)
@@ -235,6 +237,18 @@ def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, 
     assert rows[2] == _row("setfit", 2, 50.0, 9.0)  # scores differ on retraining: left as it was
     assert fs.is_quiet(rows[0]) and not fs.is_quiet(rows[2])
     assert rows[3]["details"] == {"seed": 3, "finetune_seconds": 15.0} and rows[3]["train_seconds"] == 30.0
+    assert rows[4]["train_seconds"] == 20.0 and rows[4]["harness"] == 2 and tf.timing_current(rows[4])
+
+
+def test_fine_tuned_rows_of_an_older_harness_keep_their_scores_but_not_their_seconds(bench):
+    tf, fs = bench
+    old = {k: v for k, v in _row("supcon", 1, 64.0, 1.0, seconds=300.0).items() if k != "harness"}
+    rows = [_row("setfit", d, 60.0 + d, 1.0) for d in range(2)] + [_row("supcon", 0, 62.0, 1.0, seconds=90.0), old]
+    assert tf.timing_current(rows[0]) and tf.timing_current(rows[2]) and not tf.timing_current(old)
+    assert tf.timing_current({k: v for k, v in rows[0].items() if k != "harness"})  # SetFit's timer is unchanged
+    s = {x["method"]: x for x in fs.summarise(rows, "setfit", timed=tf.timing_current)}["supcon"]
+    assert s["accuracy"][0] == 63.0 and s["accuracy_vs_setfit"][0] == 2.5  # both draws score
+    assert s["train_seconds"] == 90.0 and s["quiet_draws"] == 1 and s["train_cpu_seconds"] == 180.0
 
 
 def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
@@ -268,7 +282,7 @@ def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(benc
     preds, watch, details = tf.supcon_row("supcon", task, [corpus.texts[i] for i in idx], corpus.labels[idx], 0, recipe)
     assert {p: len(v) for p, v in preds.items()} == {"val": 12, "test": 24}
     val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
-    assert given["val_set"] == given["test_set"] == val  # the timed call encodes no test text
+    assert given["val_set"] == val and given["test"] is False and "test_set" not in given  # no test text is timed
     assert set(np.concatenate(list(preds.values()))) <= {0, 1, 2}
     # the two epochs alone: part of the timed call, which also fits and evaluates the linear stage
     assert 0 < details["finetune_seconds"] < watch.wall and details["lr"] == 1e-3
@@ -308,7 +322,7 @@ def test_the_validation_sweep_pairs_variants_on_tuning_draws_and_never_reads_tes
     assert [(sorted(t for t, _ in kw["train_set"]), kw["epochs"]) for kw in calls] == [
         (texts_of[100], 2), (texts_of[100], 1), (texts_of[101], 2), (texts_of[101], 1)]  # tuning draws, paired
     val = list(zip(task.texts["val"], task.labels["val"].tolist(), strict=True))
-    assert all(kw["val_set"] == kw["test_set"] == val for kw in calls)  # no test text reaches training
+    assert all(kw["val_set"] == val and kw["test"] is False and "test_set" not in kw for kw in calls)  # no test text
     rows = fs.read_record(record)
     assert [(r["draw"], r["overrides"]) for r in rows] == [(100, {}), (100, {"epochs": 1}), (101, {}), (101, {"epochs": 1})]
     for row, ((x, y, val_x, val_y), head) in zip(rows, fits, strict=True):  # the logistic head, on the fine-tuned encoder
