@@ -31,6 +31,7 @@ from _fewshot import CORPORA, append_row, draw, is_quiet, paired, read_record, t
 from _results import write_section
 from text_fewshot import (  # sets the offline variables; neither import above loads a model library
     CACHE,
+    HARNESS,
     TUNING_DRAW,
     _conditions,
     _pm,
@@ -88,7 +89,7 @@ def one_run(method: str, task, n: int, d: int, factor: str, overrides: dict, thr
     return {"data": task.corpus.name, "n": n, "draw": d, "method": method, "factor": factor,
             "overrides": overrides, "recipe": recipe, **score(preds, task),
             **{"lr_head_" + k: v for k, v in lr_head.items()}, "train_seconds": round(watch.wall, 2),
-            "finetune_seconds": details["finetune_seconds"], **_conditions(threads, load)}
+            "finetune_seconds": details["finetune_seconds"], "harness": HARNESS, **_conditions(threads, load)}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -154,7 +155,10 @@ def section(rows: list[dict], n: int) -> str:
             "recipe, fixed before the runs. Exploratory: many comparisons on few draws, p unadjusted. "
             "The linear stage chooses its epoch and the logistic head its C on the same validation "
             "split, so both heads' accuracies are optimistic alike. Seconds: median over runs on a quiet "
-            f"machine ({'; '.join(machines)}).\n\n" + table(rows, n) + "\n")
+            f"machine ({'; '.join(machines)})" + (
+                "; taken when `supcon.train` also encoded the validation split a second time, as a stand-in "
+                "test split, so they compare between the rows of this table only"
+                if any(r.get("harness", 1) < HARNESS for r in rows) else "") + ".\n\n" + table(rows, n) + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
