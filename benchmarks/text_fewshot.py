@@ -389,10 +389,11 @@ def run(args: argparse.Namespace) -> None:
 
 def retime(args: argparse.Namespace) -> None:
     """Train again every finished row (of ``args.data``, ``args.n``, ``args.methods``, draws below
-    ``args.draws``) whose training ran on a busy machine, or which has no fine-tuning seconds
-    though its method records them, and replace its timing fields with this run's when this run is
-    quiet. Its scores must come out the same (the rows are seeded); a
-    row whose scores differ is reported and left as it was. The record is rewritten atomically."""
+    ``args.draws``) whose training ran on a busy machine or whose seconds an older harness took
+    (:func:`timing_current`), or with ``args.all`` every such row, and replace its timing fields
+    with this run's when this run is quiet. Its scores must come out the same (the rows are
+    seeded); a row whose scores differ is reported and left as it was. The record is rewritten
+    atomically."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -400,7 +401,7 @@ def retime(args: argparse.Namespace) -> None:
     rows = read_record(args.record)
     tasks: dict[str, Task] = {}
     for i, old in enumerate(rows):
-        timed = is_quiet(old) and timing_current(old)
+        timed = is_quiet(old) and timing_current(old) and not args.all
         if ("error" in old or timed or old["data"] not in args.data or old["n"] not in args.n
                 or old["method"] not in args.methods or old["draw"] >= args.draws):
             continue
@@ -421,7 +422,8 @@ def retime(args: argparse.Namespace) -> None:
         tmp = args.record.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         tmp.replace(args.record)
-        why = "timed when busy" if not is_quiet(old) else "timed by an older harness"
+        why = ("timed when busy" if not is_quiet(old) else "timed by an older harness" if not timing_current(old)
+               else "timed again")
         print(f"{what}: retimed, training {new['train_seconds']:.0f} s (was {old['train_seconds']:.0f} s, {why})",
               flush=True)
 
@@ -561,6 +563,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--selection", type=Path, default=SELECTION, help="the selection's JSON-lines record (resumed)")
     p.add_argument("--retime", action="store_true",
                    help="train again the rows timed on a busy machine and keep their quiet timing, then stop")
+    p.add_argument("--all", action="store_true",
+                   help="with --retime: time every selected row again (rows to compare timed side by side)")
     p.add_argument("--write", type=Path, default=None, help="put the table into this RESULTS.md")
     p.add_argument("--no-run", action="store_true", help="only print (and --write) the table")
     args = p.parse_args(argv)

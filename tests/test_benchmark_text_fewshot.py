@@ -238,6 +238,10 @@ def test_retime_keeps_the_scores_and_takes_only_a_quiet_timing(bench, tmp_path, 
     assert fs.is_quiet(rows[0]) and not fs.is_quiet(rows[2])
     assert rows[3]["details"] == {"seed": 3, "finetune_seconds": 15.0} and rows[3]["train_seconds"] == 30.0
     assert rows[4]["train_seconds"] == 20.0 and rows[4]["harness"] == 2 and tf.timing_current(rows[4])
+    args.all = True  # every row again: the quiet one too
+    again[1] = _row("setfit", 1, 60.0, 1.1, seconds=45.0)
+    tf.retime(args)
+    assert fs.read_record(record)[1]["train_seconds"] == 45.0
 
 
 def test_fine_tuned_rows_of_an_older_harness_keep_their_scores_but_not_their_seconds(bench):
