@@ -487,8 +487,10 @@ def goal_lines(rows: list[dict]) -> list[str]:
             accurate = "yes" if low >= 0 else ("no" if low == low else "not measured")
             times = (s["train_seconds"], base["train_seconds"])
             faster = "not timed quietly" if None in times else ("yes" if times[0] <= times[1] else "no")
-            out.append(f"- {data}, N={n}, {method} vs SetFit on {min(s['draws'], base['draws'])} shared draws: "
-                       f"accuracy {mean:+.1f} (interval low {low:+.1f}): at least as accurate: {accurate}; "
+            shared = min(s["draws"], base["draws"])
+            interval = f"interval low {low:+.1f}" if low == low else f"no interval from {shared} draw"
+            out.append(f"- {data}, N={n}, {method} vs SetFit on {shared} shared draws: "
+                       f"accuracy {mean:+.1f} ({interval}): at least as accurate: {accurate}; "
                        f"no more training time: {faster}.")
     return out
 

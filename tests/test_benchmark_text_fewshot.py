@@ -264,6 +264,9 @@ def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
     assert "supcon vs SetFit on 3 shared draws: accuracy +2.1" in lines[0]
     assert lines[0].endswith("at least as accurate: yes; no more training time: yes.")
     assert lines[1].endswith("at least as accurate: no; no more training time: not timed quietly.")
+    one = tf.goal_lines([_row("setfit", 0, 60.0, 1.0, 200.0), _row("supcon", 0, 61.0, 1.0, 100.0)])
+    assert one == ["- d, N=8, supcon vs SetFit on 1 shared draws: accuracy +1.0 (no interval from 1 draw): "
+                   "at least as accurate: not measured; no more training time: yes."]
 
 
 def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(bench, tmp_path, monkeypatch):
