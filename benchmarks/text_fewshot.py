@@ -390,7 +390,7 @@ def run(args: argparse.Namespace) -> None:
 def retime(args: argparse.Namespace) -> None:
     """Train again every finished row (of ``args.data``, ``args.n``, ``args.methods``, draws below
     ``args.draws``) whose training ran on a busy machine or whose seconds an older harness took
-    (:func:`timing_current`), or with ``args.all`` every such row, and replace its timing fields
+    (:func:`timing_current`), or with ``args.all`` every one of them, and replace its timing fields
     with this run's when this run is quiet. Its scores must come out the same (the rows are
     seeded); a row whose scores differ is reported and left as it was. The record is rewritten
     atomically."""
