@@ -255,18 +255,36 @@ def test_fine_tuned_rows_of_an_older_harness_keep_their_scores_but_not_their_sec
     assert s["train_seconds"] == 90.0 and s["quiet_draws"] == 1 and s["train_cpu_seconds"] == 180.0
 
 
-def test_the_goal_needs_the_paired_interval_above_zero_and_quiet_times(bench):
+def test_the_goal_reads_holm_adjusted_p_over_the_primary_family_and_quiet_times(bench):
     tf, _ = bench
-    rows = [_row("setfit", d, a, 1.0, 200.0) for d, a in enumerate((60.0, 62.0, 64.0))]
-    rows += [_row("supcon", d, a + 2.0 + 0.1 * d, 1.0, 100.0) for d, a in enumerate((60.0, 62.0, 64.0))]
-    rows += [_row("ce+supcon", d, a - 1.0, 9.0, 100.0) for d, a in enumerate((60.0, 62.0, 64.0))]
+    from scipy import stats
+
+    accs = (60.0, 62.0, 64.0)
+    rows = [_row("setfit", d, a, 1.0, 200.0) for d, a in enumerate(accs)]
+    rows += [_row("supcon", d, a + 2.0 + 0.1 * d, 1.0, 100.0) for d, a in enumerate(accs)]
+    rows += [_row("ce+supcon", d, a - 1.0 + (0.5, -0.5, 0.0)[d], 9.0, 100.0) for d, a in enumerate(accs)]
     lines = tf.goal_lines(rows)
-    assert "supcon vs SetFit on 3 shared draws: accuracy +2.1" in lines[0]
-    assert lines[0].endswith("at least as accurate: yes; no more training time: yes.")
-    assert lines[1].endswith("at least as accurate: no; no more training time: not timed quietly.")
+    # Holm over data "d" x N 8, 32 x two methods = 4; the unmeasured N=32 pair counts at p = 1
+    p_sup = stats.ttest_rel([62.0, 64.1, 66.2], accs).pvalue
+    p_ce = stats.ttest_rel([59.5, 60.5, 63.0], accs).pvalue
+    assert p_sup < p_ce < 0.5
+    adj_sup, adj_ce = 4 * p_sup, max(4 * p_sup, 3 * p_ce)
+    assert len(lines) == 2
+    assert lines[0].startswith("- d, N=8, supcon vs SetFit on 3 shared draws: accuracy +2.1 points, 95% interval "
+                               f"+1.9 to +2.3, Holm-adjusted p {adj_sup:.2g}: more accurate (adjusted p < 0.05);")
+    assert lines[0].endswith("shown more accurate (strict reading): yes; not shown less accurate (lenient reading): "
+                             "yes; no more training time: yes (100 against 200 s).")
+    assert f"Holm-adjusted p {min(adj_ce, 1):.2g}: no difference detected (the interval excludes effects below " \
+           in lines[1]
+    assert lines[1].endswith("shown more accurate (strict reading): no; not shown less accurate (lenient reading): "
+                             "yes; no more training time: not timed quietly.")
+    worse = [_row("setfit", d, a, 1.0) for d, a in enumerate(accs)] + [_row("supcon", d, a - 3.0 - 0.2 * d, 1.0)
+                                                                         for d, a in enumerate(accs)]
+    assert "less accurate (adjusted p < 0.05); shown more accurate (strict reading): no; not shown less accurate " \
+           "(lenient reading): no;" in tf.goal_lines(worse)[0]
     one = tf.goal_lines([_row("setfit", 0, 60.0, 1.0, 200.0), _row("supcon", 0, 61.0, 1.0, 100.0)])
-    assert one == ["- d, N=8, supcon vs SetFit on 1 shared draws: accuracy +1.0 (no interval from 1 draw): "
-                   "at least as accurate: not measured; no more training time: yes."]
+    assert one == ["- d, N=8, supcon vs SetFit on 1 shared draw: accuracy +1.0 points (no interval from 1 draw): "
+                   "at least as accurate: not measured; no more training time: yes (100 against 200 s)."]
 
 
 def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(bench, tmp_path, monkeypatch):
