@@ -17,7 +17,7 @@ the rows already there.
 
     python benchmarks/text_fewshot.py --quick                # 1 draw, N=8, tweets
     python benchmarks/text_fewshot.py --methods frozen-lr,setfit
-    python benchmarks/text_fewshot.py --write benchmarks/RESULTS.md   # table from the record
+    python benchmarks/text_fewshot.py --no-run --plot docs/figures/text-fewshot.png --write benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -519,6 +519,58 @@ def goal_lines(rows: list[dict]) -> list[str]:
     return out
 
 
+def plot_points(rows: list[dict]) -> list[dict]:
+    """The figure's points: per (data, N, method) its quiet median training seconds and its
+    accuracy's mean and 95% half-width (methods without a quiet timing are left out)."""
+    return [{"data": s["data"], "n": s["n"], "method": s["method"], "seconds": s["train_seconds"],
+             "accuracy": s["accuracy"][0], "half": s["accuracy"][1], "draws": s["draws"]}
+            for s in summarise(rows, BASELINE, timed=timing_current) if s["train_seconds"] is not None]
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Accuracy (mean, 95% interval over draws) against training seconds (log scale), one panel
+    per data set and N: up and to the left is better."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = plot_points(rows)
+    panels = sorted({(p["data"], p["n"]) for p in points})
+    if not panels:
+        raise SystemExit("--plot: no quietly timed rows in the record yet")
+    cols = sorted({n for _, n in panels})
+    datas = sorted({d for d, _ in panels})
+    fig, axes = plt.subplots(len(datas), len(cols), figsize=(4.2 * len(cols), 3.2 * len(datas)), dpi=110,
+                             squeeze=False)
+    style = {m: (marker, f"C{i}") for i, (m, marker) in enumerate(zip(METHODS, "osD^v", strict=True))}
+    handles = {}
+    for (data, n), ax in ((key, axes[datas.index(key[0])][cols.index(key[1])]) for key in panels):
+        here = [p for p in points if (p["data"], p["n"]) == (data, n)]
+        for p in here:
+            marker, colour = style.get(p["method"], ("o", "k"))
+            half = 0.0 if p["half"] != p["half"] else p["half"]
+            handles[p["method"]] = ax.errorbar(p["seconds"], p["accuracy"], yerr=half, fmt=marker, color=colour,
+                                               capsize=3)
+        draws = sorted({p["draws"] for p in here})
+        count = f"{draws[0]}" if len(draws) == 1 else f"{draws[0]}-{draws[-1]}"
+        ax.set_xscale("log")
+        ax.set_title(f"{data}, N={n} per class ({count} draws)", fontsize=9)
+        ax.set_xlabel("training seconds, 2 CPU threads (log)", fontsize=8)
+        ax.set_ylabel("test accuracy %", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    for ax in (a for row in axes for a in row if not a.has_data()):
+        ax.set_visible(False)
+    ordered = [m for m in METHODS if m in handles]
+    fig.legend([handles[m] for m in ordered], ordered, loc="lower center", ncol=len(ordered), fontsize=8,
+               frameon=False)
+    fig.suptitle("Few-shot text: accuracy against training time (all-MiniLM-L6-v2)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def selection_table(selection: Path) -> str:
     """The recipe selection: validation accuracy of every grid point, the chosen one in bold."""
     rows = read_record(selection)
@@ -539,8 +591,14 @@ def selection_table(selection: Path) -> str:
     return "\n".join(lines)
 
 
-def section(rows: list[dict], record: Path, selection: Path = SELECTION) -> str:
-    """The RESULTS.md section: command, conditions read from the record, and the table."""
+def section(rows: list[dict], record: Path, selection: Path = SELECTION, figure: Path | None = None,
+            results: Path | None = None) -> str:
+    """The RESULTS.md section: command, conditions read from the record, the table, and the
+    figure drawn by ``--plot`` (linked relative to ``results``, the file the section goes into)."""
+    shown = ""
+    if figure is not None and results is not None:
+        link = os.path.relpath(figure.resolve(), results.resolve().parent)
+        shown = f"![accuracy against training seconds per data set and N]({link})\n\n"
     loads = [r[k] for r in rows for k in ("load_start", "load_end")]
     vers = rows[-1]["versions"] if rows else {}
     threads = "/".join(str(t) for t in sorted({r["threads"] for r in rows}))
@@ -568,8 +626,8 @@ def section(rows: list[dict], record: Path, selection: Path = SELECTION) -> str:
             "time). Primary endpoints, fixed before the runs: the accuracy of supcon and of ce+supcon against "
             f"SetFit on each data set at N = {' and '.join(map(str, PRIMARY_N))}; their p-values are "
             "Holm-adjusted as one family, an endpoint not yet measured counting as p = 1, and the verdicts "
-            "use the adjusted p (the intervals are each comparison's own 95%):\n\n" + "\n".join(goal_lines(rows)) + "\n\n"
-            f"The fine-tuned rows' recipe (AdamW, {BASE_RECIPE['epochs']} epochs at batch "
+            "use the adjusted p (the intervals are each comparison's own 95%):\n\n" + "\n".join(goal_lines(rows)) + "\n\n" + shown
+            + f"The fine-tuned rows' recipe (AdamW, {BASE_RECIPE['epochs']} epochs at batch "
             f"{BASE_RECIPE['batch_size']}, then the {BASE_RECIPE['linear.epochs']}-epoch linear stage): lr and the "
             "heads' lr scale chosen per method and data set on the validation split of a tuning draw "
             f"(draw {TUNING_DRAW}, N={TUNING_N}, never a table draw; `--select`), chosen point in bold:\n\n"
@@ -595,6 +653,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--all", action="store_true",
                    help="with --retime: time every selected row again (rows to compare timed side by side)")
     p.add_argument("--write", type=Path, default=None, help="put the table into this RESULTS.md")
+    p.add_argument("--plot", type=Path, default=None, help="draw accuracy against training time into this PNG")
     p.add_argument("--no-run", action="store_true", help="only print (and --write) the table")
     args = p.parse_args(argv)
     if args.quick:
@@ -622,8 +681,10 @@ def main(argv: list[str] | None = None) -> None:
         run(args)
     rows = [r for r in read_record(args.record) if "error" not in r]
     print(table(rows))
+    if args.plot:
+        plot(rows, args.plot)
     if args.write:
-        write_section(args.write, HEADING, section(rows, args.record, args.selection))
+        write_section(args.write, HEADING, section(rows, args.record, args.selection, figure=args.plot, results=args.write))
 
 
 if __name__ == "__main__":

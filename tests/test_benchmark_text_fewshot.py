@@ -287,6 +287,28 @@ def test_the_goal_reads_holm_adjusted_p_over_the_primary_family_and_quiet_times(
                    "at least as accurate: not measured; no more training time: yes (100 against 200 s)."]
 
 
+def test_the_figure_plots_each_quietly_timed_summary_and_is_linked_from_the_section(bench, tmp_path):
+    tf, fs = bench
+    accs = (60.0, 62.0, 64.0)
+    rows = [_row("setfit", d, a, 1.0, 200.0) for d, a in enumerate(accs)]
+    rows += [_row("supcon", d, a + 1.0, 1.0, 100.0 + d) for d, a in enumerate(accs)]
+    rows += [_row("ce", d, a, 9.0) for d, a in enumerate(accs)]  # never quiet: no point
+    rows += [{**_row("supcon", 0, 70.0, 1.0, 50.0), "n": 32}, {**_row("setfit", 0, 71.0, 1.0, 300.0), "n": 32}]
+    points = {(p["n"], p["method"]): p for p in tf.plot_points(rows)}
+    assert set(points) == {(8, "setfit"), (8, "supcon"), (32, "setfit"), (32, "supcon")}
+    mean, half = fs.t_interval([61.0, 63.0, 65.0])
+    assert points[(8, "supcon")] == {"data": "d", "n": 8, "method": "supcon", "seconds": 101.0,
+                                     "accuracy": mean, "half": half, "draws": 3}
+    assert points[(32, "supcon")]["half"] != points[(32, "supcon")]["half"]  # one draw: no interval
+    record, results, figure = tmp_path / "rec.jsonl", tmp_path / "b" / "RESULTS.md", tmp_path / "docs" / "f.png"
+    record.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results.parent.mkdir()
+    results.write_text("# Benchmark results\n")
+    tf.main(["--no-run", "--record", str(record), "--plot", str(figure), "--write", str(results)])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![accuracy against training seconds per data set and N](../docs/f.png)" in results.read_text()
+
+
 def test_the_supcon_row_fine_tunes_the_tiny_bert_and_times_its_epochs_apart(bench, tmp_path, monkeypatch):
     pytest.importorskip("transformers")
     import supcon

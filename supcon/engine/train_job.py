@@ -1,7 +1,7 @@
 """The whole `supcon train` job: data + model + method -> pre-training -> linear stage -> results.
 
 Stage 1 trains the method's model (SupCon/SimCLR: encoder + projection head; CE: encoder +
-classifier) with the shared loop, checkpointing atomically every epoch (and every K steps).
+classifier) with the shared loop, checkpointing atomically every epoch or K epochs (and every K steps).
 Stage 2 (contrastive methods) fits a linear classifier on the frozen encoder's representations
 and picks its epoch on the validation split; CE is evaluated with its own classifier. Test
 accuracy is computed once, at the end.
@@ -57,7 +57,7 @@ def run_training(cfg: Config, out_dir: str | Path, *, resume: bool = False, prog
         progress: show tqdm progress bars where stderr is a terminal or a notebook shows them as
             widgets (else, and with False, a log line every ~10% of an epoch and one per epoch).
         on_checkpoint: called on every process with the position right after each stage-1
-            checkpoint (every K steps and every epoch); an exception raised there stops the run
+            checkpoint (every K steps and at the checkpointed epochs' ends); an exception raised there stops the run
             as an interruption at that point would (how the tests interrupt a run).
         test: evaluate on the test split at the end; False (model selection) never reads it, and
             the results have no ``test_top1``/``test_top5``.
@@ -173,7 +173,8 @@ def _pretrain(cfg, c: Components, state, ckpt_path, logger, progress, on_checkpo
         log.info("epoch %d/%d  loss %.4f  %s  %.0f %s  %.1fs", pos.epoch, cfg.train.epochs, summary["loss"],
                  f"probe acc {summary['probe_acc']:.1f}%" if "probe_acc" in summary else "",
                  summary["images_per_s"], rate, summary["epoch_time_s"])
-        checkpoint(pos)
+        if pos.epoch % cfg.train.checkpoint_every_epochs == 0 or pos.epoch == cfg.train.epochs:
+            checkpoint(pos)
 
     return train_loop(c.model, step_fn, _epoch_batches(c), optimizer, spec, position, scaler=scaler,
                       on_step=on_step, on_epoch=on_epoch, progress=progress_bar if progress else None, stage="pretrain",

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 import supcon
-from supcon.config import load_config
+from supcon.config import ConfigError, load_config
 from supcon.data import eval_loader, load_dataset
 from supcon.engine import train_job
 from supcon.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -62,6 +62,22 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(stop_after, 
     a = load_file(str(tmp_path / "full" / "encoder.safetensors"))
     b = load_file(str(tmp_path / "cut" / "encoder.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_every_k_epochs_and_the_last_and_resumes_from_the_kth(tmp_path, tiny_config, interrupt):
+    cfg = tiny_config("supcon", "train.epochs=3", "train.checkpoint_every_epochs=2")
+    seen = interrupt(99)  # never stops: lists every checkpoint
+    full = train_job.run_training(cfg, tmp_path / "full", on_checkpoint=seen)
+    steps = full["steps"] // 3
+    assert [(p["epoch"], p["step"]) for p in seen.positions] == [(2, 2 * steps), (3, 3 * steps)]
+    stop = interrupt(1)
+    with pytest.raises(KeyboardInterrupt):
+        train_job.run_training(cfg, tmp_path / "cut", on_checkpoint=stop)
+    resumed = train_job.run_training(cfg, tmp_path / "cut", resume=True)  # epoch 3 redone from epoch 2's
+    assert {k: v for k, v in resumed.items() if k != "train_time_s"} == \
+        {k: v for k, v in full.items() if k != "train_time_s"}
+    with pytest.raises(ConfigError, match="train.checkpoint_every_epochs must be >= 1, got 0"):
+        tiny_config("supcon", "train.checkpoint_every_epochs=0")
 
 
 def test_run_folder_misuse_is_refused(tmp_path, tiny_config):
