@@ -481,6 +481,7 @@ def goal_lines(rows: list[dict]) -> list[str]:
     (strict: shown more accurate, adjusted p < 0.05 with a gain; lenient: not shown less accurate),
     in no more training time (quiet medians). An endpoint without two shared draws counts as p = 1
     in the family (conservative) and reads "not measured". Whichever way it falls."""
+    from supcon.workflows.claims import ALPHA
     from supcon.workflows.stats import holm
 
     cells = {(s["data"], s["n"], s["method"]): s for s in summarise(rows, BASELINE, timed=timing_current)}
@@ -508,13 +509,14 @@ def goal_lines(rows: list[dict]) -> list[str]:
                        f"no more training time: {faster}.")
             continue
         low, high, p = mean - half, mean + half, adjusted[key]
-        if p < 0.05:
-            verdict = f"{'more' if mean > 0 else 'less'} accurate (adjusted p < 0.05)"
+        better, worse = p < ALPHA and mean > 0, p < ALPHA and mean < 0
+        if better or worse:
+            verdict = f"{'more' if better else 'less'} accurate (adjusted p < {ALPHA:g})"
         else:
             verdict = f"no difference detected (the interval excludes effects below {low:+.1f} and above {high:+.1f})"
         out.append(f"{head}, 95% interval {low:+.1f} to {high:+.1f}, Holm-adjusted p {p:.2g}: {verdict}; "
-                   f"shown more accurate (strict reading): {'yes' if p < 0.05 and mean > 0 else 'no'}; "
-                   f"not shown less accurate (lenient reading): {'no' if p < 0.05 and mean < 0 else 'yes'}; "
+                   f"shown more accurate (strict reading): {'yes' if better else 'no'}; "
+                   f"not shown less accurate (lenient reading): {'no' if worse else 'yes'}; "
                    f"no more training time: {faster}.")
     return out
 
