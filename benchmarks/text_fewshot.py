@@ -512,8 +512,10 @@ def goal_lines(rows: list[dict]) -> list[str]:
         better, worse = p < ALPHA and mean > 0, p < ALPHA and mean < 0
         if better or worse:
             verdict = f"{'more' if better else 'less'} accurate (adjusted p < {ALPHA:g})"
-        else:
-            verdict = f"no difference detected (the interval excludes effects below {low:+.1f} and above {high:+.1f})"
+        else:  # an interval clear of zero that fails the adjusted test says so, as claims.py does
+            adjusted_only = low > 0 or high < 0
+            verdict = (f"no difference detected{' after adjustment' * adjusted_only} (the "
+                       f"{'unadjusted ' * adjusted_only}interval excludes effects below {low:+.1f} and above {high:+.1f})")
         out.append(f"{head}, 95% interval {low:+.1f} to {high:+.1f}, Holm-adjusted p {p:.2g}: {verdict}; "
                    f"shown more accurate (strict reading): {'yes' if better else 'no'}; "
                    f"not shown less accurate (lenient reading): {'no' if worse else 'yes'}; "

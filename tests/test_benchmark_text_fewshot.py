@@ -282,6 +282,14 @@ def test_the_goal_reads_holm_adjusted_p_over_the_primary_family_and_quiet_times(
                                                                          for d, a in enumerate(accs)]
     assert "less accurate (adjusted p < 0.05); shown more accurate (strict reading): no; not shown less accurate " \
            "(lenient reading): no;" in tf.goal_lines(worse)[0]
+    # differences +2, +1, +1.5: the raw interval lies above zero, Holm's 4 x p does not pass 0.05
+    clear = [_row("setfit", d, a, 1.0) for d, a in enumerate(accs)] + [_row("supcon", d, a + (2.0, 1.0, 1.5)[d], 1.0)
+                                                                         for d, a in enumerate(accs)]
+    raw = stats.ttest_rel([62.0, 63.0, 65.5], accs).pvalue
+    assert raw < 0.05 <= 4 * raw
+    assert (f"95% interval +0.3 to +2.7, Holm-adjusted p {4 * raw:.2g}: no difference detected after adjustment "
+            "(the unadjusted interval excludes effects below +0.3 and above +2.7); shown more accurate (strict "
+            "reading): no; not shown less accurate (lenient reading): yes;") in tf.goal_lines(clear)[0]
     one = tf.goal_lines([_row("setfit", 0, 60.0, 1.0, 200.0), _row("supcon", 0, 61.0, 1.0, 100.0)])
     assert one == ["- d, N=8, supcon vs SetFit on 1 shared draw: accuracy +1.0 points (no interval from 1 draw): "
                    "at least as accurate: not measured; no more training time: yes (100 against 200 s)."]
