@@ -534,10 +534,7 @@ def plot_points(rows: list[dict]) -> list[dict]:
 def plot(rows: list[dict], path: Path) -> None:
     """Accuracy (mean, 95% interval over draws) against training seconds (log scale), one panel
     per data set and N: up and to the left is better."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from supcon.eval._plot import new_figure, save_png
 
     points = plot_points(rows)
     panels = sorted({(p["data"], p["n"]) for p in points})
@@ -545,8 +542,8 @@ def plot(rows: list[dict], path: Path) -> None:
         raise SystemExit("--plot: no quietly timed rows in the record yet")
     cols = sorted({n for _, n in panels})
     datas = sorted({d for d, _ in panels})
-    fig, axes = plt.subplots(len(datas), len(cols), figsize=(4.2 * len(cols), 3.2 * len(datas)), dpi=110,
-                             squeeze=False)
+    fig = new_figure(4.2 * len(cols), 3.2 * len(datas))
+    axes = fig.subplots(len(datas), len(cols), squeeze=False)
     style = {m: (marker, f"C{i}") for i, (m, marker) in enumerate(zip(METHODS, "osD^v", strict=True))}
     handles = {}
     for (data, n), ax in ((key, axes[datas.index(key[0])][cols.index(key[1])]) for key in panels):
@@ -566,13 +563,10 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax in (a for row in axes for a in row if not a.has_data()):
         ax.set_visible(False)
     ordered = [m for m in METHODS if m in handles]
-    fig.legend([handles[m] for m in ordered], ordered, loc="lower center", ncol=len(ordered), fontsize=8,
+    fig.legend([handles[m] for m in ordered], ordered, loc="outside lower center", ncol=len(ordered), fontsize=8,
                frameon=False)
     fig.suptitle("Few-shot text: accuracy against training time (all-MiniLM-L6-v2)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def selection_table(selection: Path) -> str:
